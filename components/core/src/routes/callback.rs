@@ -1,0 +1,45 @@
+//! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
+
+use super::{header, serve, Route};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::payment::{apply_callback, PaymentCallback};
+use crate::platform::Platform;
+use crate::replay::{check_timestamp, validate_nonce};
+use crate::signature::verify_signature;
+
+const ROUTE: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: true,
+    json_body: true,
+};
+
+/// Serves `/internal/payment-callback`.
+pub fn handle(request: &Request, platform: &Platform) -> Response {
+    serve(&ROUTE, request, platform, callback)
+}
+
+fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+    let signature = header(request, "x-signature")?.ok_or(ApiError::InvalidSignature)?;
+    if !verify_signature(config.inbound_secrets(), &request.body, signature) {
+        return Err(ApiError::InvalidSignature);
+    }
+    check_timestamp(
+        header(request, "x-timestamp")?,
+        config,
+        platform.clock.now_ms(),
+    )?;
+    let nonce = header(request, "x-nonce")?;
+    if let Some(nonce) = nonce {
+        validate_nonce(nonce)?;
+    }
+    let callback = PaymentCallback::parse(&request.body)?;
+    let outcome = apply_callback(platform, config, &callback, nonce)?;
+    eprintln!(
+        "payment-callback order={} outcome={outcome:?}",
+        callback.order_id.as_deref().unwrap_or("-")
+    );
+    Ok(Response::text(200, "OK"))
+}

@@ -1,0 +1,29 @@
+//! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
+
+use super::{serve, Route};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::platform::Platform;
+use crate::sweep::run_sweep;
+
+const ROUTE: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: true,
+    json_body: false,
+};
+
+/// Serves `/internal/credit-retry`.
+pub fn handle(request: &Request, platform: &Platform) -> Response {
+    serve(&ROUTE, request, platform, credit_retry)
+}
+
+fn credit_retry(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+    let report = run_sweep(platform, config)?;
+    eprintln!(
+        "credit-retry attempted={} credited={} failed={} remaining={}",
+        report.attempted, report.credited, report.failed, report.remaining
+    );
+    Ok(Response::json(200, &report))
+}
