@@ -1,0 +1,9 @@
+//! Spin component serving `GET /deposit/status`.
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    topup_spin::serve(request, response_out, topup_core::routes::status::handle);
+}

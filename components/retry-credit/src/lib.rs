@@ -1,0 +1,13 @@
+//! Spin component serving `POST /deposit/retry-credit`.
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    topup_spin::serve(
+        request,
+        response_out,
+        topup_core::routes::retry_credit::handle,
+    );
+}

@@ -1,0 +1,131 @@
+//! Outbound HTTP through `wasi:http/outgoing-handler` with per-request timeouts (Spin honours
+//! `request-options`; the SDK's `send` passes none, which leaves Spin's 600 s default).
+//! Requests of one batch are in flight together.
+
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
+};
+use topup_core::platform::{
+    HttpClient, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
+};
+
+/// Outbound HTTP of a Spin component.
+pub struct SpinHttp;
+
+type Pending = Result<FutureIncomingResponse, TransportError>;
+
+impl HttpClient for SpinHttp {
+    fn send_all(
+        &self,
+        requests: Vec<OutboundRequest>,
+    ) -> Vec<Result<OutboundResponse, TransportError>> {
+        let pending: Vec<Pending> = requests.iter().map(start).collect();
+        // Wait until every response has arrived (or failed).
+        loop {
+            let waiting: Vec<_> = pending
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .filter(|f| f.get().is_none())
+                .map(FutureIncomingResponse::subscribe)
+                .collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let refs: Vec<_> = waiting.iter().collect();
+            wasi::io::poll::poll(&refs);
+        }
+        pending.into_iter().map(|p| p.and_then(finish)).collect()
+    }
+}
+
+fn start(request: &OutboundRequest) -> Pending {
+    let (scheme, rest) = if let Some(rest) = request.url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else if let Some(rest) = request.url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else {
+        return Err(TransportError::Other("URL must be http(s)".into()));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .collect();
+    let fields =
+        Fields::from_list(&headers).map_err(|e| TransportError::Other(format!("{e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let invalid = |_| TransportError::Other("invalid request line".into());
+    outgoing.set_method(&Method::Post).map_err(invalid)?;
+    outgoing.set_scheme(Some(&scheme)).map_err(invalid)?;
+    outgoing.set_authority(Some(authority)).map_err(invalid)?;
+    outgoing.set_path_with_query(Some(path)).map_err(invalid)?;
+
+    let timeout = u64::try_from(request.timeout.as_nanos()).unwrap_or(u64::MAX);
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(timeout));
+    let _ = options.set_first_byte_timeout(Some(timeout));
+    let _ = options.set_between_bytes_timeout(Some(timeout));
+
+    let body = outgoing
+        .body()
+        .map_err(|_| TransportError::Other("request body unavailable".into()))?;
+    // The host reads the body only once the request is handed over, so hand it over first.
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
+    if let Ok(stream) = body.write() {
+        for chunk in request.body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(transport_error)?;
+    Ok(future)
+}
+
+fn finish(future: FutureIncomingResponse) -> Result<OutboundResponse, TransportError> {
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(transport_error(code)),
+        Some(Err(())) | None => return Err(TransportError::Other("response lost".into())),
+    };
+    let status = response.status();
+    Ok(OutboundResponse {
+        status,
+        body: read_body(&response),
+    })
+}
+
+/// Reads at most [`MAX_UPSTREAM_BODY`] bytes; a body cut short keeps what arrived.
+fn read_body(response: &IncomingResponse) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let Ok(body) = response.consume() else {
+        return bytes;
+    };
+    if let Ok(stream) = body.stream() {
+        while bytes.len() < MAX_UPSTREAM_BODY {
+            match stream.blocking_read((MAX_UPSTREAM_BODY - bytes.len()) as u64) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(_) => break,
+            }
+        }
+    }
+    bytes
+}
+
+fn transport_error(code: ErrorCode) -> TransportError {
+    match code {
+        ErrorCode::HttpRequestDenied => TransportError::Denied,
+        ErrorCode::ConnectionRefused => TransportError::ConnectionRefused,
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => TransportError::Timeout,
+        other => TransportError::Other(format!("{other:?}")),
+    }
+}
