@@ -22,13 +22,27 @@ impl HttpClient for SpinHttp {
         requests: Vec<OutboundRequest>,
     ) -> Vec<Result<OutboundResponse, TransportError>> {
         let pending: Vec<Pending> = requests.iter().map(start).collect();
-        // Wait until every response has arrived (or failed).
+        let mut results: Vec<Option<Result<OutboundResponse, TransportError>>> =
+            pending.iter().map(|_| None).collect();
+        for (slot, p) in results.iter_mut().zip(&pending) {
+            if let Err(error) = p {
+                *slot = Some(Err(error.clone()));
+            }
+        }
         loop {
-            let waiting: Vec<_> = pending
+            // `get` hands a response over exactly once; take each as soon as it is ready.
+            for (slot, p) in results.iter_mut().zip(&pending) {
+                if let (None, Ok(future)) = (&slot, p) {
+                    if let Some(outcome) = future.get() {
+                        *slot = Some(finish(outcome));
+                    }
+                }
+            }
+            let waiting: Vec<_> = results
                 .iter()
-                .filter_map(|p| p.as_ref().ok())
-                .filter(|f| f.get().is_none())
-                .map(FutureIncomingResponse::subscribe)
+                .zip(&pending)
+                .filter(|(slot, _)| slot.is_none())
+                .filter_map(|(_, p)| p.as_ref().ok().map(FutureIncomingResponse::subscribe))
                 .collect();
             if waiting.is_empty() {
                 break;
@@ -36,7 +50,10 @@ impl HttpClient for SpinHttp {
             let refs: Vec<_> = waiting.iter().collect();
             wasi::io::poll::poll(&refs);
         }
-        pending.into_iter().map(|p| p.and_then(finish)).collect()
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TransportError::Other("response lost".into()))))
+            .collect()
     }
 }
 
@@ -88,11 +105,13 @@ fn start(request: &OutboundRequest) -> Pending {
     Ok(future)
 }
 
-fn finish(future: FutureIncomingResponse) -> Result<OutboundResponse, TransportError> {
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(transport_error(code)),
-        Some(Err(())) | None => return Err(TransportError::Other("response lost".into())),
+fn finish(
+    outcome: Result<Result<IncomingResponse, ErrorCode>, ()>,
+) -> Result<OutboundResponse, TransportError> {
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => return Err(transport_error(code)),
+        Err(()) => return Err(TransportError::Other("response lost".into())),
     };
     let status = response.status();
     Ok(OutboundResponse {
