@@ -51,6 +51,9 @@ fn nonce_key(bucket: u64, nonce: &str) -> String {
 }
 
 /// Claims `nonce`; `Ok(false)` means it was used within the last TTL.
+///
+/// A nonce already seen is refused after two reads and no write, so a replay changes
+/// nothing; only a first use reaches the increments, which settle concurrent first uses.
 pub fn claim_nonce(
     claims: &dyn KeyValue,
     nonce: &str,
@@ -58,10 +61,18 @@ pub fn claim_nonce(
     ttl_ms: u64,
 ) -> Result<bool, StoreError> {
     let bucket = now / ttl_ms.max(1);
-    if claims.increment(&nonce_key(bucket, nonce), 1)? != 1 {
-        return Ok(false);
+    let keys = [nonce_key(bucket, nonce), nonce_key(bucket + 1, nonce)];
+    for key in &keys {
+        if claims.get(key)?.is_some() {
+            return Ok(false);
+        }
     }
-    Ok(claims.increment(&nonce_key(bucket + 1, nonce), 1)? == 1)
+    for key in &keys {
+        if claims.increment(key, 1)? != 1 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether `key` is a nonce key of a bucket that no claim near `now` can touch (one bucket of
@@ -148,6 +159,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_refused_replay_writes_nothing() {
+        let store = MemoryStore::default();
+        assert!(claim_nonce(&store, "n", 10, 1_000).unwrap());
+        let writes = store.write_ops();
+        let before = store.snapshot();
+        assert!(!claim_nonce(&store, "n", 20, 1_000).unwrap());
+        assert!(!claim_nonce(&store, "n", 1_020, 1_000).unwrap());
+        assert_eq!((store.write_ops(), store.snapshot()), (writes, before));
     }
 
     #[test]
