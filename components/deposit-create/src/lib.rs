@@ -2,8 +2,13 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
+use topup_spin::{NoStore, SpinHttp, Store};
 
 #[http_component]
 fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    topup_spin::serve(request, response_out, topup_core::routes::create::handle);
+    topup_spin::serve::<Store, NoStore, SpinHttp>(
+        request,
+        response_out,
+        topup_core::routes::create::handle,
+    );
 }

@@ -2,8 +2,13 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
+use topup_spin::{NoHttp, NoStore, ReadStore};
 
 #[http_component]
 fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    topup_spin::serve(request, response_out, topup_core::routes::health::handle);
+    topup_spin::serve::<ReadStore, NoStore, NoHttp>(
+        request,
+        response_out,
+        topup_core::routes::health::handle,
+    );
 }

@@ -2,10 +2,11 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
+use topup_spin::{CounterStore, SpinHttp, Store};
 
 #[http_component]
 fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    topup_spin::serve(
+    topup_spin::serve::<Store, CounterStore, SpinHttp>(
         request,
         response_out,
         topup_core::routes::retry_credit::handle,

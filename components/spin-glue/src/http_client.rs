@@ -11,8 +11,25 @@ use topup_core::platform::{
     HttpClient, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
 };
 
-/// Outbound HTTP of a Spin component.
+/// Outbound HTTP of a Spin component (imports `wasi:http/outgoing-handler`).
+#[derive(Default)]
 pub struct SpinHttp;
+
+/// No outbound HTTP: the component has no `allowed_outbound_hosts`.
+#[derive(Default)]
+pub struct NoHttp;
+
+impl HttpClient for NoHttp {
+    fn send_all(
+        &self,
+        requests: Vec<OutboundRequest>,
+    ) -> Vec<Result<OutboundResponse, TransportError>> {
+        requests
+            .iter()
+            .map(|_| Err(TransportError::Denied))
+            .collect()
+    }
+}
 
 type Pending = Result<FutureIncomingResponse, TransportError>;
 
@@ -145,6 +162,16 @@ fn transport_error(code: ErrorCode) -> TransportError {
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
         | ErrorCode::HttpResponseTimeout => TransportError::Timeout,
-        other => TransportError::Other(format!("{other:?}")),
+        ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => {
+            TransportError::Other("DNS failure".into())
+        }
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => TransportError::Other("TLS failure".into()),
+        ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete => {
+            TransportError::Other("connection closed before the response was complete".into())
+        }
+        // Naming every other code would link wasi-http's large `Debug` impl into each component.
+        _ => TransportError::Other("HTTP protocol error".into()),
     }
 }

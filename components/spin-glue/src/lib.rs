@@ -1,6 +1,8 @@
 //! Spin glue shared by every component: turns a Spin request into a core [`Request`], lends
 //! the core a [`Platform`] built on Spin's interfaces, and writes the core's [`Response`].
-//! Each component is one line: `topup_spin::serve(request, response_out, route::handle)`.
+//! Each component is one line naming its route and what it may touch, e.g.
+//! `topup_spin::serve::<ReadStore, NoStore, NoHttp>(request, out, routes::health::handle)`;
+//! the grants are types, so a component links (and imports) only what it is granted.
 
 mod http_client;
 mod store;
@@ -10,21 +12,33 @@ use spin_sdk::wit::wasi::http0_2_0::types::Method;
 use topup_core::http::{Request, Response, MAX_BODY_BYTES};
 use topup_core::platform::{Clock, Platform, Random, VariableError, Variables};
 
-pub use http_client::SpinHttp;
-pub use store::SpinStore;
+pub use http_client::{NoHttp, SpinHttp};
+pub use store::{CounterStore, Grant, NoStore, ReadStore, Store, StoreGrant};
+
+use topup_core::platform::HttpClient;
 
 /// A core route: `topup_core::routes::<route>::handle`.
 pub type Route = fn(&Request, &Platform) -> Response;
 
-/// Serves one request with `route` and writes its response.
-pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, route: Route) {
+/// Serves one request with `route`, granting `Records` on label `default`, `Claims` on label
+/// `claims` and outbound HTTP `Http`, and writes its response.
+pub fn serve<Records, Claims, Http>(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    route: Route,
+) where
+    Records: StoreGrant,
+    Claims: StoreGrant,
+    Http: HttpClient + Default,
+{
     let request = read_request(request);
-    let records = SpinStore::new("default");
-    let claims = SpinStore::new("claims");
+    let records = Records::open("default");
+    let claims = Claims::open("claims");
+    let http = Http::default();
     let platform = Platform {
         records: &records,
         claims: &claims,
-        http: &SpinHttp,
+        http: &http,
         clock: &SpinClock,
         random: &SpinRandom,
         variables: &SpinVariables,
