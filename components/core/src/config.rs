@@ -115,7 +115,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("credit_lease_seconds", Some("30")),
 ];
 
-const MS_PER_DAY: f64 = 86_400_000.0;
+const MS_PER_DAY: u64 = 86_400_000;
 
 impl Config {
     /// Reads and validates every variable.
@@ -223,18 +223,39 @@ fn parse_bool(name: &'static str, raw: &str) -> Result<bool, ConfigError> {
 
 fn parse_ttl_days(raw: &str) -> Result<u64, ConfigError> {
     const NAME: &str = "deposit_ttl_days";
-    let days: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(NAME, format!("`{raw}` is not a number of days")))?;
-    if !days.is_finite() || days <= 0.0 || days > 3650.0 {
+    let invalid = || ConfigError::new(NAME, format!("`{raw}` is not a number of days"));
+    // Decimal days parsed exactly, without floating point: `30`, `0.5`, `0.00003`.
+    let value = raw.trim();
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return Err(invalid());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| invalid())?
+    };
+    if whole > 3650 || (whole == 3650 && fraction.bytes().any(|b| b != b'0')) {
         return Err(ConfigError::new(
             NAME,
             "must be more than 0 and at most 3650",
         ));
     }
-    // Fractions of a day are allowed (e.g. 0.5); never shorter than one second.
-    Ok(((days * MS_PER_DAY) as u64).max(1000))
+    let mut ms = whole * MS_PER_DAY;
+    let mut scale = MS_PER_DAY;
+    for digit in fraction.bytes().take(12) {
+        scale /= 10;
+        ms += u64::from(digit - b'0') * scale;
+    }
+    if ms == 0 {
+        return Err(ConfigError::new(
+            NAME,
+            "must be more than 0 and at most 3650",
+        ));
+    }
+    // Never shorter than one second.
+    Ok(ms.max(1000))
 }
 
 /// A scheme + authority only: these values also feed `allowed_outbound_hosts`, where Spin
@@ -418,6 +439,15 @@ mod tests {
             .with("public_base_url", "https://topup.example/");
         let cfg = Config::load(&vars).unwrap();
         assert_eq!(cfg.deposit_ttl_ms, 43_200_000);
+        let ttl =
+            |v: &str| Config::load(&base().with("deposit_ttl_days", v)).map(|c| c.deposit_ttl_ms);
+        assert_eq!(ttl("0.00003").unwrap(), 2_592);
+        assert_eq!(ttl(".25").unwrap(), 21_600_000);
+        assert_eq!(ttl("3650").unwrap(), 3650 * 86_400_000);
+        assert_eq!(ttl("0.000001").unwrap(), 1_000, "at least one second");
+        for bad in ["3650.5", "3651", ".", "", "1e3", "-1", "0.0", "1.2.3"] {
+            assert!(ttl(bad).is_err(), "{bad:?}");
+        }
         assert!(cfg.enforce_timestamp);
         assert_eq!(cfg.allowed_origins, vec!["https://shop.example"]);
         assert_eq!(
