@@ -91,7 +91,7 @@ pub enum PgMode {
 }
 
 struct PgState {
-    secret: String,
+    secret: Mutex<String>,
     mode: Mutex<PgMode>,
     received: Mutex<Vec<Received>>,
     counter: AtomicU64,
@@ -107,7 +107,7 @@ impl MockPg {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
         let state = Arc::new(PgState {
-            secret: secret.to_string(),
+            secret: Mutex::new(secret.to_string()),
             mode: Mutex::new(PgMode::Nested),
             received: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
@@ -135,11 +135,16 @@ impl MockPg {
     pub fn received(&self) -> Vec<Received> {
         lock(&self.state.received).clone()
     }
+
+    /// The secret later requests must be signed with.
+    pub fn set_secret(&self, secret: &str) {
+        *lock(&self.state.secret) = secret.to_string();
+    }
 }
 
 impl PgState {
     async fn answer(&self, mut received: Received) -> (u16, String) {
-        received.authentic = authentic(&self.secret, &received.headers, &received.body);
+        received.authentic = authentic(&lock(&self.secret), &received.headers, &received.body);
         let authentic = received.authentic;
         let order = received.json()["orderId"]
             .as_str()
@@ -196,7 +201,7 @@ struct Ledger {
 }
 
 struct BotState {
-    secret: String,
+    secret: Mutex<String>,
     mode: Mutex<BotMode>,
     ledger: Mutex<Ledger>,
     release: watch::Sender<u64>,
@@ -212,7 +217,7 @@ impl MockBot {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
         let state = Arc::new(BotState {
-            secret: secret.to_string(),
+            secret: Mutex::new(secret.to_string()),
             mode: Mutex::new(BotMode::Accept),
             ledger: Mutex::new(Ledger::default()),
             release: watch::channel(0).0,
@@ -234,6 +239,11 @@ impl MockBot {
     /// Changes how later requests are answered.
     pub fn set_mode(&self, mode: BotMode) {
         *lock(&self.state.mode) = mode;
+    }
+
+    /// The secret later requests must be signed with.
+    pub fn set_secret(&self, secret: &str) {
+        *lock(&self.state.secret) = secret.to_string();
     }
 
     /// Lets every held request go on.
@@ -271,7 +281,7 @@ impl MockBot {
 
 impl BotState {
     async fn answer(&self, mut received: Received) -> (u16, String) {
-        received.authentic = authentic(&self.secret, &received.headers, &received.body);
+        received.authentic = authentic(&lock(&self.secret), &received.headers, &received.body);
         let authentic = received.authentic;
         let key = received.header("idempotency-key").map(str::to_string);
         let deposit = received.json()["depositId"].as_str().map(str::to_string);

@@ -1,0 +1,336 @@
+//! Exactly-once crediting under duplicates, races, bot outages and a killed host.
+
+use std::time::Duration;
+
+use serde_json::json;
+use topup_host::mocks::BotMode;
+
+use crate::support::{failed_body, paid_body, Backend, TestApp, SECRET};
+
+/// Prints one row of the closing note's table.
+fn report(scenario: &str, backend: Backend, expected: u32, delivered: u32) {
+    println!(
+        "FAULT-TABLE | {scenario} | {backend:?} | expected {expected} | delivered {delivered}"
+    );
+}
+
+async fn concurrent_identical_paid_callbacks_credit_once(backend: Backend) {
+    let app = TestApp::start(backend, &[]).await;
+    let (id, reference) = app.new_deposit("u1", 50000).await;
+    let body = paid_body(&id, &reference, 50000);
+    let replies = futures_join(200, |_| app.callback(&body)).await;
+    assert!(
+        replies.iter().all(|r| r.status == 200),
+        "every duplicate is answered 200"
+    );
+    assert_eq!(app.bot.credits(&id), 1);
+    assert_eq!(
+        app.bot.deliveries(&id).len(),
+        1,
+        "no second delivery either"
+    );
+    assert_eq!(app.view(&id).await["credited"], true);
+    report(
+        "200 concurrent identical PAID",
+        backend,
+        1,
+        app.bot.credits(&id),
+    );
+}
+
+async fn concurrent_reuse_of_one_nonce_has_one_winner(backend: Backend) {
+    let app = TestApp::start(backend, &[]).await;
+    let (id, reference) = app.new_deposit("u1", 5000).await;
+    let body = failed_body(&id, &reference);
+    let replies = futures_join(50, |_| {
+        app.callback_signed(&body, SECRET, &[("x-nonce", "same-nonce")])
+    })
+    .await;
+    let accepted = replies.iter().filter(|r| r.status == 200).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == 409 && r.json()["error"] == "NONCE_REUSED")
+        .count();
+    assert_eq!((accepted, refused), (1, 49));
+    println!("FAULT-TABLE | 50 concurrent same X-Nonce | {backend:?} | accepted 1/refused 49 | accepted {accepted}/refused {refused}");
+}
+
+async fn simultaneous_paid_and_failed_end_paid_credited_once(backend: Backend) {
+    let app = TestApp::start(backend, &[]).await;
+    let mut deposits = Vec::new();
+    for i in 0..20 {
+        deposits.push(app.new_deposit(&format!("u{i}"), 5000).await);
+    }
+    let app = &app;
+    let races = deposits.iter().map(|(id, reference)| async move {
+        let paid = paid_body(id, reference, 5000);
+        let failed = failed_body(id, reference);
+        let (a, b) = tokio::join!(app.callback(&paid), app.callback(&failed));
+        assert_eq!((a.status, b.status), (200, 200));
+    });
+    futures::future::join_all(races).await;
+    let mut delivered = 0;
+    for (id, _) in &deposits {
+        let view = app.view(id).await;
+        assert_eq!(view["status"], "PAID", "{id}: {view}");
+        assert_eq!(view["credited"], true, "{id}");
+        assert_eq!(app.bot.credits(id), 1, "{id}");
+        delivered += app.bot.credits(id);
+    }
+    report("PAID+FAILED at once (x20)", backend, 20, delivered);
+}
+
+async fn bot_outage_then_sweeps_credit_each_once(backend: Backend) {
+    let app = TestApp::start(backend, &[("credit_retry_schedule", "1")]).await;
+    app.bot.set_mode(BotMode::Status(503));
+    let mut deposits = Vec::new();
+    for i in 0..100 {
+        deposits.push(app.new_deposit(&format!("u{i}"), 10000).await);
+    }
+    let app_ref = &app;
+    let paid = deposits.iter().map(|(id, reference)| {
+        let body = paid_body(id, reference, 10000);
+        async move { app_ref.callback(&body).await.status }
+    });
+    let statuses = futures::future::join_all(paid).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    for (id, _) in &deposits {
+        let view = app.view(id).await;
+        assert_eq!(
+            (view["status"].clone(), view["credited"].clone()),
+            (json!("PAID"), json!(false)),
+            "{id}"
+        );
+    }
+    assert!(app.bot.all_credits().is_empty());
+
+    app.bot.set_mode(BotMode::Accept);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut sweeps = 0;
+    loop {
+        let result = app.sweep().await;
+        sweeps += 1;
+        if result["remaining"] == 0 {
+            break;
+        }
+        assert!(sweeps < 20, "sweeps did not finish: {result}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut delivered = 0;
+    for (id, _) in &deposits {
+        assert_eq!(app.view(id).await["credited"], true, "{id}");
+        assert_eq!(app.bot.credits(id), 1, "{id}");
+        delivered += app.bot.credits(id);
+    }
+    // Another sweep finds nothing to do and cleans up.
+    let idle = app.sweep().await;
+    assert_eq!(
+        (idle["attempted"].clone(), idle["remaining"].clone()),
+        (json!(0), json!(0))
+    );
+    let claims = app.stores.keys("claims");
+    assert!(
+        claims.iter().all(|k| !k.starts_with("paid:")),
+        "finished claims are removed: {claims:?}"
+    );
+    report("bot 503 for 100 paid, then sweeps", backend, 100, delivered);
+}
+
+async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
+    let mut app = TestApp::start(backend, &[("credit_lease_seconds", "2")]).await;
+    app.restart_as_process().await;
+    let (id, reference) = app.new_deposit("u1", 5000).await;
+
+    app.bot.set_mode(BotMode::Hang);
+    let http = app.http.clone();
+    let body = paid_body(&id, &reference, 5000);
+    let signature = crate::support::sign(SECRET, body.as_bytes());
+    let in_flight = tokio::spawn(async move {
+        http.try_send(
+            "POST",
+            "/internal/payment-callback",
+            &[
+                ("authorization", &format!("Bearer {SECRET}")),
+                ("content-type", "application/json"),
+                ("x-signature", &signature),
+            ],
+            body,
+        )
+        .await
+    });
+    // Wait until the credit is at the bot, then kill the host (SIGKILL).
+    for _ in 0..200 {
+        if !app.bot.deliveries(&id).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.bot.deliveries(&id).len(),
+        1,
+        "the credit reached the bot before the kill"
+    );
+    app.kill();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the gateway saw the connection die"
+    );
+
+    app.restart_as_process().await;
+    app.bot.set_mode(BotMode::Accept);
+    let view = app.view(&id).await;
+    assert_eq!(
+        (view["status"].clone(), view["credited"].clone()),
+        (json!("PAID"), json!(false))
+    );
+
+    // The gateway resends the callback it got no answer to: a duplicate.
+    let resend = app.callback(&paid_body(&id, &reference, 5000)).await;
+    assert_eq!(resend.status, 200);
+    assert_eq!(
+        app.bot.credits(&id),
+        0,
+        "the held credit was never applied, the resend sent none"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2_100)).await; // the dead owner's lease ends
+    let sweep = app.sweep().await;
+    assert_eq!(
+        (sweep["attempted"].clone(), sweep["credited"].clone()),
+        (json!(1), json!(1)),
+        "{sweep}"
+    );
+    assert_eq!(app.view(&id).await["credited"], true);
+
+    // The held request from before the kill finally lands: same Idempotency-Key, no new credit.
+    app.bot.release();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.bot.credits(&id), 1);
+    let keys: Vec<_> = app
+        .bot
+        .deliveries(&id)
+        .iter()
+        .map(|d| d.header("idempotency-key").map(str::to_string))
+        .collect();
+    assert!(
+        keys.iter().all(|k| k.as_deref() == Some(id.as_str())),
+        "{keys:?}"
+    );
+    let bodies: Vec<_> = app
+        .bot
+        .deliveries(&id)
+        .iter()
+        .map(|d| d.body.clone())
+        .collect();
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every delivery carries the same bytes"
+    );
+    report(
+        "SIGKILL mid-credit, restart, sweep",
+        backend,
+        1,
+        app.bot.credits(&id),
+    );
+}
+
+async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
+    let mut app = TestApp::start(backend, &[]).await;
+
+    // Amount mismatch: not credited, the record says why.
+    let (id, reference) = app.new_deposit("u1", 50000).await;
+    assert_eq!(
+        app.callback(&paid_body(&id, &reference, 5000)).await.status,
+        200
+    );
+    let view = app.view(&id).await;
+    assert_eq!(view["credited"], false);
+    assert_eq!(view["review"]["reason"], "AMOUNT_MISMATCH");
+    assert_eq!(view["creditResult"]["error"], "AMOUNT_MISMATCH");
+    assert_eq!(app.bot.credits(&id), 0);
+    report("amount mismatch", backend, 0, app.bot.credits(&id));
+
+    // FAILED after PAID: ignored and recorded.
+    let (id2, reference2) = app.new_deposit("u2", 5000).await;
+    app.callback(&paid_body(&id2, &reference2, 5000)).await;
+    assert_eq!(
+        app.callback(&failed_body(&id2, &reference2)).await.status,
+        200
+    );
+    let view = app.view(&id2).await;
+    assert_eq!(
+        (view["status"].clone(), view["credited"].clone()),
+        (json!("PAID"), json!(true))
+    );
+    assert_eq!(view["ignoredEvents"][0]["status"], "FAILED");
+    report("FAILED after PAID", backend, 1, app.bot.credits(&id2));
+
+    // Rotation: the new secret is current, the old one still accepted inbound.
+    app.restart_with(&[
+        ("shared_secret", "rotated-secret-9876543210"),
+        ("shared_secret_previous", SECRET),
+    ])
+    .await;
+    app.pg.set_secret("rotated-secret-9876543210");
+    app.bot.set_secret("rotated-secret-9876543210");
+    let (id3, reference3) = {
+        let reply = app
+            .http
+            .send(
+                "POST",
+                "/deposit/create",
+                &[
+                    ("authorization", &format!("Bearer {SECRET}")),
+                    ("content-type", "application/json"),
+                ],
+                json!({"userId": "u3", "amount": 5000}).to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "old bearer accepted during rotation");
+        (
+            reply.json()["depositId"].as_str().unwrap().to_string(),
+            reply.json()["reference"].as_str().unwrap().to_string(),
+        )
+    };
+    let old = app
+        .callback_signed(&failed_body(&id3, &reference3), SECRET, &[])
+        .await;
+    assert_eq!(old.status, 200, "old signature accepted during rotation");
+
+    // Rotation over: the old secret is refused.
+    app.restart_with(&[("shared_secret_previous", "")]).await;
+    let refused = app
+        .callback_signed(&failed_body(&id3, &reference3), SECRET, &[])
+        .await;
+    assert_eq!(
+        (refused.status, refused.json()["error"].clone()),
+        (401, json!("UNAUTHORIZED"))
+    );
+    let new = app
+        .callback_signed(
+            &failed_body(&id3, &reference3),
+            "rotated-secret-9876543210",
+            &[],
+        )
+        .await;
+    assert_eq!(new.status, 200);
+    report("rotated secret accepted / old refused after", backend, 0, 0);
+}
+
+/// Runs `n` requests concurrently.
+async fn futures_join<'a, F, Fut>(n: usize, make: F) -> Vec<crate::support::Reply>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = crate::support::Reply> + 'a,
+{
+    futures::future::join_all((0..n).map(make)).await
+}
+
+crate::on_both_backends!(
+    concurrent_identical_paid_callbacks_credit_once,
+    concurrent_reuse_of_one_nonce_has_one_winner,
+    simultaneous_paid_and_failed_end_paid_credited_once,
+    bot_outage_then_sweeps_credit_each_once,
+    killed_host_mid_credit_is_finished_by_a_sweep,
+    mismatch_failed_after_paid_and_secret_rotation,
+);

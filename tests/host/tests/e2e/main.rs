@@ -1,0 +1,7 @@
+//! End-to-end suite: the real `.wasm` components on the test host, over real HTTP, against
+//! Spin's SQLite store and a real Redis, with the Central PG and the bot mocked over HTTP.
+//! Every scenario runs once per backend (`sqlite::` and `redis::` test names).
+
+mod api;
+mod faults;
+mod support;
