@@ -141,6 +141,14 @@ impl<'a> DepositStore<'a> {
         }))
     }
 
+    /// Only the credit state of a deposit (whatever its expiry): enough to see that a
+    /// payment claim is finished, with one read.
+    pub fn load_credit(&self, id: &str, now: u64) -> Result<Option<Credit>, StoreError> {
+        Ok(self
+            .read::<Credit>(&credit_key(id), now)?
+            .map(|opened| split(opened).0.v))
+    }
+
     /// The deposit id a gateway reference belongs to.
     pub fn resolve_reference(
         &self,
@@ -227,12 +235,10 @@ impl<'a> DepositStore<'a> {
         Ok(index)
     }
 
-    /// Deletes claim keys (finished credits, old nonces) in one statement.
+    /// Deletes claim keys (finished credits, old nonces), a thousand per statement.
     pub fn delete_claims(&self, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.claims.delete_many(keys)
+        keys.chunks(1000)
+            .try_for_each(|chunk| self.claims.delete_many(chunk))
     }
 
     /// The payment-claim key of a deposit (for cleanup lists).

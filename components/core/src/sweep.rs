@@ -20,8 +20,12 @@ use crate::storage::{DepositStore, StoredDeposit};
 const BATCH_SIZE: usize = 16;
 /// Most deliveries one sweep makes.
 const MAX_DELIVERIES: usize = 256;
-/// A sweep starts no new batch after this long (ms).
+/// A sweep starts no new batch of deliveries after this long (ms).
 const TIME_BUDGET_MS: u64 = 20_000;
+/// A sweep stops checking claims after this long (ms) ...
+const SCAN_BUDGET_MS: u64 = 5_000;
+/// ... or after this many; the rest wait for the next sweep.
+const MAX_SCANNED: usize = 20_000;
 
 /// What a sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -34,8 +38,11 @@ pub struct SweepReport {
     pub credited: u32,
     /// Deliveries that failed (rescheduled or exhausted).
     pub failed: u32,
-    /// Paid deposits still not credited after this sweep.
+    /// Payment claims left after this sweep: deposits not yet credited, plus any this sweep
+    /// had no time to check (then `more` is true).
     pub remaining: u32,
+    /// True when claims were left unchecked; run the sweep again.
+    pub more: bool,
     /// Of those, how many gave up and wait for a manual retry.
     pub exhausted: u32,
     /// Finished claims and expired nonces removed.
@@ -64,21 +71,34 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
         .collect();
     let mut due = Vec::new();
 
-    for id in &index.paid {
+    for (scanned, id) in index.paid.iter().enumerate() {
+        if scanned >= MAX_SCANNED
+            || platform.clock.now_ms().saturating_sub(started) > SCAN_BUDGET_MS
+        {
+            let unchecked = index.paid.len() - scanned;
+            report.remaining += u32::try_from(unchecked).unwrap_or(u32::MAX);
+            report.more = true;
+            break;
+        }
+        // Most claims belong to credits already delivered: one read settles those.
+        let finished_claim = |store: &DepositStore, finished: &mut Vec<String>| {
+            finished.push(store.payment_claim(id));
+            finished.extend(index.attempts.get(id).cloned().unwrap_or_default());
+        };
+        if store
+            .load_credit(id, started)?
+            .is_some_and(|c| c.is_credited())
+        {
+            finished_claim(&store, &mut finished);
+            continue;
+        }
         let stored = store.load(id, started)?;
-        let state = stored.as_ref().map(|s| s.credit.as_ref());
-        match state {
-            // Deposit gone, or credited: the claim has done its job.
-            None
-            | Some(Some(Credit {
-                state: crate::credit::CreditState::Credited,
-                ..
-            })) => {
-                finished.push(store.payment_claim(id));
-                finished.extend(index.attempts.get(id).cloned().unwrap_or_default());
-                if stored.is_some() {
-                    store.clear_orphan(id)?;
-                }
+        match stored.as_ref().map(|s| s.credit.as_ref()) {
+            // Deposit gone (or credited meanwhile): the claim has done its job.
+            None => finished_claim(&store, &mut finished),
+            Some(Some(credit)) if credit.is_credited() => {
+                finished_claim(&store, &mut finished);
+                store.clear_orphan(id)?;
             }
             Some(Some(credit)) => {
                 report.remaining += 1;

@@ -932,3 +932,49 @@ fn a_fresh_claim_after_cleanup_is_checked_against_the_record() {
     assert_eq!(response.status, 200);
     assert_eq!(bot_requests(&p).len(), 1);
 }
+
+#[test]
+fn a_backlog_of_finished_claims_is_cleaned_over_bounded_sweeps() {
+    use topup_core::credit::{AttemptKind, Credit, DeliveryOutcome};
+    use topup_core::envelope::Envelope;
+    use topup_core::platform::KeyValue;
+
+    let p = platform();
+    let config = topup_core::testing::test_config();
+    let mut credited = Credit::new_payment(1, None, None, Duration::from_secs(30));
+    credited.record(
+        &DeliveryOutcome::Accepted,
+        1,
+        AttemptKind::Inline,
+        2,
+        &config,
+    );
+    let value = Envelope::new(&credited, u64::MAX).encode();
+    let entries: Vec<(String, Vec<u8>)> = (0..25_000)
+        .map(|i| (format!("credit:D{i}"), value.clone()))
+        .collect();
+    p.records.set_many(&entries).unwrap();
+    for i in 0..25_000 {
+        p.claims.increment(&format!("paid:D{i}"), 1).unwrap();
+    }
+
+    let first = sweep(&p);
+    assert_eq!(first["cleaned"], 20_000, "{first}");
+    assert_eq!(
+        (first["more"].clone(), first["remaining"].clone()),
+        (json!(true), json!(5_000))
+    );
+    assert_eq!(p.claims.keys().len(), 5_000);
+
+    let second = sweep(&p);
+    assert_eq!(second["cleaned"], 5_000);
+    assert_eq!(
+        (second["more"].clone(), second["remaining"].clone()),
+        (json!(false), json!(0))
+    );
+    assert!(p.claims.keys().is_empty());
+    assert!(
+        bot_requests(&p).is_empty(),
+        "finished credits are never resent"
+    );
+}
