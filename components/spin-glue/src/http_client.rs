@@ -112,11 +112,7 @@ fn start(request: &OutboundRequest) -> Pending {
     // The host reads the body only once the request is handed over, so hand it over first.
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
     if let Ok(stream) = body.write() {
-        for chunk in request.body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
+        let _ = crate::write_all(&stream, &request.body);
     }
     OutgoingBody::finish(body, None).map_err(transport_error)?;
     Ok(future)

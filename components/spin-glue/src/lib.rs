@@ -128,14 +128,31 @@ fn write_response(response_out: ResponseOutparam, response: Response) {
     };
     ResponseOutparam::set(response_out, outgoing);
     if let Ok(stream) = body.write() {
-        for chunk in response.body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-        drop(stream);
+        let _ = write_all(&stream, &response.body);
     }
     let _ = OutgoingBody::finish(body, None);
+}
+
+/// Queues `bytes` on an outgoing body stream, waiting only when the host has no room.
+///
+/// Not `blocking_write_and_flush`: that also waits until the host has taken the data out of
+/// its buffer, a hand-off to the host's sending task on every body.
+pub(crate) fn write_all(
+    stream: &wasi::io::streams::OutputStream,
+    mut bytes: &[u8],
+) -> Result<(), wasi::io::streams::StreamError> {
+    while !bytes.is_empty() {
+        let room = match stream.check_write()? {
+            0 => {
+                stream.subscribe().block();
+                continue;
+            }
+            room => usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len()),
+        };
+        stream.write(&bytes[..room])?;
+        bytes = &bytes[room..];
+    }
+    Ok(())
 }
 
 /// Wall clock and sleeping through `wasi:clocks`.
