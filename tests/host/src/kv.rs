@@ -26,7 +26,11 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "topup:host/spin-imports",
-        imports: { default: async | trappable },
+        // Variables are an in-memory lookup: a plain call avoids the async host-call machinery.
+        imports: {
+            "fermyon:spin/variables.get": trappable,
+            default: async | trappable,
+        },
         with: {
             "wasi:keyvalue/store.bucket": super::Bucket,
             "wasi:keyvalue/atomics.cas": super::Cas,
@@ -150,6 +154,7 @@ pub fn open_sqlite(path: &Path, label: &str) -> Result<Arc<dyn Backend>> {
     }
     let connection = Connection::open(path)
         .with_context(|| format!("cannot open SQLite store {}", path.display()))?;
+    rusqlite::vtab::array::load_module(&connection)?;
     connection.execute(
         "CREATE TABLE IF NOT EXISTS spin_key_value (
             store TEXT NOT NULL,
@@ -171,19 +176,23 @@ struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs `f` on the connection without stalling the async runtime (Spin uses
-    /// `block_in_place` the same way).
+    /// Runs `f` on the connection. An idle connection is used right away (a read takes
+    /// microseconds, and `block_in_place` would hand this worker's tasks to another thread
+    /// each time); a busy one, held by a write syncing to disk, is waited for inside
+    /// `block_in_place`, as Spin waits for every call, so the runtime's other tasks go on.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        tokio::task::block_in_place(|| {
-            let mut connection = self
-                .connection
-                .lock()
-                .map_err(|_| Failure::Trap("SQLite connection poisoned".into()))?;
-            f(&mut connection, &self.label)
-        })
+        let poisoned = || Failure::Trap("SQLite connection poisoned".into());
+        match self.connection.try_lock() {
+            Ok(mut connection) => f(&mut connection, &self.label),
+            Err(std::sync::TryLockError::Poisoned(_)) => Err(poisoned()),
+            Err(std::sync::TryLockError::WouldBlock) => tokio::task::block_in_place(|| {
+                let mut connection = self.connection.lock().map_err(|_| poisoned())?;
+                f(&mut connection, &self.label)
+            }),
+        }
     }
 }
 
@@ -269,15 +278,14 @@ impl Backend for SqliteStore {
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<(), Failure> {
-        // One statement, hence one transaction, as Spin's `IN rarray(...)`.
+        // One statement over `rarray`, as Spin does: no limit on the number of keys.
+        let keys: Vec<rusqlite::types::Value> = keys.into_iter().map(Into::into).collect();
+        let keys = std::rc::Rc::new(keys);
         self.with(|c, store| {
-            let placeholders = vec!["?"; keys.len()].join(",");
-            let sql =
-                format!("DELETE FROM spin_key_value WHERE store=? AND key IN ({placeholders})");
-            let params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&store as &dyn rusqlite::ToSql)
-                .chain(keys.iter().map(|k| k as &dyn rusqlite::ToSql))
-                .collect();
-            c.execute(&sql, params.as_slice())?;
+            c.prepare_cached(
+                "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+            )?
+            .execute(rusqlite::named_params! {":name": store, ":keys": keys})?;
             Ok(())
         })
     }
@@ -554,7 +562,7 @@ impl batch::Host for HostState {
 }
 
 impl variables::Host for HostState {
-    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         Ok(self.variables.get(&name).map_err(|error| match error {
             GetError::InvalidName(message) => variables::Error::InvalidName(message),
             GetError::Undefined(message) => variables::Error::Undefined(message),
