@@ -1,0 +1,239 @@
+//! A closed-loop load generator: `concurrency` workers, each sending its next request as soon
+//! as the last one answered, for a fixed time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+/// One HTTP client with a connection per worker.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Http {
+    /// Client for `base`.
+    pub fn new(base: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build(connector),
+            base: base.to_string(),
+        }
+    }
+
+    /// Sends a request and returns status and body; `None` on a connection failure.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Option<(u16, Bytes)> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Full::new(body)).ok()?;
+        let response = self.client.request(request).await.ok()?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        Some((status, body))
+    }
+}
+
+/// What one scenario does per operation.
+#[derive(Clone)]
+pub enum Operation {
+    /// `GET /health`.
+    Health,
+    /// `GET /deposit/status` of one of these deposits, round robin.
+    Status(Arc<Vec<String>>),
+    /// `POST /deposit/create`.
+    Create,
+    /// create, then a signed PAID callback (the app credits the bot inline).
+    PaidFlow,
+}
+
+/// Measured outcome of a scenario.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Operations completed (a paid flow counts once).
+    pub operations: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Operations per second.
+    pub per_second: f64,
+    /// Latency percentiles in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+/// Runs `operation` with `concurrency` workers for `duration`.
+pub async fn run(
+    http: &Http,
+    secret: &str,
+    operation: Operation,
+    concurrency: usize,
+    duration: Duration,
+) -> Outcome {
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers = (0..concurrency).map(|worker| {
+        let http = http.clone();
+        let secret = secret.to_string();
+        let operation = operation.clone();
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let begun = Instant::now();
+                let ok = perform(&http, &secret, &operation, worker, n).await;
+                latencies.push(begun.elapsed().as_micros() as u32);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        })
+    });
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for (mut l, e) in futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
+    Outcome {
+        operations: latencies.len() as u64,
+        errors,
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        max_ms: latencies.last().map_or(0.0, |us| f64::from(*us) / 1000.0),
+    }
+}
+
+fn bearer(secret: &str) -> String {
+    format!("Bearer {secret}")
+}
+
+/// Creates a deposit; returns (depositId, reference).
+pub async fn create(
+    http: &Http,
+    secret: &str,
+    user: &str,
+    amount: u64,
+) -> Option<(String, String)> {
+    let body = json!({"userId": user, "amount": amount}).to_string();
+    let (status, reply) = http
+        .send(
+            "POST",
+            "/deposit/create",
+            &[
+                ("authorization", &bearer(secret)),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from(body),
+        )
+        .await?;
+    if status != 200 {
+        return None;
+    }
+    let reply: Value = serde_json::from_slice(&reply).ok()?;
+    Some((
+        reply["depositId"].as_str()?.to_string(),
+        reply["reference"].as_str()?.to_string(),
+    ))
+}
+
+/// Sends a signed PAID callback; true when answered 200.
+pub async fn pay(
+    http: &Http,
+    secret: &str,
+    id: &str,
+    reference: &str,
+    amount: u64,
+    nonce: Option<&str>,
+) -> bool {
+    let body = json!({"orderId": id, "reference": reference, "status": "PAID", "resultCode": "00",
+                      "duitkuData": {"merchantOrderId": id, "amount": amount.to_string(), "paymentMethod": "BC"}})
+    .to_string();
+    let signature =
+        topup_core::signature::sign(&topup_core::config::Secret::new(secret), body.as_bytes());
+    let bearer = bearer(secret);
+    let mut headers = vec![
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+        ("x-signature", signature.as_str()),
+    ];
+    if let Some(nonce) = nonce {
+        headers.push(("x-nonce", nonce));
+    }
+    matches!(
+        http.send(
+            "POST",
+            "/internal/payment-callback",
+            &headers,
+            Bytes::from(body)
+        )
+        .await,
+        Some((200, _))
+    )
+}
+
+async fn perform(http: &Http, secret: &str, operation: &Operation, worker: usize, n: u64) -> bool {
+    match operation {
+        Operation::Health => matches!(
+            http.send("GET", "/health", &[], Bytes::new()).await,
+            Some((200, _))
+        ),
+        Operation::Status(ids) => {
+            let id = &ids[n as usize % ids.len()];
+            matches!(
+                http.send(
+                    "GET",
+                    &format!("/deposit/status?depositId={id}"),
+                    &[("authorization", &bearer(secret))],
+                    Bytes::new()
+                )
+                .await,
+                Some((200, _))
+            )
+        }
+        Operation::Create => create(http, secret, &format!("w{worker}"), 50_000)
+            .await
+            .is_some(),
+        Operation::PaidFlow => match create(http, secret, &format!("w{worker}"), 50_000).await {
+            Some((id, reference)) => pay(http, secret, &id, &reference, 50_000, None).await,
+            None => false,
+        },
+    }
+}
