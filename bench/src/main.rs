@@ -286,6 +286,11 @@ impl Stack {
 
     /// A runtime config in a fresh subdirectory (fresh SQLite files, or flushed Redis).
     fn runtime_config(&self, name: &str) -> Result<PathBuf> {
+        self.runtime_config_keeping(name, false)
+    }
+
+    /// The runtime config of subdirectory `name`; `keep` reuses its stores as they are.
+    fn runtime_config_keeping(&self, name: &str, keep: bool) -> Result<PathBuf> {
         let sub = self.dir.join(name);
         std::fs::create_dir_all(&sub)?;
         let text = match &self.redis {
@@ -293,7 +298,9 @@ impl Stack {
                      [key_value_store.claims]\ntype = \"spin\"\npath = \"claims.db\"\n"
                 .to_string(),
             Some(redis) => {
-                redis.command(0, &["FLUSHALL"])?;
+                if !keep {
+                    redis.command(0, &["FLUSHALL"])?;
+                }
                 format!(
                     "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\
                      [key_value_store.claims]\ntype = \"redis\"\nurl = \"{}\"\n",
@@ -392,6 +399,7 @@ async fn bench_backend(backend: Backend, options: &Options, report: &mut Report)
     );
 
     // Writes per paid flow, and proof that reads do not write.
+    let mut paid_ids = Vec::new();
     for nonce in [false, true] {
         let app = AppProcess::start(
             &stack.runtime_config(&format!("writes{nonce}"))?,
@@ -404,6 +412,9 @@ async fn bench_backend(backend: Backend, options: &Options, report: &mut Report)
             if let Some((id, reference)) =
                 load::create(&app.http, SECRET, &format!("w{i}"), 50_000).await
             {
+                if nonce {
+                    paid_ids.push(id.clone());
+                }
                 let nonce_value = format!("nonce-{i}");
                 if load::pay(
                     &app.http,
@@ -429,6 +440,38 @@ async fn bench_backend(backend: Backend, options: &Options, report: &mut Report)
                 format!("{per_flow:.2} ({flows} flows; per label: {stats})"),
             );
         }
+    }
+
+    let reader = AppProcess::start(
+        &stack.runtime_config_keeping("writestrue", true)?,
+        &stack.env,
+        &stack.dir,
+    )?;
+    reader.ready().await?;
+    let paid_ids = Arc::new(paid_ids);
+    load::run(
+        &reader.http,
+        SECRET,
+        Operation::Status(paid_ids.clone()),
+        16,
+        Duration::from_secs(1),
+    )
+    .await;
+    load::run(
+        &reader.http,
+        SECRET,
+        Operation::Health,
+        16,
+        Duration::from_secs(1),
+    )
+    .await;
+    if let Some(stats) = reader.stop() {
+        report.fact(
+            format!(
+                "{label}: store writes during 1 s of status reads of paid deposits + 1 s of health"
+            ),
+            writes(&stats).to_string(),
+        );
     }
 
     let app = AppProcess::start(&stack.runtime_config("load")?, &stack.env, &stack.dir)?;
@@ -684,6 +727,108 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+fn rate<'a>(
+    report: &'a Report,
+    backend: &str,
+    scenario: &str,
+    concurrency: usize,
+) -> Option<&'a Outcome> {
+    report
+        .rows
+        .iter()
+        .find(|r| r.backend == backend && r.scenario == scenario && r.concurrency == concurrency)
+        .map(|r| &r.outcome)
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// Issue 5's targets and the original worker's figures, checked against what was measured.
+fn targets(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    for backend in ["sqlite", "redis"] {
+        if let Some(o) = rate(report, backend, "status", 16) {
+            lines.push(format!(
+                "{}: {backend} status reads at 16 connections >= 4,400/s with p99 <= 10 ms: {:.0}/s, p99 {:.2} ms",
+                mark(o.per_second >= 4400.0 && o.p99_ms <= 10.0), o.per_second, o.p99_ms
+            ));
+        }
+        let (floor, worker) = if backend == "redis" {
+            (400.0, 200.0)
+        } else {
+            (200.0, 200.0)
+        };
+        if let Some(o) = rate(report, backend, "paid flow", 16) {
+            lines.push(format!(
+                "{}: {backend} paid flows at 16 connections >= {floor:.0}/s: {:.0}/s ({:.1}x the worker's ~{worker:.0})",
+                mark(o.per_second >= floor), o.per_second, o.per_second / worker
+            ));
+        }
+        for (scenario, worker) in [("health", 6200.0), ("status", 2200.0), ("create", 570.0)] {
+            if let Some(o) = rate(report, backend, scenario, 16) {
+                lines.push(format!(
+                    "{}: {backend} {scenario} at least twice the original worker (~{worker:.0}/s): {:.0}/s = {:.1}x",
+                    mark(o.per_second >= 2.0 * worker), o.per_second, o.per_second / worker
+                ));
+            }
+        }
+    }
+    for (name, value) in &report.facts {
+        if name.contains("writes per paid flow") && !name.contains("Nonce") {
+            let per_flow: f64 = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX);
+            lines.push(format!(
+                "{}: at most 4 store writes per paid flow ({name}): {per_flow:.2}",
+                mark(per_flow <= 4.0)
+            ));
+        }
+        if name.starts_with("size of") {
+            let bytes: f64 = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX);
+            lines.push(format!(
+                "{}: {name} <= 300 KiB: {:.1} KiB",
+                mark(bytes <= 300.0 * 1024.0),
+                bytes / 1024.0
+            ));
+        }
+        if name.contains("start to first 200, warm") {
+            let ms: f64 = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX);
+            lines.push(format!(
+                "{}: {name} <= 500 ms: {ms:.0} ms",
+                mark(ms <= 500.0)
+            ));
+        }
+    }
+    for scenario in ["health", "status", "create", "paid flow"] {
+        if let (Some(native), Some(wasm)) = (
+            rate(report, "native", scenario, 16),
+            rate(report, "sqlite", scenario, 16),
+        ) {
+            let ratio = native.per_second / wasm.per_second.max(0.001);
+            lines.push(format!(
+                "{}: wasm overhead vs native on SQLite <= 2x ({scenario}): x{ratio:.2}",
+                mark(ratio <= 2.0)
+            ));
+        }
+    }
+    lines
+}
+
 fn write_report(options: &Options, report: &Report) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -748,6 +893,10 @@ fn write_report(options: &Options, report: &Report) -> Result<()> {
     writeln!(md, "## Other figures\n")?;
     for (name, value) in &report.facts {
         writeln!(md, "- {name}: {value}")?;
+    }
+    writeln!(md, "\n## Against the targets\n")?;
+    for line in targets(report) {
+        writeln!(md, "- {line}")?;
     }
     if !report.notes.is_empty() {
         writeln!(md, "\n## WebAssembly overhead\n")?;
