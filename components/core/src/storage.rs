@@ -4,7 +4,8 @@
 //! `deposit:{id}`, `ref:{reference}` → id, `credit:{id}`, `orphan:{id}`.
 //! Store `claims` (raw counters written only by `increment`):
 //! `paid:{id}` (the payment claim; its presence lists the deposit as owed a credit until a
-//! sweep sees it credited), `attempt:{id}:{generation}`, `nonce:{bucket}:{nonce}`.
+//! sweep sees it credited), `attempt:{id}:{generation}`, `orphan:{id}` (lists an orphan mark
+//! so it is removed with its claim), `nonce:{bucket}:{nonce}`.
 
 use std::collections::BTreeMap;
 
@@ -77,6 +78,8 @@ pub struct ClaimIndex {
     pub paid: Vec<String>,
     /// Attempt-claim keys per deposit id.
     pub attempts: BTreeMap<String, Vec<String>>,
+    /// Deposit ids that carry an orphan mark.
+    pub orphans: std::collections::BTreeSet<String>,
     /// Every nonce key.
     pub nonces: Vec<String>,
 }
@@ -228,6 +231,8 @@ impl<'a> DepositStore<'a> {
                 .and_then(|rest| rest.rsplit_once(':'))
             {
                 index.attempts.entry(id.to_string()).or_default().push(key);
+            } else if let Some(id) = key.strip_prefix(ORPHAN) {
+                index.orphans.insert(id.to_string());
             } else if key.starts_with(crate::replay::NONCE_PREFIX) {
                 index.nonces.push(key);
             }
@@ -254,18 +259,21 @@ impl<'a> DepositStore<'a> {
         })
     }
 
-    /// Remembers when a sweep first saw an orphaned payment claim.
+    /// Remembers when a sweep first saw an orphaned payment claim, and lists the mark in the
+    /// claims store so it is removed together with the claim.
     pub fn mark_orphan(&self, id: &str, now: u64) -> Result<(), StoreError> {
         let mark = OrphanMark { first_seen: now };
         self.records.set(
             &orphan_key(id),
             &Envelope::new(mark, now.saturating_add(self.ttl_ms)).encode(),
-        )
+        )?;
+        self.claims.increment(&orphan_key(id), 1).map(drop)
     }
 
-    /// Removes an orphan mark once the claim is resolved.
-    pub fn clear_orphan(&self, id: &str) -> Result<(), StoreError> {
-        self.records.delete(&orphan_key(id))
+    /// Removes an orphan mark; returns its claims-store key for the batch delete.
+    pub fn clear_orphan(&self, id: &str) -> Result<String, StoreError> {
+        self.records.delete(&orphan_key(id))?;
+        Ok(orphan_key(id))
     }
 }
 

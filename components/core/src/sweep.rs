@@ -80,26 +80,28 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
             report.more = true;
             break;
         }
-        // Most claims belong to credits already delivered: one read settles those.
-        let finished_claim = |store: &DepositStore, finished: &mut Vec<String>| {
+        // A finished claim takes its attempt claims and any orphan mark with it.
+        let retire = |finished: &mut Vec<String>| -> Result<(), StoreError> {
             finished.push(store.payment_claim(id));
             finished.extend(index.attempts.get(id).cloned().unwrap_or_default());
+            if index.orphans.contains(id) {
+                finished.push(store.clear_orphan(id)?);
+            }
+            Ok(())
         };
+        // Most claims belong to credits already delivered: one read settles those.
         if store
             .load_credit(id, started)?
             .is_some_and(|c| c.is_credited())
         {
-            finished_claim(&store, &mut finished);
+            retire(&mut finished)?;
             continue;
         }
         let stored = store.load(id, started)?;
         match stored.as_ref().map(|s| s.credit.as_ref()) {
-            // Deposit gone (or credited meanwhile): the claim has done its job.
-            None => finished_claim(&store, &mut finished),
-            Some(Some(credit)) if credit.is_credited() => {
-                finished_claim(&store, &mut finished);
-                store.clear_orphan(id)?;
-            }
+            // Deposit gone, or credited meanwhile: the claim has done its job.
+            None => retire(&mut finished)?,
+            Some(Some(credit)) if credit.is_credited() => retire(&mut finished)?,
             Some(Some(credit)) => {
                 report.remaining += 1;
                 if credit.is_exhausted() {

@@ -978,3 +978,43 @@ fn a_backlog_of_finished_claims_is_cleaned_over_bounded_sweeps() {
         "finished credits are never resent"
     );
 }
+
+#[test]
+fn an_orphan_mark_goes_with_its_finished_claim() {
+    // A sweep runs between the winner's claim and its payment record: the claim looks
+    // orphaned and gets a mark. The winner then finishes normally.
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    let claims = Interleaved {
+        inner: &p.claims,
+        trigger: ("increment", "paid:D1"),
+        hook: std::cell::RefCell::new(None),
+    };
+    let records = Interleaved {
+        inner: &p.records,
+        trigger: ("set", "credit:D1"),
+        hook: std::cell::RefCell::new(Some(Box::new(|| {
+            assert_eq!(sweep(&p)["attempted"], 0);
+        }))),
+    };
+    let winner = topup_core::platform::Platform {
+        claims: &claims,
+        records: &records,
+        ..p.platform()
+    };
+    assert_eq!(
+        routes::callback::handle(&signed_callback(&paid_body("D1", 5000)), &winner).status,
+        200
+    );
+    assert!(p.records.keys().contains(&"orphan:D1".to_string()));
+
+    let report = sweep(&p);
+    assert_eq!(report["remaining"], 0, "{report}");
+    assert!(p.claims.keys().is_empty(), "{:?}", p.claims.keys());
+    assert!(
+        !p.records.keys().iter().any(|k| k.starts_with("orphan:")),
+        "{:?}",
+        p.records.keys()
+    );
+    assert_eq!(bot_requests(&p).len(), 1);
+}

@@ -109,10 +109,17 @@ fn with_cors(mut response: Response, origin: Option<String>, request: &Request) 
     response
 }
 
-/// One line per refused request on stderr; never a secret, a signature or a body.
+/// One line per refused request on stderr; never a secret, a signature or a body. Server-side
+/// failures (5xx) add their cause, e.g. why the store failed.
 fn log_error(request: &Request, error: &ApiError) {
+    let cause = match error {
+        ApiError::Store(e) => format!(": {e}"),
+        ApiError::Config(e) => format!(": {e}"),
+        ApiError::Gateway(detail) | ApiError::CreditFailed(detail) => format!(": {detail}"),
+        _ => String::new(),
+    };
     eprintln!(
-        "{} {} -> {} {}",
+        "{} {} -> {} {}{cause}",
         request.method,
         request.path,
         error.status(),
