@@ -6,51 +6,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+pub use topup_host::testkit::Http;
 
-/// One HTTP client with a connection per worker.
-#[derive(Clone)]
-pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    /// Client for `base`.
-    pub fn new(base: &str) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Self {
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(256)
-                .build(connector),
-            base: base.to_string(),
-        }
-    }
-
-    /// Sends a request and returns status and body; `None` on a connection failure.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Option<(u16, Bytes)> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder.body(Full::new(body)).ok()?;
-        let response = self.client.request(request).await.ok()?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.ok()?.to_bytes();
-        Some((status, body))
-    }
+/// Status and body of a request, `None` when no answer came.
+pub async fn call(
+    http: &Http,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Option<(u16, Bytes)> {
+    http.try_send(method, path, headers, body)
+        .await
+        .ok()
+        .map(|reply| (reply.status, reply.body))
 }
 
 /// What one scenario does per operation.
@@ -153,17 +123,17 @@ pub async fn create(
     amount: u64,
 ) -> Option<(String, String)> {
     let body = json!({"userId": user, "amount": amount}).to_string();
-    let (status, reply) = http
-        .send(
-            "POST",
-            "/deposit/create",
-            &[
-                ("authorization", &bearer(secret)),
-                ("content-type", "application/json"),
-            ],
-            Bytes::from(body),
-        )
-        .await?;
+    let (status, reply) = call(
+        http,
+        "POST",
+        "/deposit/create",
+        &[
+            ("authorization", &bearer(secret)),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body),
+    )
+    .await?;
     if status != 200 {
         return None;
     }
@@ -198,7 +168,8 @@ pub async fn pay(
         headers.push(("x-nonce", nonce));
     }
     matches!(
-        http.send(
+        call(
+            http,
             "POST",
             "/internal/payment-callback",
             &headers,
@@ -212,13 +183,14 @@ pub async fn pay(
 async fn perform(http: &Http, secret: &str, operation: &Operation, worker: usize, n: u64) -> bool {
     match operation {
         Operation::Health => matches!(
-            http.send("GET", "/health", &[], Bytes::new()).await,
+            call(http, "GET", "/health", &[], Bytes::new()).await,
             Some((200, _))
         ),
         Operation::Status(ids) => {
             let id = &ids[n as usize % ids.len()];
             matches!(
-                http.send(
+                call(
+                    http,
                     "GET",
                     &format!("/deposit/status?depositId={id}"),
                     &[("authorization", &bearer(secret))],

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use load::{Http, Operation, Outcome};
+use load::{Operation, Outcome};
 use serde_json::Value;
 use topup_host::mocks::{BotMode, MockBot, MockPg};
+use topup_host::testkit::{free_port, Http, RedisServer};
 
 const SECRET: &str = "bench-shared-secret-0123456789abcdef";
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -60,57 +61,9 @@ fn main() -> Result<()> {
     runtime.block_on(bench(&options))
 }
 
-/// A private redis-server for one run.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("redis-server must be installed (apt-get install redis-server)")?;
-        let redis = Self { child, port };
-        for _ in 0..200 {
-            if redis.command(0, &["PING"]).is_ok() {
-                return Ok(redis);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        bail!("redis-server did not start")
-    }
-
-    fn url(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
-    }
-
-    fn command(&self, db: u8, args: &[&str]) -> Result<String> {
-        let mut connection = redis::Client::open(self.url(db))?.get_connection()?;
-        let mut command = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            command.arg(*arg);
-        }
-        Ok(command.query(&mut connection)?)
-    }
-
-    fn used_memory(&self) -> Result<u64> {
-        parse_used_memory(&self.command(0, &["INFO", "memory"])?)
-    }
+/// Redis memory in use, from `INFO memory`.
+fn used_memory(redis: &RedisServer) -> Result<u64> {
+    parse_used_memory(&redis.command(0, &["INFO", "memory"])?)
 }
 
 fn parse_used_memory(info: &str) -> Result<u64> {
@@ -118,19 +71,6 @@ fn parse_used_memory(info: &str) -> Result<u64> {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .context("no used_memory in INFO")
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Where the app runs: the Spin CLI when installed, else the test host.
@@ -185,7 +125,9 @@ impl AppProcess {
     async fn ready(&self) -> Result<Duration> {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(120) {
-            if let Some((200, _)) = self.http.send("GET", "/health", &[], Bytes::new()).await {
+            if let Some((200, _)) =
+                load::call(&self.http, "GET", "/health", &[], Bytes::new()).await
+            {
                 return Ok(started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -238,7 +180,7 @@ fn writes(stats: &Value) -> u64 {
 struct Stack {
     _dir: TempDir,
     dir: PathBuf,
-    redis: Option<Redis>,
+    redis: Option<RedisServer>,
     _pg: MockPg,
     bot: MockBot,
     env: HashMap<String, String>,
@@ -260,7 +202,7 @@ impl Stack {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let redis = match backend {
-            Backend::Redis => Some(Redis::start(&dir)?),
+            Backend::Redis => Some(RedisServer::start(&dir)?),
             Backend::Sqlite => None,
         };
         let pg = MockPg::start("127.0.0.1:0", SECRET).await?;
@@ -545,15 +487,14 @@ async fn bench_backend(backend: Backend, options: &Options, report: &mut Report)
     let started = Instant::now();
     let (mut sweeps, mut credited) = (0, 0);
     loop {
-        let reply = app
-            .http
-            .send(
-                "POST",
-                "/internal/credit-retry",
-                &[("authorization", &format!("Bearer {SECRET}"))],
-                Bytes::new(),
-            )
-            .await;
+        let reply = load::call(
+            &app.http,
+            "POST",
+            "/internal/credit-retry",
+            &[("authorization", &format!("Bearer {SECRET}"))],
+            Bytes::new(),
+        )
+        .await;
         let Some((200, body)) = reply else {
             bail!("sweep failed")
         };
@@ -697,7 +638,7 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
         let before = stack
             .redis
             .as_ref()
-            .map(|r| r.used_memory())
+            .map(used_memory)
             .transpose()?
             .unwrap_or(0);
         for chunk in entries.chunks(3000) {
@@ -708,7 +649,7 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
         }
         let size = match &stack.redis {
             None => std::fs::metadata(stack.dir.join("size.db"))?.len(),
-            Some(redis) => redis.used_memory()? - before,
+            Some(redis) => used_memory(redis)? - before,
         };
         report.fact(
             format!("{backend:?} store size after {n} paid and credited deposits"),

@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod testkit;
 pub mod variables;
 
 pub use server::{App, AppOptions};

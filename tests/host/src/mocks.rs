@@ -73,6 +73,48 @@ pub fn authentic(secret: &str, headers: &[(String, String)], body: &[u8]) -> boo
     header("authorization") == Some(&format!("Bearer {secret}")) && signature_ok
 }
 
+/// One side of the protocol a mock plays: its secret and how it answers.
+pub trait Party: Send + Sync + 'static {
+    /// The secret requests must be signed with.
+    fn secret(&self) -> &Mutex<String>;
+    /// Answers a request whose authenticity has been checked.
+    fn answer(&self, received: Received)
+        -> impl std::future::Future<Output = (u16, String)> + Send;
+}
+
+/// A mock party served over HTTP on loopback.
+pub struct Mock<P> {
+    addr: SocketAddr,
+    state: Arc<P>,
+}
+
+impl<P: Party> Mock<P> {
+    async fn launch(addr: &str, party: P) -> Result<Self> {
+        let state = Arc::new(party);
+        let handler = state.clone();
+        let addr = serve(addr, move |mut received: Received| {
+            let party = handler.clone();
+            async move {
+                received.authentic =
+                    authentic(&lock(party.secret()), &received.headers, &received.body);
+                party.answer(received).await
+            }
+        })
+        .await?;
+        Ok(Self { addr, state })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The secret later requests must be signed with.
+    pub fn set_secret(&self, secret: &str) {
+        *lock(self.state.secret()) = secret.to_string();
+    }
+}
+
 /// How the mock PG answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgMode {
@@ -90,7 +132,8 @@ pub enum PgMode {
     Slow(Duration),
 }
 
-struct PgState {
+/// The mock Central PG's state.
+pub struct PgState {
     secret: Mutex<String>,
     mode: Mutex<PgMode>,
     received: Mutex<Vec<Received>>,
@@ -98,32 +141,21 @@ struct PgState {
 }
 
 /// The mock Central PG.
-pub struct MockPg {
-    addr: SocketAddr,
-    state: Arc<PgState>,
-}
+pub type MockPg = Mock<PgState>;
 
 impl MockPg {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
-        let state = Arc::new(PgState {
-            secret: Mutex::new(secret.to_string()),
-            mode: Mutex::new(PgMode::Nested),
-            received: Mutex::new(Vec::new()),
-            counter: AtomicU64::new(0),
-        });
-        let handler_state = state.clone();
-        let addr = serve(addr, move |received| {
-            let state = handler_state.clone();
-            async move { state.answer(received).await }
-        })
-        .await?;
-        Ok(Self { addr, state })
-    }
-
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        Self::launch(
+            addr,
+            PgState {
+                secret: Mutex::new(secret.to_string()),
+                mode: Mutex::new(PgMode::Nested),
+                received: Mutex::new(Vec::new()),
+                counter: AtomicU64::new(0),
+            },
+        )
+        .await
     }
 
     /// Changes how later requests are answered.
@@ -135,16 +167,14 @@ impl MockPg {
     pub fn received(&self) -> Vec<Received> {
         lock(&self.state.received).clone()
     }
-
-    /// The secret later requests must be signed with.
-    pub fn set_secret(&self, secret: &str) {
-        *lock(&self.state.secret) = secret.to_string();
-    }
 }
 
-impl PgState {
-    async fn answer(&self, mut received: Received) -> (u16, String) {
-        received.authentic = authentic(&lock(&self.secret), &received.headers, &received.body);
+impl Party for PgState {
+    fn secret(&self) -> &Mutex<String> {
+        &self.secret
+    }
+
+    async fn answer(&self, received: Received) -> (u16, String) {
         let authentic = received.authentic;
         let order = received.json()["orderId"]
             .as_str()
@@ -200,7 +230,8 @@ struct Ledger {
     keys: HashMap<String, ()>,
 }
 
-struct BotState {
+/// The mock bot's state.
+pub struct BotState {
     secret: Mutex<String>,
     mode: Mutex<BotMode>,
     ledger: Mutex<Ledger>,
@@ -208,42 +239,26 @@ struct BotState {
 }
 
 /// The mock bot backend: applies each credit once per `Idempotency-Key`, as a real bot must.
-pub struct MockBot {
-    addr: SocketAddr,
-    state: Arc<BotState>,
-}
+pub type MockBot = Mock<BotState>;
 
 impl MockBot {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
-        let state = Arc::new(BotState {
-            secret: Mutex::new(secret.to_string()),
-            mode: Mutex::new(BotMode::Accept),
-            ledger: Mutex::new(Ledger::default()),
-            release: watch::channel(0).0,
-        });
-        let handler_state = state.clone();
-        let addr = serve(addr, move |received| {
-            let state = handler_state.clone();
-            async move { state.answer(received).await }
-        })
-        .await?;
-        Ok(Self { addr, state })
-    }
-
-    /// Base URL.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        Self::launch(
+            addr,
+            BotState {
+                secret: Mutex::new(secret.to_string()),
+                mode: Mutex::new(BotMode::Accept),
+                ledger: Mutex::new(Ledger::default()),
+                release: watch::channel(0).0,
+            },
+        )
+        .await
     }
 
     /// Changes how later requests are answered.
     pub fn set_mode(&self, mode: BotMode) {
         *lock(&self.state.mode) = mode;
-    }
-
-    /// The secret later requests must be signed with.
-    pub fn set_secret(&self, secret: &str) {
-        *lock(&self.state.secret) = secret.to_string();
     }
 
     /// Lets every held request go on.
@@ -279,9 +294,12 @@ impl MockBot {
     }
 }
 
-impl BotState {
-    async fn answer(&self, mut received: Received) -> (u16, String) {
-        received.authentic = authentic(&lock(&self.secret), &received.headers, &received.body);
+impl Party for BotState {
+    fn secret(&self) -> &Mutex<String> {
+        &self.secret
+    }
+
+    async fn answer(&self, received: Received) -> (u16, String) {
         let authentic = received.authentic;
         let key = received.header("idempotency-key").map(str::to_string);
         let deposit = received.json()["depositId"].as_str().map(str::to_string);

@@ -9,9 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use topup_host::mocks::{MockBot, MockPg};
 use topup_host::{App, AppOptions};
@@ -96,71 +93,11 @@ impl Drop for TempDir {
     }
 }
 
-/// A free loopback port (bound, released, then used by the caller).
+pub use topup_host::testkit::{Http, RedisServer, Reply};
+
+/// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A private `redis-server` on a free port, stopped on drop.
-pub struct RedisServer {
-    child: Child,
-    /// Its port.
-    pub port: u16,
-}
-
-impl RedisServer {
-    /// Starts one and waits until it answers.
-    pub fn start(dir: &Path) -> Self {
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (scripts/test.sh installs it)");
-            let mut server = Self { child, port };
-            for _ in 0..200 {
-                if let Ok(client) = redis::Client::open(server.url(0)) {
-                    if let Ok(mut c) = client.get_connection() {
-                        if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                            return server;
-                        }
-                    }
-                }
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // port taken after all: try another
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = server.child.kill();
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// URL of database `db`.
-    pub fn url(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    topup_host::testkit::free_port().expect("free port")
 }
 
 /// What the stores hold, keyed by (label, key).
@@ -175,7 +112,8 @@ pub struct Stores {
 
 impl Stores {
     fn new(backend: Backend, dir: &Path) -> Self {
-        let redis = (backend == Backend::Redis).then(|| RedisServer::start(dir));
+        let redis =
+            (backend == Backend::Redis).then(|| RedisServer::start(dir).expect("redis-server"));
         Self {
             backend,
             dir: dir.to_path_buf(),
@@ -253,90 +191,6 @@ impl Stores {
             .filter(|(l, _)| l == label)
             .map(|(_, k)| k)
             .collect()
-    }
-}
-
-/// A response as the test sees it.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: http::HeaderMap,
-    /// Body.
-    pub body: Bytes,
-}
-
-impl Reply {
-    /// Body as JSON (`Null` when not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// A header value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// A minimal HTTP client.
-#[derive(Clone)]
-pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    /// A client for `base` (e.g. `http://127.0.0.1:3000`).
-    pub fn new(base: &str) -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: base.to_string(),
-        }
-    }
-
-    /// Sends a request; `Err` when the connection failed.
-    pub async fn try_send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Result<Reply, String> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder
-            .body(Full::new(body.into()))
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
-    }
-
-    /// Sends a request that must get an answer.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        self.try_send(method, path, headers, body)
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"))
     }
 }
 
