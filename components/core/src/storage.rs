@@ -120,7 +120,28 @@ impl<'a> DepositStore<'a> {
         let Some(deposit) = self.read::<Deposit>(&deposit_key(id), now)? else {
             return Ok(None);
         };
-        let credit = self.read::<Credit>(&credit_key(id), now)?;
+        self.complete(id, deposit, self.read_credit(id, now)?)
+    }
+
+    /// Like [`Self::load`], with the credit state already read by [`Self::read_credit`].
+    pub fn load_with_credit(
+        &self,
+        id: &str,
+        now: u64,
+        credit: Option<Opened<Credit>>,
+    ) -> Result<Option<StoredDeposit>, StoreError> {
+        let Some(deposit) = self.read::<Deposit>(&deposit_key(id), now)? else {
+            return Ok(None);
+        };
+        self.complete(id, deposit, credit)
+    }
+
+    fn complete(
+        &self,
+        id: &str,
+        deposit: Opened<Deposit>,
+        credit: Option<Opened<Credit>>,
+    ) -> Result<Option<StoredDeposit>, StoreError> {
         let (deposit, deposit_live) = split(deposit);
         let (credit, credit_live) = match credit {
             Some(opened) => {
@@ -144,12 +165,10 @@ impl<'a> DepositStore<'a> {
         }))
     }
 
-    /// Only the credit state of a deposit (whatever its expiry): enough to see that a
-    /// payment claim is finished, with one read.
-    pub fn load_credit(&self, id: &str, now: u64) -> Result<Option<Credit>, StoreError> {
-        Ok(self
-            .read::<Credit>(&credit_key(id), now)?
-            .map(|opened| split(opened).0.v))
+    /// Only the credit state of a deposit: enough to see that a payment claim is finished,
+    /// with one read.
+    pub fn read_credit(&self, id: &str, now: u64) -> Result<Option<Opened<Credit>>, StoreError> {
+        self.read::<Credit>(&credit_key(id), now)
     }
 
     /// The deposit id a gateway reference belongs to.

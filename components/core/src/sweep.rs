@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::credit::{credit_request, AttemptKind, Credit, DeliveryOutcome};
+use crate::envelope::Opened;
 use crate::error::ApiError;
 use crate::platform::{Platform, StoreError};
 use crate::replay::is_expired_nonce_key;
@@ -90,14 +91,16 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
             Ok(())
         };
         // Most claims belong to credits already delivered: one read settles those.
-        if store
-            .load_credit(id, started)?
-            .is_some_and(|c| c.is_credited())
-        {
+        let credit = store.read_credit(id, started)?;
+        let delivered = match &credit {
+            Some(Opened::Live(e) | Opened::Expired(e)) => e.v.is_credited(),
+            None => false,
+        };
+        if delivered {
             retire(&mut finished)?;
             continue;
         }
-        let stored = store.load(id, started)?;
+        let stored = store.load_with_credit(id, started, credit)?;
         match stored.as_ref().map(|s| s.credit.as_ref()) {
             // Deposit gone, or credited meanwhile: the claim has done its job.
             None => retire(&mut finished)?,
