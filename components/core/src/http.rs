@@ -8,7 +8,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// An inbound request as the component received it, body already read (within the limit).
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// Method, upper case (`GET`, `POST`, …).
+    /// Method as sent (`GET`, `POST`, …; methods are case-sensitive).
     pub method: String,
     /// Path without the query.
     pub path: String,
@@ -38,7 +38,7 @@ impl Request {
             .split_once('?')
             .unwrap_or((path_and_query, ""));
         Self {
-            method: method.to_ascii_uppercase(),
+            method: method.to_string(),
             path: path.to_string(),
             query: query.to_string(),
             ..Self::default()

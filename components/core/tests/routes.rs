@@ -1018,3 +1018,13 @@ fn an_orphan_mark_goes_with_its_finished_claim() {
     );
     assert_eq!(bot_requests(&p).len(), 1);
 }
+
+#[test]
+fn methods_are_case_sensitive() {
+    let p = platform();
+    let response = routes::health::handle(&Request::new("get", "/health"), &p.platform());
+    assert_eq!(
+        (response.status, response.json_body()["error"].clone()),
+        (405, json!("METHOD_NOT_ALLOWED"))
+    );
+}

@@ -10,12 +10,10 @@ mod store;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::wit::wasi::http0_2_0::types::Method;
 use topup_core::http::{Request, Response, MAX_BODY_BYTES};
-use topup_core::platform::{Clock, Platform, Random, VariableError, Variables};
+use topup_core::platform::{Clock, HttpClient, Platform, Random, VariableError, Variables};
 
 pub use http_client::{NoHttp, SpinHttp};
 pub use store::{CounterStore, Grant, NoStore, ReadStore, Store, StoreGrant};
-
-use topup_core::platform::HttpClient;
 
 /// A core route: `topup_core::routes::<route>::handle`.
 pub type Route = fn(&Request, &Platform) -> Response;
@@ -57,7 +55,8 @@ fn read_request(incoming: IncomingRequest) -> Request {
         Method::Options => "OPTIONS".to_string(),
         Method::Trace => "TRACE".to_string(),
         Method::Patch => "PATCH".to_string(),
-        Method::Other(other) => other.to_ascii_uppercase(),
+        // Methods are case-sensitive: an unknown one is kept as sent (and refused with 405).
+        Method::Other(other) => other,
     };
     let mut request = Request::new(&method, &incoming.path_with_query().unwrap_or_default());
     request.headers = incoming
