@@ -288,41 +288,28 @@ impl App {
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let id = component.id.clone();
-        let mut guest = Box::pin(async move {
+        // The guest runs in its own task, as in Spin: it finishes even if the client goes
+        // away mid-request (hyper drops a connection's futures when it reads EOF).
+        let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
         });
-        let mut receiver = receiver;
-        // The guest runs in this connection's task. Only if it is still running once its
-        // response is ready (say, streaming a large body) does it move to a task of its own,
-        // so that hyper can send the response meanwhile.
-        let (response, finished) = tokio::select! {
-            biased;
-            finished = &mut guest => (receiver.await, Some(finished)),
-            response = &mut receiver => {
-                tokio::spawn(async move {
-                    if let Err(error) = guest.await {
-                        eprintln!("ERROR host: guest failed after responding: {error:?}");
-                    }
-                });
-                (response, None)
-            }
-        };
-        match response {
+        match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => {
                 eprintln!("ERROR host: component {id:?} answered with error {code:?}");
                 Ok(empty(500))
             }
             Err(_) => {
-                let reason = match finished {
-                    Some(Ok(())) | None => {
+                let reason = match task.await {
+                    Ok(Ok(())) => {
                         "guest failed to produce a response prior to returning".to_string()
                     }
-                    Some(Err(error)) => format!("guest invocation failed: {error:?}"),
+                    Ok(Err(error)) => format!("guest invocation failed: {error:?}"),
+                    Err(error) => format!("guest task failed: {error}"),
                 };
                 eprintln!("ERROR host: Error processing request: {reason}");
                 Ok(empty(500))

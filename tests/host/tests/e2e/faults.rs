@@ -234,6 +234,46 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
     );
 }
 
+async fn a_caller_hanging_up_does_not_stop_a_credit(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+
+    let app = TestApp::start(backend, &[]).await;
+    let (id, reference) = app.new_deposit("u1", 5000).await;
+    app.bot.set_mode(BotMode::Hang);
+    let body = paid_body(&id, &reference, 5000);
+    let request = format!(
+        "POST /internal/payment-callback HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {SECRET}\r\n\
+         content-type: application/json\r\nx-signature: {}\r\ncontent-length: {}\r\n\r\n{body}",
+        app.addr,
+        crate::support::sign(SECRET, body.as_bytes()),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    for _ in 0..200 {
+        if !app.bot.deliveries(&id).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.bot.deliveries(&id).len(), 1, "the credit is at the bot");
+    drop(stream); // the gateway gives up on the connection
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.bot.release();
+    for _ in 0..100 {
+        if app.view(&id).await["credited"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.view(&id).await["credited"],
+        true,
+        "finished without a sweep"
+    );
+    assert_eq!(app.bot.credits(&id), 1);
+}
+
 async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
     let mut app = TestApp::start(backend, &[]).await;
 
@@ -332,5 +372,6 @@ crate::on_both_backends!(
     simultaneous_paid_and_failed_end_paid_credited_once,
     bot_outage_then_sweeps_credit_each_once,
     killed_host_mid_credit_is_finished_by_a_sweep,
+    a_caller_hanging_up_does_not_stop_a_credit,
     mismatch_failed_after_paid_and_secret_rotation,
 );
