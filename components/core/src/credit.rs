@@ -54,6 +54,10 @@ pub struct Credit {
     pub payment_method: Option<String>,
     /// Gateway result code.
     pub result_code: Option<String>,
+    /// The invoice that was paid, when it is not the deposit's current one (a repeated create
+    /// raced the first and the PG issued a second invoice for the same deposit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_reference: Option<String>,
     /// True when a sweep recovered a payment whose callback handler died before recording it.
     #[serde(default)]
     pub recovered: bool,
@@ -94,6 +98,7 @@ impl Credit {
             paid_at,
             payment_method,
             result_code,
+            paid_reference: None,
             recovered: false,
             generation: 0,
             attempts: 0,
@@ -104,6 +109,11 @@ impl Credit {
             credited_at: None,
             last_result: None,
         }
+    }
+
+    /// The gateway reference of the paid invoice.
+    pub fn reference<'a>(&'a self, deposit: &'a Deposit) -> &'a str {
+        self.paid_reference.as_deref().unwrap_or(&deposit.reference)
     }
 
     /// Whether the bot accepted the credit.
@@ -208,7 +218,7 @@ pub fn credit_request(
         deposit_id: &deposit.deposit_id,
         user_id: &deposit.user_id,
         amount: deposit.amount,
-        reference: &deposit.reference,
+        reference: credit.reference(deposit),
         status: "PAID",
         paid_at: credit.paid_at,
         payment_method: credit.payment_method.as_deref(),

@@ -388,7 +388,10 @@ impl DepositView {
             user_id: deposit.user_id,
             amount: deposit.amount,
             payment_url: deposit.payment_url,
-            reference: deposit.reference,
+            reference: credit
+                .as_ref()
+                .and_then(|c| c.paid_reference.clone())
+                .unwrap_or(deposit.reference),
             created_at: deposit.created_at,
             review: deposit.review,
             ignored_events: deposit.ignored_events,

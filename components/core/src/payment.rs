@@ -227,13 +227,20 @@ pub fn apply_callback(
         }
     }
     let stored = found.ok_or(ApiError::DepositNotFound)?;
+    // Concurrent creates of one deposit can leave two invoices, each mapped to it; the one
+    // paid is the one credited.
+    let mut other_invoice = None;
     if let Some(reference) = &callback.reference {
         if *reference != stored.deposit.reference {
-            return Err(ApiError::Conflict {
-                code: "REFERENCE_MISMATCH",
-                message: "reference does not belong to this deposit".into(),
-                detail: None,
-            });
+            let id = &stored.deposit.deposit_id;
+            if store.resolve_reference(reference, now)?.as_ref() != Some(id) {
+                return Err(ApiError::Conflict {
+                    code: "REFERENCE_MISMATCH",
+                    message: "reference does not belong to this deposit".into(),
+                    detail: None,
+                });
+            }
+            other_invoice = Some(reference.clone());
         }
     }
     if let Some(nonce) = nonce {
@@ -244,7 +251,15 @@ pub fn apply_callback(
 
     match callback.status {
         CallbackStatus::Failed => apply_failed(&store, stored, callback, now),
-        CallbackStatus::Paid => apply_paid(platform, config, &store, stored, callback, now),
+        CallbackStatus::Paid => apply_paid(
+            platform,
+            config,
+            &store,
+            stored,
+            callback,
+            other_invoice,
+            now,
+        ),
     }
 }
 
@@ -281,10 +296,11 @@ fn apply_paid(
     store: &DepositStore,
     stored: StoredDeposit,
     callback: &PaymentCallback,
+    paid_reference: Option<String>,
     now: u64,
 ) -> Result<CallbackOutcome, ApiError> {
     if stored.credit.is_some() {
-        return Ok(CallbackOutcome::Duplicate);
+        return repeated_payment(store, stored, paid_reference.as_deref(), now);
     }
     let (raw_amount, amount) = callback.amount.clone().unwrap_or_default();
     if amount != Some(stored.deposit.amount) {
@@ -305,14 +321,14 @@ fn apply_paid(
         return Ok(CallbackOutcome::AmountMismatch);
     }
     let id = stored.deposit.deposit_id.clone();
-    if !store.claim_payment(&id)? {
-        return Ok(CallbackOutcome::Duplicate);
-    }
-    // A sweep deletes finished claims, so a late duplicate can win a fresh claim: re-read.
-    let Some(stored) = store.load(&id, now)? else {
-        return Err(ApiError::DepositNotFound);
-    };
+    let won = store.claim_payment(&id)?;
+    // Re-read: a sweep deletes finished claims, so a late duplicate can win a fresh claim, and
+    // a loser may be a second invoice paid for a credit already recorded.
+    let stored = store.load(&id, now)?.ok_or(ApiError::DepositNotFound)?;
     if stored.credit.is_some() {
+        return repeated_payment(store, stored, paid_reference.as_deref(), now);
+    }
+    if !won {
         return Ok(CallbackOutcome::Duplicate);
     }
 
@@ -322,6 +338,7 @@ fn apply_paid(
         callback.result_code.clone(),
         config.credit_lease,
     );
+    credit.paid_reference = paid_reference;
     store.save_credit(&stored, &credit, now)?;
     let (outcome, deliveries) = deliver_inline(
         config,
@@ -338,6 +355,41 @@ fn apply_paid(
     } else {
         CallbackOutcome::CreditScheduled
     })
+}
+
+/// A PAID callback for a deposit already paid. A repeat of the paid invoice changes nothing;
+/// a second invoice of the same deposit paid as well means money arrived twice: it is
+/// credited once and the record tells a human to refund the other.
+fn repeated_payment(
+    store: &DepositStore,
+    stored: StoredDeposit,
+    paid_reference: Option<&str>,
+    now: u64,
+) -> Result<CallbackOutcome, ApiError> {
+    let invoice = paid_reference.unwrap_or(&stored.deposit.reference);
+    let credited = stored
+        .credit
+        .as_ref()
+        .map_or(invoice, |c| c.reference(&stored.deposit));
+    if invoice != credited {
+        let reason =
+            format!("invoice {invoice} paid after {credited}; credited once, refund by hand");
+        if !stored
+            .deposit
+            .ignored_events
+            .iter()
+            .any(|e| e.reason == reason)
+        {
+            let mut deposit = stored.deposit;
+            deposit.push_ignored(IgnoredEvent {
+                status: "PAID".into(),
+                reason,
+                at: now,
+            });
+            store.save_deposit(&deposit, now)?;
+        }
+    }
+    Ok(CallbackOutcome::Duplicate)
 }
 
 #[cfg(test)]

@@ -43,11 +43,14 @@ fn authed(method: &str, path: &str) -> Request {
     Request::new(method, path).with_header("authorization", &format!("Bearer {SECRET}"))
 }
 
-fn create(p: &TestPlatform, body: Value) -> Response {
-    let request = authed("POST", "/deposit/create")
+fn create_request(body: Value) -> Request {
+    authed("POST", "/deposit/create")
         .with_header("content-type", "application/json")
-        .with_body(body.to_string());
-    routes::create::handle(&request, &p.platform())
+        .with_body(body.to_string())
+}
+
+fn create(p: &TestPlatform, body: Value) -> Response {
+    routes::create::handle(&create_request(body), &p.platform())
 }
 
 fn signed_callback(body: &str) -> Request {
@@ -80,7 +83,11 @@ fn status(p: &TestPlatform, query: &str) -> Response {
 }
 
 fn view(p: &TestPlatform, id: &str) -> Value {
-    let response = status(p, &format!("depositId={id}"));
+    view_by(p, &format!("depositId={id}"))
+}
+
+fn view_by(p: &TestPlatform, query: &str) -> Value {
+    let response = status(p, query);
     assert_eq!(response.status, 200, "{}", response.json_body());
     response.json_body()
 }
@@ -871,6 +878,9 @@ impl topup_core::platform::KeyValue for Interleaved<'_> {
         &self,
         entries: &[(String, Vec<u8>)],
     ) -> Result<(), topup_core::platform::StoreError> {
+        if let Some((key, _)) = entries.first() {
+            self.fire("set_many", key);
+        }
         self.inner.set_many(entries)
     }
     fn delete(&self, key: &str) -> Result<(), topup_core::platform::StoreError> {
@@ -931,6 +941,79 @@ fn a_fresh_claim_after_cleanup_is_checked_against_the_record() {
     let response = routes::callback::handle(&signed_callback(&paid_body("D1", 5000)), &platform_b);
     assert_eq!(response.status, 200);
     assert_eq!(bot_requests(&p).len(), 1);
+}
+
+#[test]
+fn racing_creates_leave_two_invoices_and_the_paid_one_is_credited_once() {
+    // Create B runs entirely between create A's read and A's write, so both call the PG, which
+    // issues a new invoice each time. Whichever invoice the user pays is credited, once.
+    let p = TestPlatform::new();
+    let minted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    p.http.set_handler(move |request| {
+        if request.url.starts_with("http://pg.test") {
+            let n = minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ok_json(json!({"reference": format!("INV{n}"), "paymentUrl": format!("https://pay.test/{n}")}))
+        } else {
+            happy_upstreams(request)
+        }
+    });
+    let body = json!({"userId": "u1", "amount": 5000, "depositId": "D1"});
+    let records = Interleaved {
+        inner: &p.records,
+        trigger: ("set_many", "deposit:D1"),
+        hook: std::cell::RefCell::new(Some(Box::new(|| {
+            let b = create(&p, body.clone()).json_body();
+            assert_eq!(b["reference"], "INV2");
+        }))),
+    };
+    let platform_a = topup_core::platform::Platform {
+        records: &records,
+        ..p.platform()
+    };
+    let a = routes::create::handle(&create_request(body.clone()), &platform_a).json_body();
+    assert_eq!(a["reference"], "INV1", "A's record is the one stored last");
+    for invoice in ["INV1", "INV2"] {
+        assert_eq!(
+            view_by(&p, &format!("reference={invoice}"))["depositId"],
+            "D1"
+        );
+    }
+
+    // The user pays the invoice B showed, the one the record no longer names.
+    let paid = |reference: &str| {
+        json!({"orderId": "D1", "reference": reference, "status": "PAID", "resultCode": "00",
+               "duitkuData": {"merchantOrderId": "D1", "amount": "5000"}})
+        .to_string()
+    };
+    assert_eq!(callback(&p, &paid("INV2")).status, 200);
+    let sent = bot_requests(&p);
+    assert_eq!(sent.len(), 1);
+    let credit: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(
+        credit["reference"], "INV2",
+        "the bot is told the invoice that was paid"
+    );
+    let after = view(&p, "D1");
+    assert_eq!(
+        (after["credited"].as_bool(), after["reference"].as_str()),
+        (Some(true), Some("INV2"))
+    );
+
+    // Then the other invoice is paid too: not credited again, recorded for a refund.
+    for _ in 0..2 {
+        assert_eq!(callback(&p, &paid("INV1")).status, 200);
+    }
+    assert_eq!(bot_requests(&p).len(), 1);
+    let events = view(&p, "D1")["ignoredEvents"].clone();
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
+    assert!(
+        events[0]["reason"].as_str().unwrap().contains("INV1"),
+        "{events}"
+    );
+
+    // An invoice that is not this deposit's is still refused.
+    let response = callback(&p, &paid("INV-OTHER"));
+    assert_eq!(response.json_body()["error"], "REFERENCE_MISMATCH");
 }
 
 #[test]

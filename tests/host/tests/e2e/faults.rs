@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use topup_host::mocks::BotMode;
+use topup_host::mocks::{BotMode, PgMode};
 
 use crate::support::{failed_body, paid_body, Backend, TestApp, SECRET};
 
@@ -357,6 +357,51 @@ async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
     report("rotated secret accepted / old refused after", backend, 0, 0);
 }
 
+async fn a_retried_slow_create_leaves_two_invoices_and_credits_once(backend: Backend) {
+    // The bot gives up on a slow create and sends it again while the first is still waiting
+    // for the PG: both reach the PG, which issues two invoices for one deposit.
+    let app = TestApp::start(backend, &[]).await;
+    app.pg.set_mode(PgMode::Slow(Duration::from_millis(1_000)));
+    let body = json!({"userId": "u1", "amount": 5000, "depositId": "DEP-RETRIED"});
+    let (first, second) = tokio::join!(app.create(&body), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.create(&body).await
+    });
+    assert_eq!((first.status, second.status), (200, 200));
+    assert_eq!(app.pg.received().len(), 2, "both creates reached the PG");
+    let invoices = [&first, &second].map(|r| r.json()["reference"].as_str().unwrap().to_string());
+    assert_ne!(invoices[0], invoices[1]);
+
+    // The user pays the invoice the bot showed first, then (by mistake) the other one too.
+    let id = "DEP-RETRIED";
+    for invoice in &invoices {
+        let reply = app.callback(&paid_body(id, invoice, 5000)).await;
+        assert_eq!(reply.status, 200, "{}", reply.json());
+    }
+    assert_eq!(app.bot.credits(id), 1);
+    assert_eq!(app.bot.deliveries(id).len(), 1);
+    assert_eq!(
+        app.bot.deliveries(id)[0].json()["reference"],
+        invoices[0].as_str()
+    );
+    let view = app.view(id).await;
+    assert_eq!(
+        (view["credited"].clone(), view["reference"].clone()),
+        (json!(true), json!(invoices[0]))
+    );
+    let reason = view["ignoredEvents"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains(&invoices[1]), "{view}");
+    report(
+        "retried create, both invoices paid",
+        backend,
+        1,
+        app.bot.credits(id),
+    );
+}
+
 /// Runs `n` requests concurrently.
 async fn futures_join<'a, F, Fut>(n: usize, make: F) -> Vec<crate::support::Reply>
 where
@@ -374,4 +419,5 @@ crate::on_both_backends!(
     killed_host_mid_credit_is_finished_by_a_sweep,
     a_caller_hanging_up_does_not_stop_a_credit,
     mismatch_failed_after_paid_and_secret_rotation,
+    a_retried_slow_create_leaves_two_invoices_and_credits_once,
 );
