@@ -526,6 +526,7 @@ async fn bench_native(options: &Options, report: &mut Report) -> Result<()> {
     let stack = Stack::new(Backend::Sqlite).await?;
     let dir = stack.dir.join("native");
     std::fs::create_dir_all(&dir)?;
+    sqlite_write_rate(&dir, options, report).await?;
     let records = topup_host::kv::open_sqlite(&dir.join("default.db"), "default")?;
     let claims = topup_host::kv::open_sqlite(&dir.join("claims.db"), "claims")?;
     let mut variables: HashMap<String, String> = topup_core::config::VARIABLES
@@ -575,6 +576,31 @@ async fn bench_native(options: &Options, report: &mut Report) -> Result<()> {
         }
         report.rows.push(row);
     }
+    Ok(())
+}
+
+/// One writer's rate of single-key writes to the host's SQLite store (each its own synced
+/// transaction, as in Spin): the disk's ceiling for SQLite paid flows on this machine.
+async fn sqlite_write_rate(dir: &Path, options: &Options, report: &mut Report) -> Result<()> {
+    let store = topup_host::kv::open_sqlite(&dir.join("write-rate.db"), "default")?;
+    let value = vec![b'x'; 700];
+    let start = Instant::now();
+    let budget = options.duration.min(Duration::from_secs(3));
+    let mut writes = 0u64;
+    while start.elapsed() < budget {
+        store
+            .set(&format!("k{writes}"), &value)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        writes += 1;
+    }
+    report.fact(
+        "SQLite store, one writer, single-key writes",
+        format!(
+            "{:.0}/s (each a synced transaction; 4 per paid flow)",
+            writes as f64 / start.elapsed().as_secs_f64()
+        ),
+    );
     Ok(())
 }
 
