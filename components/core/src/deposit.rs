@@ -37,6 +37,19 @@ pub struct IgnoredEvent {
     pub at: u64,
 }
 
+/// A second invoice of a deposit that was paid after the first was credited: money that
+/// arrived and was not credited, to be refunded by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundDue {
+    /// The invoice paid and not credited.
+    pub reference: String,
+    /// The invoice that was credited.
+    pub credited_reference: String,
+    /// When its PAID callback arrived (Unix ms).
+    pub at: u64,
+}
+
 /// A PAID callback that could not be credited and needs a human.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +105,9 @@ pub struct Deposit {
     /// Callbacks that arrived but changed nothing (newest last, bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_events: Vec<IgnoredEvent>,
+    /// Payments received and not credited; kept apart so no later event pushes one out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds_due: Vec<RefundDue>,
 }
 
 /// How many ignored events a record keeps.
@@ -103,6 +119,19 @@ impl Deposit {
         self.ignored_events.push(event);
         let excess = self.ignored_events.len().saturating_sub(MAX_IGNORED_EVENTS);
         self.ignored_events.drain(..excess);
+    }
+
+    /// Records a payment of `reference` that is not credited; false if already recorded.
+    pub fn add_refund_due(&mut self, reference: &str, credited_reference: &str, at: u64) -> bool {
+        if self.refunds_due.iter().any(|r| r.reference == reference) {
+            return false;
+        }
+        self.refunds_due.push(RefundDue {
+            reference: reference.to_string(),
+            credited_reference: credited_reference.to_string(),
+            at,
+        });
+        true
     }
 }
 
@@ -352,6 +381,9 @@ pub struct DepositView {
     /// Callbacks that changed nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored_events: Vec<IgnoredEvent>,
+    /// Payments received and not credited, to refund by hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds_due: Vec<RefundDue>,
 }
 
 impl DepositView {
@@ -395,6 +427,7 @@ impl DepositView {
             created_at: deposit.created_at,
             review: deposit.review,
             ignored_events: deposit.ignored_events,
+            refunds_due: deposit.refunds_due,
         }
     }
 }
@@ -586,5 +619,22 @@ mod tests {
         }
         assert_eq!(deposit.ignored_events.len(), MAX_IGNORED_EVENTS);
         assert_eq!(deposit.ignored_events[0].at, 15);
+    }
+
+    #[test]
+    fn a_refund_due_is_recorded_once_per_invoice() {
+        let mut deposit = crate::testing::sample_deposit("D1", 5000);
+        assert!(deposit.add_refund_due("INV2", "INV1", 7));
+        assert!(
+            !deposit.add_refund_due("INV2", "INV1", 9),
+            "same invoice again"
+        );
+        assert!(deposit.add_refund_due("INV3", "INV1", 11));
+        let refs: Vec<_> = deposit
+            .refunds_due
+            .iter()
+            .map(|r| (r.reference.as_str(), r.at))
+            .collect();
+        assert_eq!(refs, [("INV2", 7), ("INV3", 11)]);
     }
 }

@@ -359,7 +359,7 @@ fn apply_paid(
 
 /// A PAID callback for a deposit already paid. A repeat of the paid invoice changes nothing;
 /// a second invoice of the same deposit paid as well means money arrived twice: it is
-/// credited once and the record tells a human to refund the other.
+/// credited once and the record lists the other as a refund due.
 fn repeated_payment(
     store: &DepositStore,
     stored: StoredDeposit,
@@ -372,20 +372,9 @@ fn repeated_payment(
         .as_ref()
         .map_or(invoice, |c| c.reference(&stored.deposit));
     if invoice != credited {
-        let reason =
-            format!("invoice {invoice} paid after {credited}; credited once, refund by hand");
-        if !stored
-            .deposit
-            .ignored_events
-            .iter()
-            .any(|e| e.reason == reason)
-        {
-            let mut deposit = stored.deposit;
-            deposit.push_ignored(IgnoredEvent {
-                status: "PAID".into(),
-                reason,
-                at: now,
-            });
+        let (invoice, credited) = (invoice.to_string(), credited.to_string());
+        let mut deposit = stored.deposit;
+        if deposit.add_refund_due(&invoice, &credited, now) {
             store.save_deposit(&deposit, now)?;
         }
     }

@@ -351,6 +351,7 @@ pub fn sample_deposit(id: &str, amount: u64) -> Deposit {
         result_code: None,
         review: None,
         ignored_events: Vec::new(),
+        refunds_due: Vec::new(),
     }
 }
 

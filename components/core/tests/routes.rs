@@ -1004,11 +1004,26 @@ fn racing_creates_leave_two_invoices_and_the_paid_one_is_credited_once() {
         assert_eq!(callback(&p, &paid("INV1")).status, 200);
     }
     assert_eq!(bot_requests(&p).len(), 1);
-    let events = view(&p, "D1")["ignoredEvents"].clone();
-    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
-    assert!(
-        events[0]["reason"].as_str().unwrap().contains("INV1"),
-        "{events}"
+    let refunds = view(&p, "D1")["refundsDue"].clone();
+    assert_eq!(
+        refunds,
+        json!([{"reference": "INV1", "creditedReference": "INV2", "at": refunds[0]["at"]}]),
+        "one refund due however often its callback is repeated"
+    );
+    assert!(refunds[0]["at"].as_u64().is_some(), "{refunds}");
+
+    // However many ignored callbacks follow, the refund due stays on the record.
+    let failed =
+        json!({"orderId": "D1", "reference": "INV2", "status": "FAILED", "resultCode": "01"})
+            .to_string();
+    for _ in 0..(topup_core::deposit::MAX_IGNORED_EVENTS + 5) {
+        assert_eq!(callback(&p, &failed).status, 200);
+    }
+    let after = view(&p, "D1");
+    assert_eq!(after["refundsDue"], refunds);
+    assert_eq!(
+        after["ignoredEvents"].as_array().map(Vec::len),
+        Some(topup_core::deposit::MAX_IGNORED_EVENTS)
     );
 
     // An invoice that is not this deposit's is still refused.

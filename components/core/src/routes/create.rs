@@ -82,6 +82,7 @@ fn create(request: &Request, platform: &Platform, config: &Config) -> Result<Res
         result_code: None,
         review: None,
         ignored_events: Vec::new(),
+        refunds_due: Vec::new(),
     };
     store.insert(&deposit, now)?;
     Ok(created(&deposit, false))
