@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 /// Bump when the engine configuration changes in a way wasmtime cannot detect.
-const CACHE_FORMAT: &str = "topup-host-cache-1";
+const CACHE_FORMAT: &str = "topup-host-cache-2";
 
 /// Loads `wasm` compiled for `engine`, from `cache_dir` when an artifact exists.
 pub fn load_component(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Component> {
