@@ -49,6 +49,9 @@ fn root() -> PathBuf {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(native::SUBCOMMAND) {
+        return native::serve_process(&args[1..]);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let options = Options {
         duration: Duration::from_secs(if quick { 1 } else { 5 }),
@@ -106,10 +109,33 @@ impl AppProcess {
                 .arg(root().join("spin.toml"));
             c
         };
-        let child = command
+        command
             .arg("--runtime-config-file")
             .arg(runtime_config)
-            .args(["--listen", &listen])
+            .args(["--listen", &listen]);
+        Self::spawn(command, &listen, env, stats)
+    }
+
+    /// The native baseline in a process of its own, so it pays the same process and loopback
+    /// costs as the app and the ratio isolates WebAssembly.
+    fn start_native(dir: &Path, env: &HashMap<String, String>) -> Result<Self> {
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .arg(native::SUBCOMMAND)
+            .arg(&listen)
+            .arg(dir.join("default.db"))
+            .arg(dir.join("claims.db"));
+        Self::spawn(command, &listen, env, dir.join("no-stats"))
+    }
+
+    fn spawn(
+        mut command: Command,
+        listen: &str,
+        env: &HashMap<String, String>,
+        stats: PathBuf,
+    ) -> Result<Self> {
+        let child = command
             .envs(env)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -527,22 +553,12 @@ async fn bench_native(options: &Options, report: &mut Report) -> Result<()> {
     let dir = stack.dir.join("native");
     std::fs::create_dir_all(&dir)?;
     sqlite_write_rate(&dir, options, report).await?;
-    let records = topup_host::kv::open_sqlite(&dir.join("default.db"), "default")?;
-    let claims = topup_host::kv::open_sqlite(&dir.join("claims.db"), "claims")?;
-    let mut variables: HashMap<String, String> = topup_core::config::VARIABLES
-        .iter()
-        .filter_map(|(n, d)| d.map(|d| (n.to_string(), d.to_string())))
-        .collect();
-    for (key, value) in &stack.env {
-        if let Some(name) = key.strip_prefix("SPIN_VARIABLE_") {
-            variables.insert(name.to_lowercase(), value.clone());
-        }
-    }
-    let addr = native::start(records, claims, variables).await?;
-    let http = Http::new(&format!("http://{addr}"));
+    let server = AppProcess::start_native(&dir, &stack.env)?;
+    server.ready().await?;
+    let http = &server.http;
     let mut ids = Vec::new();
     for i in 0..1000 {
-        if let Some((id, _)) = load::create(&http, SECRET, &format!("seed{i}"), 50_000).await {
+        if let Some((id, _)) = load::create(http, SECRET, &format!("seed{i}"), 50_000).await {
             ids.push(id);
         }
     }
@@ -553,7 +569,7 @@ async fn bench_native(options: &Options, report: &mut Report) -> Result<()> {
         ("create", Operation::Create),
         ("paid flow", Operation::PaidFlow),
     ] {
-        let outcome = load::run(&http, SECRET, operation, 16, options.duration).await;
+        let outcome = load::run(http, SECRET, operation, 16, options.duration).await;
         let row = Row {
             backend: "native".into(),
             scenario,
@@ -576,6 +592,7 @@ async fn bench_native(options: &Options, report: &mut Report) -> Result<()> {
         }
         report.rows.push(row);
     }
+    server.stop();
     Ok(())
 }
 
@@ -834,6 +851,7 @@ fn write_report(options: &Options, report: &Report) -> Result<()> {
         mem_kib as f64 / 1048576.0
     )?;
     writeln!(md, "- each scenario runs {} s, closed loop over loopback; load generator, app, mocks and stores share the machine", options.duration.as_secs())?;
+    writeln!(md, "- native: the same core routes served by hyper without WebAssembly, in a process of its own like the app, over the same SQLite store code")?;
     writeln!(md, "- SQLite keeps SQLite's defaults (rollback journal, synchronous=FULL, one transaction per write), as Spin does\n")?;
     writeln!(
         md,

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,12 +159,42 @@ fn route(path: &str) -> Option<Route> {
     })
 }
 
-/// Starts the native server; `variables` are the Spin variable values (defaults filled in).
-pub async fn start(
+/// The bench's own argument that makes it the native server:
+/// `serve-native LISTEN RECORDS_DB CLAIMS_DB`, variables from `SPIN_VARIABLE_*`.
+pub const SUBCOMMAND: &str = "serve-native";
+
+/// Runs the native server until killed.
+pub fn serve_process(args: &[String]) -> anyhow::Result<()> {
+    let [listen, records, claims] = args else {
+        anyhow::bail!("usage: topup-bench {SUBCOMMAND} LISTEN RECORDS_DB CLAIMS_DB");
+    };
+    let mut variables: HashMap<String, String> = topup_core::config::VARIABLES
+        .iter()
+        .filter_map(|(n, d)| d.map(|d| (n.to_string(), d.to_string())))
+        .collect();
+    for (key, value) in std::env::vars() {
+        if let Some(name) = key.strip_prefix("SPIN_VARIABLE_") {
+            variables.insert(name.to_lowercase(), value);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let records = topup_host::kv::open_sqlite(std::path::Path::new(records), "default")?;
+        let claims = topup_host::kv::open_sqlite(std::path::Path::new(claims), "claims")?;
+        start(listen, records, claims, variables).await?;
+        std::future::pending::<anyhow::Result<()>>().await
+    })
+}
+
+/// Starts the native server on `listen`; `variables` are the Spin variable values.
+async fn start(
+    listen: &str,
     records: Arc<dyn Backend>,
     claims: Arc<dyn Backend>,
     variables: HashMap<String, String>,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<()> {
     let runtime = Handle::current();
     let native = Arc::new(Native {
         records: NativeStore {
@@ -182,8 +211,7 @@ pub async fn start(
         },
         variables: EnvVariables(variables),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
@@ -201,7 +229,7 @@ pub async fn start(
             });
         }
     });
-    Ok(addr)
+    Ok(())
 }
 
 async fn serve(
