@@ -76,11 +76,13 @@ fn parse_used_memory(info: &str) -> Result<u64> {
         .context("no used_memory in INFO")
 }
 
-/// Where the app runs: the Spin CLI when installed, else the test host.
+/// A server under load in its own process: the app (the Spin CLI when installed, else the test
+/// host) or the native baseline.
 struct AppProcess {
     child: Child,
     http: Http,
-    stats: PathBuf,
+    /// Where the host writes its store-operation counts (the native server keeps none).
+    stats: Option<PathBuf>,
 }
 
 fn runner() -> &'static str {
@@ -113,7 +115,7 @@ impl AppProcess {
             .arg("--runtime-config-file")
             .arg(runtime_config)
             .args(["--listen", &listen]);
-        Self::spawn(command, &listen, env, stats)
+        Self::spawn(command, &listen, env, Some(stats))
     }
 
     /// The native baseline in a process of its own, so it pays the same process and loopback
@@ -126,14 +128,14 @@ impl AppProcess {
             .arg(&listen)
             .arg(dir.join("default.db"))
             .arg(dir.join("claims.db"));
-        Self::spawn(command, &listen, env, dir.join("no-stats"))
+        Self::spawn(command, &listen, env, None)
     }
 
     fn spawn(
         mut command: Command,
         listen: &str,
         env: &HashMap<String, String>,
-        stats: PathBuf,
+        stats: Option<PathBuf>,
     ) -> Result<Self> {
         let child = command
             .envs(env)
@@ -168,7 +170,7 @@ impl AppProcess {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-        let stats = std::fs::read(&self.stats).ok()?;
+        let stats = std::fs::read(self.stats.as_ref()?).ok()?;
         serde_json::from_slice(&stats).ok()
     }
 }
