@@ -126,6 +126,7 @@ impl AppProcess {
         command
             .arg(native::SUBCOMMAND)
             .arg(&listen)
+            .arg(root().join("spin.toml"))
             .arg(dir.join("default.db"))
             .arg(dir.join("claims.db"));
         Self::spawn(command, &listen, env, None)

@@ -160,23 +160,22 @@ fn route(path: &str) -> Option<Route> {
 }
 
 /// The bench's own argument that makes it the native server:
-/// `serve-native LISTEN RECORDS_DB CLAIMS_DB`, variables from `SPIN_VARIABLE_*`.
+/// `serve-native LISTEN MANIFEST RECORDS_DB CLAIMS_DB`; variables resolve as the host resolves
+/// them (`SPIN_VARIABLE_*`, else the manifest's defaults).
 pub const SUBCOMMAND: &str = "serve-native";
 
 /// Runs the native server until killed.
 pub fn serve_process(args: &[String]) -> anyhow::Result<()> {
-    let [listen, records, claims] = args else {
-        anyhow::bail!("usage: topup-bench {SUBCOMMAND} LISTEN RECORDS_DB CLAIMS_DB");
+    let [listen, manifest, records, claims] = args else {
+        anyhow::bail!("usage: topup-bench {SUBCOMMAND} LISTEN MANIFEST RECORDS_DB CLAIMS_DB");
     };
-    let mut variables: HashMap<String, String> = topup_core::config::VARIABLES
+    let manifest = topup_host::manifest::Manifest::load(std::path::Path::new(manifest))?;
+    let resolved =
+        topup_host::variables::AppVariables::resolve(&manifest, &std::env::vars().collect())?;
+    let variables = topup_core::config::VARIABLES
         .iter()
-        .filter_map(|(n, d)| d.map(|d| (n.to_string(), d.to_string())))
+        .filter_map(|(name, _)| Some((name.to_string(), resolved.get(name)?)))
         .collect();
-    for (key, value) in std::env::vars() {
-        if let Some(name) = key.strip_prefix("SPIN_VARIABLE_") {
-            variables.insert(name.to_lowercase(), value);
-        }
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
