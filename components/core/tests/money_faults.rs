@@ -1,0 +1,284 @@
+//! Faults on the money path, each pinned as a scenario: the exact interleaving or failure
+//! that once lost, stuck or misdirected a payment. They talk to the routes only (plus store
+//! and upstream hooks), so they hold whatever the storage layout is.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use topup_core::platform::{KeyValue, OutboundResponse, Platform, TransportError};
+use topup_core::routes;
+use topup_core::testing::TestPlatform;
+
+/// Pays `id` with the bot down, so the credit is owed and scheduled.
+fn paid_with_bot_down(p: &TestPlatform, id: &str) {
+    new_deposit(p, id, 5000);
+    set_bot(p, 503);
+    assert_eq!(callback(p, &paid_body(id, 5000)).status, 200);
+    assert_eq!(view(p, id)["credited"], false);
+}
+
+/// Sweeps (with the bot up) until the deposit is credited or `rounds` run out, moving the
+/// clock by `step` before each sweep; also tries the manual retry, as an operator would.
+fn settle(p: &TestPlatform, id: &str, step: Duration, rounds: usize) -> Value {
+    set_bot(p, 200);
+    for _ in 0..rounds {
+        p.clock.advance(step);
+        let _ = sweep_on(&p.platform());
+        if status(p, &format!("depositId={id}")).json_body()["credited"] == true {
+            break;
+        }
+        let _ = retry_credit(p, id);
+    }
+    status(p, &format!("depositId={id}")).json_body()
+}
+
+#[test]
+fn an_interrupted_take_over_does_not_stick_the_credit() {
+    // Defect 1: the sweep claims the next delivery generation, then its write of the new
+    // owner fails (a locked SQLite file, a Redis blip). Later sweeps and manual retries must
+    // still be able to deliver.
+    let p = platform();
+    paid_with_bot_down(&p, "D1");
+    set_bot(&p, 200);
+    p.clock.advance(Duration::from_secs(3600));
+    let records = Flaky::new(&p.records, "credit:", 1);
+    let flaky = Platform {
+        records: &records,
+        ..p.platform()
+    };
+    let _ = sweep_on(&flaky);
+    let view = settle(&p, "D1", Duration::from_secs(3600), 5);
+    assert_eq!(view["credited"], true, "{view}");
+    assert_eq!(credits_sent(&p, "D1").len() >= 1, true);
+}
+
+#[test]
+fn a_stale_owner_never_overwrites_a_newer_delivery() {
+    // Defect 2: sweep A owns the credit; its bot call outlives the lease (the process stalls),
+    // sweep B takes over and the bot accepts; then A's late failure must not undo B's credit.
+    let p = platform();
+    paid_with_bot_down(&p, "D1");
+    p.clock.advance(Duration::from_secs(3600));
+    // First call answered (B's), second one (A's) times out.
+    let http = topup_core::testing::ScriptedHttp::new(vec![
+        ok_json(json!({"ok": true})),
+        Err(TransportError::Timeout),
+    ]);
+    let b_platform = Platform {
+        http: &http,
+        ..p.platform()
+    };
+    let during = DuringCall::new(&http, "bot.test", || {
+        p.clock.advance(Duration::from_secs(3600));
+        assert_eq!(sweep_on(&b_platform).status, 200);
+        assert_eq!(view(&p, "D1")["credited"], true);
+    });
+    let a_platform = Platform {
+        http: &during,
+        ..p.platform()
+    };
+    let _ = sweep_on(&a_platform);
+    let after = view(&p, "D1");
+    assert_eq!(
+        after["credited"], true,
+        "a stale owner's failure replaced the newer credit: {after}"
+    );
+}
+
+#[test]
+fn an_owed_credit_outlives_its_records_ttl() {
+    // Defect 3: the deposit's TTL ends while its credit is still owed (the bot and the sweep's
+    // scheduler were down for longer than the TTL). The credit must still be delivered.
+    let mut p = platform();
+    p.variables = p
+        .variables
+        .clone()
+        .with("deposit_ttl_days", "0.01")
+        .with("credit_retry_schedule", "600");
+    paid_with_bot_down(&p, "D1");
+    p.clock.advance(Duration::from_secs(2_000));
+    let _ = status(&p, "depositId=D1");
+    let view = settle(&p, "D1", Duration::from_secs(700), 4);
+    assert_eq!(view["credited"], true, "{view}");
+}
+
+#[test]
+fn a_reused_id_does_not_inherit_an_old_payment() {
+    // Defect 4: D1 is paid and credited; its TTL passes before any sweep; the bot then uses
+    // the id again for another user, who never pays. Nothing may be credited to them.
+    let mut p = platform();
+    p.variables = p.variables.clone().with("deposit_ttl_days", "0.01");
+    new_deposit(&p, "D1", 5000);
+    assert_eq!(callback(&p, &paid_body("D1", 5000)).status, 200);
+    assert_eq!(credits_sent(&p, "D1").len(), 1);
+    p.clock.advance(Duration::from_secs(3 * 864));
+    for _ in 0..20 {
+        let again = create(
+            &p,
+            json!({"userId": "u2", "amount": 7000, "depositId": "D1"}),
+        );
+        if again.status == 200 {
+            break;
+        }
+        // Refused while the old deposit is still being cleaned up: sweep and try again.
+        assert_eq!(again.status, 409, "{}", again.json_body());
+        p.clock.advance(Duration::from_secs(60));
+        let _ = sweep_on(&p.platform());
+    }
+    for _ in 0..5 {
+        p.clock.advance(Duration::from_secs(120));
+        let _ = sweep_on(&p.platform());
+    }
+    let sent: Vec<Value> = credits_sent(&p, "D1");
+    assert!(
+        sent.iter().all(|c| c["userId"] == "u1"),
+        "an unpaid deposit was credited: {sent:?}"
+    );
+}
+
+#[test]
+fn a_callback_that_failed_early_does_not_burn_its_nonce() {
+    // Defect 5: a store error before the payment is recorded answers 503; the PG's retry
+    // with the same X-Nonce must be processed, not refused as a replay.
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    let claims = Flaky::new(&p.claims, "paid:", 1);
+    let flaky = Platform {
+        claims: &claims,
+        ..p.platform()
+    };
+    let request = signed_callback(&paid_body("D1", 5000)).with_header("x-nonce", "pg-nonce-1");
+    assert_eq!(routes::callback::handle(&request, &flaky).status, 503);
+    let retry = routes::callback::handle(&request, &p.platform());
+    assert_eq!(retry.status, 200, "{}", retry.json_body());
+    assert_eq!(view(&p, "D1")["credited"], true);
+    // A replay after success is still refused.
+    let replay = routes::callback::handle(&request, &p.platform());
+    assert_eq!(replay.json_body()["error"], "NONCE_REUSED");
+}
+
+#[test]
+fn a_create_racing_the_pg_call_of_another_user_is_refused() {
+    // Defect 6: create A waits for the PG; meanwhile another user's create of the same id
+    // runs. It must get 409 at once, and the stored deposit stays A's.
+    let p = platform();
+    let during = DuringCall::new(&p.http, "pg.test", || {
+        let other = create(
+            &p,
+            json!({"userId": "u2", "amount": 9000, "depositId": "D1"}),
+        );
+        assert_eq!(other.status, 409, "{}", other.json_body());
+    });
+    let a_platform = Platform {
+        http: &during,
+        ..p.platform()
+    };
+    let a = routes::create::handle(
+        &create_request(json!({"userId": "u1", "amount": 5000, "depositId": "D1"})),
+        &a_platform,
+    );
+    assert_eq!(a.status, 200, "{}", a.json_body());
+    assert_eq!(view(&p, "D1")["userId"], "u1");
+}
+
+#[test]
+fn an_honest_create_retry_during_the_pg_call_gets_the_same_invoice_or_a_clear_409() {
+    // Defect 6, the bot's own retry: it gets the invoice of the first create, or 409
+    // CREATE_IN_PROGRESS with Retry-After; never a second invoice.
+    let p = platform();
+    let minted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = minted.clone();
+    p.http.set_handler(move |request| {
+        if request.url.starts_with("http://pg.test") {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ok_json(json!({"reference": format!("INV{n}"), "paymentUrl": format!("https://pay.test/{n}")}))
+        } else {
+            happy_upstreams(request)
+        }
+    });
+    let body = json!({"userId": "u1", "amount": 5000, "depositId": "D1"});
+    let during = DuringCall::new(&p.http, "pg.test", || {
+        let retry = create(&p, body.clone());
+        assert_eq!(retry.status, 409, "{}", retry.json_body());
+        assert_eq!(retry.json_body()["error"], "CREATE_IN_PROGRESS");
+        assert!(retry.header("retry-after").is_some());
+    });
+    let a_platform = Platform {
+        http: &during,
+        ..p.platform()
+    };
+    let a = routes::create::handle(&create_request(body.clone()), &a_platform);
+    assert_eq!(a.json_body()["reference"], "INV1");
+    let again = create(&p, body.clone());
+    assert_eq!(again.json_body()["reference"], "INV1");
+    assert_eq!(minted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn one_corrupt_record_does_not_stop_the_sweep() {
+    // Defect 7: one undecodable record among three owed credits. The sweep reports it and
+    // delivers the other two.
+    let p = platform();
+    for id in ["D1", "D2", "D3"] {
+        paid_with_bot_down(&p, id);
+    }
+    p.records.set("credit:D2", b"{broken").unwrap();
+    set_bot(&p, 200);
+    p.clock.advance(Duration::from_secs(3600));
+    let response = sweep_on(&p.platform());
+    assert_eq!(response.status, 200, "{}", response.json_body());
+    assert_eq!(response.json_body()["quarantined"], 1);
+    for id in ["D1", "D3"] {
+        assert_eq!(view(&p, id)["credited"], true, "{id}");
+    }
+}
+
+#[test]
+fn a_long_backlog_does_not_starve_a_due_credit() {
+    // Defect 7: more than 20,000 owed credits that are not due sort before one that is; every
+    // sweep must still reach it.
+    let mut p = platform();
+    set_bot(&p, 503);
+    p.variables = p.variables.clone().with("credit_max_retries", "0");
+    for i in 0..20_005 {
+        let id = format!("A{i:05}");
+        let created = create(&p, json!({"userId": "u", "amount": 5000, "depositId": id}));
+        assert_eq!(created.status, 200);
+        assert_eq!(callback(&p, &paid_body(&id, 5000)).status, 200);
+    }
+    p.variables = p.variables.clone().with("credit_max_retries", "30");
+    paid_with_bot_down(&p, "Z1");
+    set_bot(&p, 200);
+    for _ in 0..3 {
+        p.clock.advance(Duration::from_secs(3600));
+        let _ = sweep_on(&p.platform());
+    }
+    assert_eq!(view(&p, "Z1")["credited"], true);
+}
+
+#[test]
+fn outbound_calls_carry_their_length() {
+    // Defect 8, at the core's edge: every request the core builds names its exact body.
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    assert_eq!(callback(&p, &paid_body("D1", 5000)).status, 200);
+    for request in p.http.requests() {
+        let declared = request
+            .headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            declared,
+            Some(request.body.len().to_string()),
+            "{}",
+            request.url
+        );
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: OutboundResponse) {}
