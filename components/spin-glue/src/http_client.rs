@@ -86,10 +86,17 @@ fn start(request: &OutboundRequest) -> Pending {
         Some(at) => rest.split_at(at),
         None => (rest, "/"),
     };
+    // Without content-length Spin sends the body chunked, which many small servers read as
+    // empty (spec §4): always declare the exact length.
     let headers: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .chain([(
+            "content-length".to_string(),
+            request.body.len().to_string().into_bytes(),
+        )])
         .collect();
     let fields =
         Fields::from_list(&headers).map_err(|e| TransportError::Other(format!("{e:?}")))?;
