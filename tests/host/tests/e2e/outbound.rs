@@ -73,6 +73,7 @@ async fn a_trickling_bot_does_not_hold_a_credit_past_its_timeout(backend: Backen
     let started = Instant::now();
     let reply = app.callback(&paid_body(&id, &reference, 5000)).await;
     let elapsed = started.elapsed();
+    println!("trickling bot ({backend:?}): PAID callback answered in {elapsed:?}");
     assert_eq!(reply.status, 200);
     assert!(trickle_time > Duration::from_secs(9));
     assert!(
@@ -97,6 +98,7 @@ async fn a_trickling_bot_does_not_hold_a_credit_past_its_timeout(backend: Backen
     let started = Instant::now();
     let retry = manual_retry(&app, &id).await;
     let elapsed = started.elapsed();
+    println!("trickling bot ({backend:?}): manual retry answered in {elapsed:?}");
     assert_eq!(retry.status, 502, "{}", retry.json());
     assert!(
         elapsed < Duration::from_secs(4),
