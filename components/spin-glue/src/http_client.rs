@@ -1,5 +1,7 @@
 //! Outbound HTTP through `wasi:http/outgoing-handler` with per-request timeouts (Spin honours
 //! `request-options`; the SDK's `send` passes none, which leaves Spin's 600 s default).
+//! Each request's `timeout` is also an overall deadline, from its start to the end of its
+//! body: the host's timeouts alone let a server that trickles its answer hold us for ever.
 //! Requests of one batch are in flight together.
 
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
@@ -10,6 +12,8 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 use topup_core::platform::{
     HttpClient, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
 };
+use wasi::clocks::monotonic_clock::{self, Instant};
+use wasi::io::poll::Pollable;
 
 /// Outbound HTTP of a Spin component (imports `wasi:http/outgoing-handler`).
 #[derive(Default)]
@@ -31,7 +35,13 @@ impl HttpClient for NoHttp {
     }
 }
 
-type Pending = Result<FutureIncomingResponse, TransportError>;
+/// A request handed to the host, and the monotonic instant by which it must be done.
+struct InFlight {
+    future: FutureIncomingResponse,
+    deadline: Instant,
+}
+
+type Pending = Result<InFlight, TransportError>;
 
 impl HttpClient for SpinHttp {
     fn send_all(
@@ -48,22 +58,30 @@ impl HttpClient for SpinHttp {
         }
         loop {
             // `get` hands a response over exactly once; take each as soon as it is ready.
+            let now = monotonic_clock::now();
             for (slot, p) in results.iter_mut().zip(&pending) {
-                if let (None, Ok(future)) = (&slot, p) {
-                    if let Some(outcome) = future.get() {
-                        *slot = Some(finish(outcome));
+                if let (None, Ok(flight)) = (&slot, p) {
+                    if let Some(outcome) = flight.future.get() {
+                        *slot = Some(finish(outcome, flight.deadline));
+                    } else if now >= flight.deadline {
+                        *slot = Some(Err(TransportError::Timeout));
                     }
                 }
             }
-            let waiting: Vec<_> = results
+            let open: Vec<&InFlight> = results
                 .iter()
                 .zip(&pending)
                 .filter(|(slot, _)| slot.is_none())
-                .filter_map(|(_, p)| p.as_ref().ok().map(FutureIncomingResponse::subscribe))
+                .filter_map(|(_, p)| p.as_ref().ok())
                 .collect();
-            if waiting.is_empty() {
+            let Some(earliest) = open.iter().map(|flight| flight.deadline).min() else {
                 break;
-            }
+            };
+            let mut waiting: Vec<Pollable> = open
+                .iter()
+                .map(|flight| flight.future.subscribe())
+                .collect();
+            waiting.push(monotonic_clock::subscribe_instant(earliest));
             let refs: Vec<_> = waiting.iter().collect();
             wasi::io::poll::poll(&refs);
         }
@@ -75,6 +93,8 @@ impl HttpClient for SpinHttp {
 }
 
 fn start(request: &OutboundRequest) -> Pending {
+    let timeout = u64::try_from(request.timeout.as_nanos()).unwrap_or(u64::MAX);
+    let deadline = monotonic_clock::now().saturating_add(timeout);
     let (scheme, rest) = if let Some(rest) = request.url.strip_prefix("https://") {
         (Scheme::Https, rest)
     } else if let Some(rest) = request.url.strip_prefix("http://") {
@@ -86,10 +106,17 @@ fn start(request: &OutboundRequest) -> Pending {
         Some(at) => rest.split_at(at),
         None => (rest, "/"),
     };
+    // Without content-length Spin sends the body chunked, which many small servers read as
+    // empty (spec §4): always declare the exact length.
     let headers: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .chain([(
+            "content-length".to_string(),
+            request.body.len().to_string().into_bytes(),
+        )])
         .collect();
     let fields =
         Fields::from_list(&headers).map_err(|e| TransportError::Other(format!("{e:?}")))?;
@@ -100,7 +127,6 @@ fn start(request: &OutboundRequest) -> Pending {
     outgoing.set_authority(Some(authority)).map_err(invalid)?;
     outgoing.set_path_with_query(Some(path)).map_err(invalid)?;
 
-    let timeout = u64::try_from(request.timeout.as_nanos()).unwrap_or(u64::MAX);
     let options = RequestOptions::new();
     let _ = options.set_connect_timeout(Some(timeout));
     let _ = options.set_first_byte_timeout(Some(timeout));
@@ -115,11 +141,12 @@ fn start(request: &OutboundRequest) -> Pending {
         let _ = crate::write_all(&stream, &request.body);
     }
     OutgoingBody::finish(body, None).map_err(transport_error)?;
-    Ok(future)
+    Ok(InFlight { future, deadline })
 }
 
 fn finish(
     outcome: Result<Result<IncomingResponse, ErrorCode>, ()>,
+    deadline: Instant,
 ) -> Result<OutboundResponse, TransportError> {
     let response = match outcome {
         Ok(Ok(response)) => response,
@@ -129,25 +156,36 @@ fn finish(
     let status = response.status();
     Ok(OutboundResponse {
         status,
-        body: read_body(&response),
+        body: read_body(&response, deadline)?,
     })
 }
 
-/// Reads at most [`MAX_UPSTREAM_BODY`] bytes; a body cut short keeps what arrived.
-fn read_body(response: &IncomingResponse) -> Vec<u8> {
+/// Reads at most [`MAX_UPSTREAM_BODY`] bytes; a body cut short by the server keeps what
+/// arrived, one still arriving at `deadline` is a timeout.
+fn read_body(response: &IncomingResponse, deadline: Instant) -> Result<Vec<u8>, TransportError> {
     let mut bytes = Vec::new();
     let Ok(body) = response.consume() else {
-        return bytes;
+        return Ok(bytes);
     };
-    if let Ok(stream) = body.stream() {
-        while bytes.len() < MAX_UPSTREAM_BODY {
-            match stream.blocking_read((MAX_UPSTREAM_BODY - bytes.len()) as u64) {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
-                Err(_) => break,
+    let Ok(stream) = body.stream() else {
+        return Ok(bytes);
+    };
+    // Declared after `stream`, so dropped before it (a pollable must not outlive its stream).
+    let readable = stream.subscribe();
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    while bytes.len() < MAX_UPSTREAM_BODY {
+        match stream.read((MAX_UPSTREAM_BODY - bytes.len()) as u64) {
+            Ok(chunk) if chunk.is_empty() => {
+                if timer.ready() {
+                    return Err(TransportError::Timeout);
+                }
+                wasi::io::poll::poll(&[&readable, &timer]);
             }
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(_) => break,
         }
     }
-    bytes
+    Ok(bytes)
 }
 
 fn transport_error(code: ErrorCode) -> TransportError {

@@ -1,17 +1,23 @@
 //! Stand-ins for the two parties outside our reach, speaking the real protocol over HTTP:
 //! the Central PG (create invoice) and the bot (credit). Both check the bearer token and
 //! `X-Signature` (hex HMAC-SHA256 of the raw body) themselves and record every request.
+//! Like Python's `http.server` or PHP's built-in server, they need `Content-Length`: a
+//! request without one (chunked) is answered 411 and never reaches the party.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -73,13 +79,38 @@ pub fn authentic(secret: &str, headers: &[(String, String)], body: &[u8]) -> boo
     header("authorization") == Some(&format!("Bearer {secret}")) && signature_ok
 }
 
+/// A mock's response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Sent at once, with its `content-length`.
+    Whole(String),
+    /// Status and headers at once, then the body chunked, one byte every `every`.
+    Trickle {
+        /// The whole body.
+        text: String,
+        /// Pause before each byte.
+        every: Duration,
+    },
+}
+
+impl From<String> for Reply {
+    fn from(text: String) -> Self {
+        Self::Whole(text)
+    }
+}
+
+impl From<&str> for Reply {
+    fn from(text: &str) -> Self {
+        Self::Whole(text.to_string())
+    }
+}
+
 /// One side of the protocol a mock plays: its secret and how it answers.
 pub trait Party: Send + Sync + 'static {
     /// The secret requests must be signed with.
     fn secret(&self) -> &Mutex<String>;
     /// Answers a request whose authenticity has been checked.
-    fn answer(&self, received: Received)
-        -> impl std::future::Future<Output = (u16, String)> + Send;
+    fn answer(&self, received: Received) -> impl Future<Output = (u16, Reply)> + Send;
 }
 
 /// A mock party served over HTTP on loopback.
@@ -174,7 +205,14 @@ impl Party for PgState {
         &self.secret
     }
 
-    async fn answer(&self, received: Received) -> (u16, String) {
+    async fn answer(&self, received: Received) -> (u16, Reply) {
+        let (status, text) = self.invoice(received).await;
+        (status, Reply::Whole(text))
+    }
+}
+
+impl PgState {
+    async fn invoice(&self, received: Received) -> (u16, String) {
         let authentic = received.authentic;
         let order = received.json()["orderId"]
             .as_str()
@@ -220,7 +258,13 @@ pub enum BotMode {
     Status(u16),
     /// Hold every request until [`MockBot::release`], then accept.
     Hang,
+    /// Accept, but send the body one byte per interval (after [`TRICKLE_PADDING`] blanks),
+    /// so the whole answer takes far longer than any timeout a test sets.
+    Trickle(Duration),
 }
+
+/// Leading blanks of a trickled answer (valid JSON whitespace before `{"ok":true}`).
+pub const TRICKLE_PADDING: usize = 20;
 
 #[derive(Default)]
 struct Ledger {
@@ -299,7 +343,24 @@ impl Party for BotState {
         &self.secret
     }
 
-    async fn answer(&self, received: Received) -> (u16, String) {
+    async fn answer(&self, received: Received) -> (u16, Reply) {
+        let mode = lock(&self.mode).clone();
+        let (status, text) = self.credit(received, &mode).await;
+        match mode {
+            BotMode::Trickle(every) if status == 200 => (
+                status,
+                Reply::Trickle {
+                    text: format!("{:width$}{text}", "", width = TRICKLE_PADDING),
+                    every,
+                },
+            ),
+            _ => (status, Reply::Whole(text)),
+        }
+    }
+}
+
+impl BotState {
+    async fn credit(&self, received: Received, mode: &BotMode) -> (u16, String) {
         let authentic = received.authentic;
         let key = received.header("idempotency-key").map(str::to_string);
         let deposit = received.json()["depositId"].as_str().map(str::to_string);
@@ -307,17 +368,15 @@ impl Party for BotState {
         if !authentic {
             return (401, r#"{"ok":false,"error":"bad signature"}"#.into());
         }
-        let mode = lock(&self.mode).clone();
-        let mode = if mode == BotMode::Hang {
+        if *mode == BotMode::Hang {
             let mut released = self.release.subscribe();
             let _ = released.changed().await;
-            BotMode::Accept
-        } else {
-            mode
-        };
+        }
         match mode {
-            BotMode::Status(status) => (status, r#"{"ok":false,"error":"bot unavailable"}"#.into()),
-            BotMode::Accept | BotMode::Hang => {
+            BotMode::Status(status) => {
+                (*status, r#"{"ok":false,"error":"bot unavailable"}"#.into())
+            }
+            BotMode::Accept | BotMode::Hang | BotMode::Trickle(_) => {
                 let (Some(key), Some(deposit)) = (key, deposit) else {
                     return (
                         400,
@@ -335,10 +394,70 @@ impl Party for BotState {
     }
 }
 
+type MockBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A body that yields one byte of `rest` every `every` (each byte its own chunk).
+struct TrickleBody {
+    rest: Bytes,
+    every: Duration,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for TrickleBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        if self.pause.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let every = self.every;
+        self.pause
+            .as_mut()
+            .reset(tokio::time::Instant::now() + every);
+        let byte = self.rest.split_to(1);
+        Poll::Ready(Some(Ok(Frame::data(byte))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+fn body(reply: Reply) -> MockBody {
+    match reply {
+        Reply::Whole(text) => Full::new(Bytes::from(text)).boxed(),
+        Reply::Trickle { text, every } => TrickleBody {
+            rest: Bytes::from(text),
+            every,
+            pause: Box::pin(tokio::time::sleep(every)),
+        }
+        .boxed(),
+    }
+}
+
+/// What a server that reads only `Content-Length` bodies answers to a request without one.
+fn length_required() -> hyper::Response<MockBody> {
+    let text = r#"{"ok":false,"error":"LENGTH_REQUIRED","message":"Content-Length required"}"#;
+    let mut response = hyper::Response::new(body(text.into()));
+    *response.status_mut() = http::StatusCode::LENGTH_REQUIRED;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 async fn serve<F, Fut>(addr: &str, answer: F) -> Result<SocketAddr>
 where
     F: Fn(Received) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = (u16, String)> + Send,
+    Fut: Future<Output = (u16, Reply)> + Send,
 {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -350,12 +469,16 @@ where
                     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                         let answer = answer.clone();
                         async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
+                            let (parts, body_in) = request.into_parts();
+                            let body_in = body_in
                                 .collect()
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
+                            // Drained first, so the 411 reaches the client instead of a reset.
+                            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+                                return Ok::<_, Infallible>(length_required());
+                            }
                             let headers: Vec<(String, String)> = parts
                                 .headers
                                 .iter()
@@ -371,10 +494,10 @@ where
                                     .unwrap_or_default(),
                                 authentic: false,
                                 headers,
-                                body,
+                                body: body_in,
                             };
-                            let (status, text) = answer(received).await;
-                            let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+                            let (status, reply) = answer(received).await;
+                            let mut response = hyper::Response::new(body(reply));
                             *response.status_mut() =
                                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                             response.headers_mut().insert(

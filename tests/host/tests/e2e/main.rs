@@ -5,4 +5,5 @@
 mod api;
 mod faults;
 mod host_behaviour;
+mod outbound;
 mod support;
