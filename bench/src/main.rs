@@ -276,7 +276,7 @@ impl Stack {
                     "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\
                      [key_value_store.claims]\ntype = \"redis\"\nurl = \"{}\"\n",
                     redis.url(0),
-                    redis.url(1)
+                    redis.url(0)
                 )
             }
         };

@@ -62,11 +62,6 @@ impl KeyValue for NativeStore {
             .block_on(self.backend.increment(key, delta))
             .map_err(store_error)
     }
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.runtime
-            .block_on(self.backend.keys())
-            .map_err(store_error)
-    }
 }
 
 struct NativeHttp {

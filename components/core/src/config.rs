@@ -137,7 +137,7 @@ impl Config {
             ));
         }
 
-        Ok(Self {
+        let config = Self {
             shared_secret: Secret::new(shared_secret),
             shared_secret_previous: (!previous.is_empty()).then(|| Secret::new(previous)),
             central_pg_base_url: parse_origin("central_pg_base_url", &get("central_pg_base_url")?)?,
@@ -168,7 +168,40 @@ impl Config {
                 "credit_lease_seconds",
                 &get("credit_lease_seconds")?,
             )?),
-        })
+        };
+        config.check_combinations()?;
+        Ok(config)
+    }
+
+    /// Refuses values that are fine alone but defeat each other.
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        // A delivery must end before its lease, or a sweep takes over while it still runs.
+        let longest_delivery = self.bot_timeout.max(crate::bot::INLINE_BUDGET);
+        if self.credit_lease <= longest_delivery {
+            return Err(ConfigError::new(
+                "credit_lease_seconds",
+                format!(
+                    "must be longer than bot_timeout_ms and the {} ms inline budget \
+                     (a delivery must end before another owner may take it over)",
+                    crate::credit::millis(crate::bot::INLINE_BUDGET)
+                ),
+            ));
+        }
+        // Between two attempts the records must not reach the end of their lifetime unseen.
+        let ttl = Duration::from_millis(self.deposit_ttl_ms);
+        if self.credit_retry_schedule.iter().any(|step| *step > ttl) {
+            return Err(ConfigError::new(
+                "credit_retry_schedule",
+                "no retry step may be longer than deposit_ttl_days",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long a create of a chosen id holds it: the gateway's timeout plus a margin for the
+    /// store writes around the call.
+    pub fn create_lease(&self) -> Duration {
+        self.central_pg_timeout + Duration::from_secs(5)
     }
 
     /// The secrets accepted on inbound requests: current first, then the previous one.
@@ -407,6 +440,35 @@ mod tests {
     }
 
     #[test]
+    fn combinations_that_defeat_the_lease_are_refused() {
+        let refused = |pairs: &[(&str, &str)], variable: &str| {
+            let vars = pairs.iter().fold(base(), |v, (n, x)| v.with(n, x));
+            let err = Config::load(&vars).expect_err(&format!("{pairs:?}"));
+            assert_eq!(err.variable, variable, "{pairs:?}: {err}");
+        };
+        refused(&[("credit_lease_seconds", "2")], "credit_lease_seconds");
+        refused(
+            &[("credit_lease_seconds", "5"), ("bot_timeout_ms", "5000")],
+            "credit_lease_seconds",
+        );
+        refused(
+            &[
+                ("deposit_ttl_days", "0.5"),
+                ("credit_retry_schedule", "60,86400"),
+            ],
+            "credit_retry_schedule",
+        );
+        let fine = base()
+            .with("credit_lease_seconds", "6")
+            .with("bot_timeout_ms", "5000")
+            .with("deposit_ttl_days", "1")
+            .with("credit_retry_schedule", "60,86400");
+        assert!(Config::load(&fine).is_ok());
+        let err = Config::load(&base().with("credit_lease_seconds", "1")).unwrap_err();
+        assert!(err.to_string().contains("bot_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn min_above_max_is_refused() {
         let vars = base().with("min_amount", "5000").with("max_amount", "4000");
         assert_eq!(Config::load(&vars).unwrap_err().variable, "max_amount");
@@ -434,13 +496,18 @@ mod tests {
     fn fractional_ttl_and_flags_parse() {
         let vars = base()
             .with("deposit_ttl_days", "0.5")
+            .with("credit_retry_schedule", "60,300,1800,7200,21600")
             .with("enforce_timestamp", "TRUE")
             .with("allowed_origins", r#"["https://shop.example"]"#)
             .with("public_base_url", "https://topup.example/");
         let cfg = Config::load(&vars).unwrap();
         assert_eq!(cfg.deposit_ttl_ms, 43_200_000);
-        let ttl =
-            |v: &str| Config::load(&base().with("deposit_ttl_days", v)).map(|c| c.deposit_ttl_ms);
+        let ttl = |v: &str| {
+            let vars = base()
+                .with("deposit_ttl_days", v)
+                .with("credit_retry_schedule", "1");
+            Config::load(&vars).map(|c| c.deposit_ttl_ms)
+        };
         assert_eq!(ttl("0.00003").unwrap(), 2_592);
         assert_eq!(ttl(".25").unwrap(), 21_600_000);
         assert_eq!(ttl("3650").unwrap(), 3650 * 86_400_000);

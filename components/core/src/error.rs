@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use crate::config::ConfigError;
 use crate::http::{HeaderProblem, Response, MAX_BODY_BYTES};
+use crate::ids::DEPOSIT_ID_RULE;
 use crate::platform::StoreError;
 
 /// A request that cannot be served, with enough detail for a clear JSON error.
@@ -53,6 +54,16 @@ pub enum ApiError {
         /// Methods the route serves.
         allow: &'static str,
     },
+    /// Another request is doing this right now; try again after `retry_after_s`.
+    #[error("{message}")]
+    InProgress {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is in progress.
+        message: &'static str,
+        /// Seconds to wait (the `Retry-After` header).
+        retry_after_s: u64,
+    },
     /// A request that contradicts stored state.
     #[error("{message}")]
     Conflict {
@@ -78,12 +89,17 @@ pub enum ApiError {
     /// The configuration is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The key-value store failed.
-    #[error("key-value store unavailable")]
+    /// The key-value store failed, or holds a record this service cannot read.
+    #[error("{}", if matches!(.0, StoreError::Corrupt(_)) { "a stored record cannot be read" } else { "key-value store unavailable" })]
     Store(#[from] StoreError),
 }
 
 impl ApiError {
+    /// A `depositId` that breaks [`DEPOSIT_ID_RULE`].
+    pub fn invalid_deposit_id() -> Self {
+        Self::field("INVALID_DEPOSIT_ID", "depositId", DEPOSIT_ID_RULE)
+    }
+
     /// Shorthand for an invalid field.
     pub fn field(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidField {
@@ -101,10 +117,10 @@ impl ApiError {
             Self::Unauthorized | Self::InvalidSignature | Self::TimestampRejected(_) => 401,
             Self::DepositNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::NonceReused | Self::Conflict { .. } => 409,
+            Self::NonceReused | Self::Conflict { .. } | Self::InProgress { .. } => 409,
             Self::BodyTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::Config(_) => 500,
+            Self::Config(_) | Self::Store(StoreError::Corrupt(_)) => 500,
             Self::Gateway(_) | Self::CreditFailed(_) => 502,
             Self::Store(_) => 503,
         }
@@ -114,7 +130,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidJson(_) => "INVALID_JSON",
-            Self::InvalidField { code, .. } | Self::Conflict { code, .. } => code,
+            Self::InvalidField { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::InProgress { code, .. } => code,
             Self::BadHeader { .. } => "INVALID_HEADER",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::InvalidSignature => "INVALID_SIGNATURE",
@@ -127,6 +145,7 @@ impl ApiError {
             Self::Gateway(_) => "PG_ERROR",
             Self::CreditFailed(_) => "CREDIT_FAILED",
             Self::Config(_) => "CONFIG_ERROR",
+            Self::Store(StoreError::Corrupt(_)) => "CORRUPT_RECORD",
             Self::Store(_) => "STORE_UNAVAILABLE",
         }
     }
@@ -146,6 +165,7 @@ impl ApiError {
             Self::Gateway(detail) | Self::CreditFailed(detail) => Some(detail.clone()),
             Self::Config(e) => Some(json!({ "variable": e.variable })),
             Self::BodyTooLarge => Some(json!({ "limitBytes": MAX_BODY_BYTES })),
+            Self::InProgress { retry_after_s, .. } => Some(json!({ "retryAfter": retry_after_s })),
             _ => None,
         }
     }
@@ -163,6 +183,9 @@ impl ApiError {
         let response = Response::json(self.status(), &body);
         match self {
             Self::MethodNotAllowed { allow } => response.with_header("allow", allow),
+            Self::InProgress { retry_after_s, .. } => {
+                response.with_header("retry-after", &retry_after_s.to_string())
+            }
             _ => response,
         }
     }
@@ -211,6 +234,20 @@ mod tests {
                 503,
                 "STORE_UNAVAILABLE",
             ),
+            (
+                ApiError::Store(StoreError::Corrupt("deposit:D1".into())),
+                500,
+                "CORRUPT_RECORD",
+            ),
+            (
+                ApiError::InProgress {
+                    code: "CREATE_IN_PROGRESS",
+                    message: "busy",
+                    retry_after_s: 3,
+                },
+                409,
+                "CREATE_IN_PROGRESS",
+            ),
         ];
         for (err, status, code) in cases {
             let response = err.into_response();
@@ -241,6 +278,18 @@ mod tests {
             .json_body();
         assert_eq!(body["message"], "Gagal membuat invoice");
         assert_eq!(body["detail"]["status"], 500);
+    }
+
+    #[test]
+    fn in_progress_says_when_to_retry() {
+        let response = ApiError::InProgress {
+            code: "CREATE_IN_PROGRESS",
+            message: "a create of this depositId is waiting for the gateway",
+            retry_after_s: 7,
+        }
+        .into_response();
+        assert_eq!(response.header("retry-after"), Some("7"));
+        assert_eq!(response.json_body()["detail"]["retryAfter"], 7);
     }
 
     #[test]

@@ -5,6 +5,15 @@ use serde::Serialize;
 /// Largest request body the service reads; larger bodies are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How much of an upstream body is kept in errors and `creditResult`.
+pub const BODY_EXCERPT_BYTES: usize = 300;
+
+/// The first bytes of an upstream body, as text.
+pub fn body_excerpt(body: &[u8]) -> String {
+    let cut = body.len().min(BODY_EXCERPT_BYTES);
+    String::from_utf8_lossy(&body[..cut]).into_owned()
+}
+
 /// An inbound request as the component received it, body already read (within the limit).
 #[derive(Debug, Clone, Default)]
 pub struct Request {

@@ -13,15 +13,19 @@ pub enum StoreError {
     /// The store label is not defined by the host.
     #[error("no such store")]
     NoSuchStore,
-    /// Any other store failure (I/O, backend down, malformed counter).
+    /// Any other store failure (I/O, backend down, locked database).
     #[error("{0}")]
     Other(String),
+    /// A stored value this service cannot read (not a failure of the store itself).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
 }
 
 /// One labelled key-value store, with the operations Spin implements atomically.
 ///
 /// Deliberately absent: compare-and-swap (not atomic on Spin's SQLite store, misreports on
-/// Redis) and batch reads (Spin's Redis backend sends `KEYS` instead of `MGET`).
+/// Redis), batch reads (Spin's Redis backend sends `KEYS` instead of `MGET`) and key listing
+/// (all at once, refused past 128 MiB, `KEYS *` on Redis): nothing here lists a label.
 pub trait KeyValue {
     /// The value of `key`, or `None` when it is absent.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -36,8 +40,6 @@ pub trait KeyValue {
     /// Atomically adds `delta` to the counter at `key` (absent = 0) and returns the new value.
     /// A counter key must never be written with `set`.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
-    /// Every key of this store label.
-    fn list_keys(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// An outbound HTTP POST with a JSON body.
@@ -130,11 +132,12 @@ pub trait Variables {
 }
 
 /// Everything a route handler may use. The two stores are Spin labels `default` (records)
-/// and `claims` (atomic counters: payment claims, attempt claims, nonces).
+/// and `claims` (counters that decide races: payment, create and nonce claims, schedule
+/// slots); see [`crate::store::keys`].
 pub struct Platform<'a> {
     /// The `default` store: deposits, references, credit state.
     pub records: &'a dyn KeyValue,
-    /// The `claims` store: counters only; listing it is the index of owed credits.
+    /// The `claims` store: counters that decide races.
     pub claims: &'a dyn KeyValue,
     /// Outbound HTTP to the payment gateway and the bot.
     pub http: &'a dyn HttpClient,

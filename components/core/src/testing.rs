@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{Config, VARIABLES};
-use crate::deposit::{Deposit, DepositStatus};
+use crate::deposit::{Creation, Deposit, Invoice};
+use crate::ids::{DepositId, Reference};
 use crate::platform::{
     Clock, HttpClient, KeyValue, OutboundRequest, OutboundResponse, Platform, Random, StoreError,
     TransportError, VariableError, Variables,
@@ -132,11 +133,6 @@ impl KeyValue for MemoryStore {
         let next = current + delta;
         data.insert(key.to_string(), next.to_le_bytes().to_vec());
         Ok(next)
-    }
-
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.check()?;
-        Ok(self.keys())
     }
 }
 
@@ -333,25 +329,41 @@ pub fn test_config() -> Config {
     }
 }
 
-/// A PENDING deposit with reference `REF-{id}`.
-pub fn sample_deposit(id: &str, amount: u64) -> Deposit {
+fn id(id: &str) -> DepositId {
+    DepositId::parse(id).unwrap_or_else(|| panic!("test id {id:?} is not a valid deposit id"))
+}
+
+fn reference(id: &str) -> Reference {
+    Reference::parse(&format!("REF-{id}")).unwrap_or_else(|| panic!("bad test reference for {id}"))
+}
+
+/// An open deposit of `user-1` with reference `REF-{id}`, epoch 1.
+pub fn sample_deposit(deposit_id: &str, amount: u64) -> Deposit {
     Deposit {
-        deposit_id: id.to_string(),
+        deposit_id: id(deposit_id),
+        epoch: 1,
         user_id: "user-1".into(),
         amount,
-        status: DepositStatus::Pending,
-        reference: format!("REF-{id}"),
-        payment_url: format!("https://pay.test/{id}"),
-        created_at: 0,
         product_details: "Top up".into(),
         email: None,
         msisdn: None,
-        callback_received: false,
-        failed_at: None,
-        result_code: None,
-        review: None,
-        ignored_events: Vec::new(),
-        refunds_due: Vec::new(),
+        created_at: 0,
+        creation: Creation::Open {
+            token: 0,
+            reference: reference(deposit_id),
+            payment_url: format!("https://pay.test/{deposit_id}"),
+        },
+    }
+}
+
+/// The invoice of [`sample_deposit`].
+pub fn sample_invoice(deposit_id: &str, amount: u64) -> Invoice {
+    Invoice {
+        deposit_id: id(deposit_id),
+        epoch: 1,
+        user_id: "user-1".into(),
+        amount,
+        reference: reference(deposit_id),
     }
 }
 

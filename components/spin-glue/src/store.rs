@@ -98,11 +98,6 @@ impl<const BATCH: bool, const ATOMICS: bool> KeyValue for Grant<BATCH, ATOMICS> 
         }
         atomics::increment(self.0.get()?, key, delta).map_err(convert)
     }
-
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        // Spin answers everything at once and rejects cursors.
-        Ok(self.0.get()?.list_keys(None).map_err(convert)?.keys)
-    }
 }
 
 /// No access: the component does not list this label in `key_value_stores`.
@@ -136,10 +131,6 @@ impl KeyValue for NoStore {
     }
 
     fn increment(&self, _: &str, _: i64) -> Result<i64, StoreError> {
-        Err(StoreError::AccessDenied)
-    }
-
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
         Err(StoreError::AccessDenied)
     }
 }

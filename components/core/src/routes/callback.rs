@@ -3,8 +3,9 @@
 use super::{header, serve, Route};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::flow::payment::apply_callback;
+use crate::gateway::notification::PaymentCallback;
 use crate::http::{Request, Response};
-use crate::payment::{apply_callback, PaymentCallback};
 use crate::platform::Platform;
 use crate::replay::{check_timestamp, validate_nonce};
 use crate::signature::verify_signature;
@@ -39,7 +40,7 @@ fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<R
     let outcome = apply_callback(platform, config, &callback, nonce)?;
     eprintln!(
         "payment-callback order={} outcome={outcome:?}",
-        callback.order_id.as_deref().unwrap_or("-")
+        callback.order_id.as_ref().map_or("-", |id| id.as_str())
     );
     Ok(Response::text(200, "OK"))
 }

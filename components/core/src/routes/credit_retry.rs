@@ -3,9 +3,9 @@
 use super::{serve, Route};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
-use crate::sweep::run_sweep;
 
 const ROUTE: Route = Route {
     method: "POST",
@@ -22,8 +22,14 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 fn credit_retry(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
     let report = run_sweep(platform, config)?;
     eprintln!(
-        "credit-retry attempted={} credited={} failed={} remaining={}",
-        report.attempted, report.credited, report.failed, report.remaining
+        "credit-retry attempted={} credited={} failed={} remaining={} recovered={} cleaned={} quarantined={}",
+        report.attempted,
+        report.credited,
+        report.failed,
+        report.remaining,
+        report.recovered,
+        report.cleaned,
+        report.quarantined
     );
     Ok(Response::json(200, &report))
 }

@@ -2,11 +2,11 @@
 
 use super::{serve, Route};
 use crate::config::Config;
-use crate::deposit::is_valid_deposit_id;
 use crate::error::ApiError;
+use crate::flow::retry::retry_one;
 use crate::http::{Request, Response};
+use crate::ids::DepositId;
 use crate::platform::Platform;
-use crate::sweep::retry_one;
 
 const ROUTE: Route = Route {
     method: "POST",
@@ -27,14 +27,8 @@ fn retry_credit(
 ) -> Result<Response, ApiError> {
     let id = request
         .query_param("depositId")
-        .filter(|id| is_valid_deposit_id(id))
-        .ok_or_else(|| {
-            ApiError::field(
-                "INVALID_DEPOSIT_ID",
-                "depositId",
-                "depositId must match [A-Za-z0-9_-]{1,64}",
-            )
-        })?;
+        .and_then(|id| DepositId::parse(&id))
+        .ok_or_else(ApiError::invalid_deposit_id)?;
     let result = retry_one(platform, config, &id)?;
     Ok(Response::json(200, &result))
 }

@@ -2,11 +2,14 @@
 
 use super::{serve, Route};
 use crate::config::Config;
-use crate::deposit::{is_valid_deposit_id, is_valid_reference, DepositView};
+use crate::deposit::view::DepositView;
+use crate::deposit::Creation;
 use crate::error::ApiError;
+use crate::flow::life::{life, LifeFacts};
 use crate::http::{Request, Response};
+use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
-use crate::storage::DepositStore;
+use crate::store::DepositStore;
 
 const ROUTE: Route = Route {
     method: "GET",
@@ -22,32 +25,23 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 
 fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
     let store = DepositStore::new(platform, config);
-    let now = platform.clock.now_ms();
     let id = match (
         request.query_param("depositId"),
         request.query_param("reference"),
     ) {
-        (Some(id), None) => {
-            if !is_valid_deposit_id(&id) {
-                return Err(ApiError::field(
-                    "INVALID_DEPOSIT_ID",
-                    "depositId",
-                    "depositId must match [A-Za-z0-9_-]{1,64}",
-                ));
-            }
-            id
-        }
+        (Some(id), None) => DepositId::parse(&id).ok_or_else(ApiError::invalid_deposit_id)?,
         (None, Some(reference)) => {
-            if !is_valid_reference(&reference) {
-                return Err(ApiError::field(
+            let reference = Reference::parse(&reference).ok_or_else(|| {
+                ApiError::field(
                     "INVALID_REFERENCE",
                     "reference",
                     "reference must be 1 to 128 printable characters",
-                ));
-            }
+                )
+            })?;
             store
-                .resolve_reference(&reference, now)?
+                .invoice(&reference)?
                 .ok_or(ApiError::DepositNotFound)?
+                .deposit_id
         }
         (None, None) => {
             return Err(ApiError::field(
@@ -64,9 +58,34 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
             ))
         }
     };
-    let stored = store.load(&id, now)?.ok_or(ApiError::DepositNotFound)?;
+    let deposit = store
+        .deposit(&id)?
+        .filter(|d| matches!(d.v.creation, Creation::Open { .. }))
+        .ok_or(ApiError::DepositNotFound)?;
+    let epoch = deposit.v.epoch;
+    let credit = store.credit_view(&id)?.of_epoch(Some(epoch));
+    let notes: Vec<_> = store
+        .notes(&id)?
+        .into_iter()
+        .filter(|n| n.epoch == epoch)
+        .collect();
+    let now = store.now();
+    if now >= deposit.exp {
+        let facts = LifeFacts {
+            record_expiry: deposit.exp,
+            epoch,
+            credit: &credit,
+            notes: &notes,
+            payment_claimed: store.payment_claimed(&id)?,
+            ttl_ms: config.deposit_ttl_ms,
+        };
+        if !life(&facts).is_alive(now) {
+            return Err(ApiError::DepositNotFound);
+        }
+    }
+    let current = credit.current().cloned();
     Ok(Response::json(
         200,
-        &DepositView::new(stored.deposit, stored.credit),
+        &DepositView::new(deposit.v, current, &notes),
     ))
 }

@@ -2,19 +2,30 @@
 //! an operator send them, scripted upstreams, and stores that let another request (or a
 //! fault) strike at an exact operation.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::cell::{Cell, RefCell};
 
-use serde_json::{json, Value};
-use topup_core::config::Secret;
-use topup_core::http::{Request, Response};
-use topup_core::platform::{
+pub use std::sync::Arc;
+pub use std::time::Duration;
+
+pub use serde_json::{json, Value};
+pub use topup_core::config::Secret;
+pub use topup_core::http::{Request, Response};
+pub use topup_core::platform::{
     HttpClient, KeyValue, OutboundRequest, OutboundResponse, Platform, StoreError, TransportError,
 };
-use topup_core::routes;
-use topup_core::signature::sign;
-use topup_core::testing::TestPlatform;
+pub use topup_core::routes;
+pub use topup_core::signature::{sign, verify_signature};
+pub use topup_core::testing::TestPlatform;
+
+/// What a store holds.
+pub type Snapshot = std::collections::BTreeMap<String, Vec<u8>>;
+
+/// Both stores' contents.
+pub fn store_snapshot(p: &TestPlatform) -> (Snapshot, Snapshot) {
+    (p.records.snapshot(), p.claims.snapshot())
+}
 
 /// The shared secret of [`topup_core::testing::test_config`].
 pub const SECRET: &str = "test-secret";
@@ -175,6 +186,8 @@ pub struct Interleaved<'a> {
     pub inner: &'a dyn KeyValue,
     /// (operation, key prefix) that fires the hook.
     pub trigger: (&'static str, &'static str),
+    /// Matching operations to let pass before firing.
+    pub skip: Cell<u32>,
     /// Runs once.
     pub hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
 }
@@ -189,12 +202,23 @@ impl<'a> Interleaved<'a> {
         Self {
             inner,
             trigger,
+            skip: Cell::new(0),
             hook: RefCell::new(Some(Box::new(hook))),
         }
     }
 
+    /// Fires at the `n`-th matching operation instead of the first.
+    pub fn at_nth(self, n: u32) -> Self {
+        self.skip.set(n.saturating_sub(1));
+        self
+    }
+
     fn fire(&self, op: &str, key: &str) {
         if op == self.trigger.0 && key.starts_with(self.trigger.1) {
+            if self.skip.get() > 0 {
+                self.skip.set(self.skip.get() - 1);
+                return;
+            }
             let hook = self.hook.borrow_mut().take();
             if let Some(hook) = hook {
                 hook();
@@ -231,9 +255,6 @@ impl KeyValue for Interleaved<'_> {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.fire("increment", key);
         self.inner.increment(key, delta)
-    }
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_keys()
     }
 }
 
@@ -291,9 +312,6 @@ impl KeyValue for Flaky<'_> {
         self.strike(key)?;
         self.inner.increment(key, delta)
     }
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_keys()
-    }
 }
 
 /// Outbound HTTP that runs `hook` once, while the first request whose URL contains `part` is
@@ -330,5 +348,57 @@ impl HttpClient for DuringCall<'_> {
             }
         }
         self.inner.send_all(requests)
+    }
+}
+
+/// A store that counts reads and writes.
+pub struct Counting<'a> {
+    /// The store underneath.
+    pub inner: &'a dyn KeyValue,
+    /// `get`s so far.
+    pub reads: Cell<u64>,
+    /// Writes so far (set, set_many, delete, delete_many, increment).
+    pub writes: Cell<u64>,
+}
+
+impl<'a> Counting<'a> {
+    /// Counts operations on `inner`.
+    pub fn new(inner: &'a dyn KeyValue) -> Self {
+        Self {
+            inner,
+            reads: Cell::new(0),
+            writes: Cell::new(0),
+        }
+    }
+
+    fn wrote(&self) {
+        self.writes.set(self.writes.get() + 1);
+    }
+}
+
+impl KeyValue for Counting<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.set(key, value)
+    }
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.set_many(entries)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.delete(key)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.delete_many(keys)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.wrote();
+        self.inner.increment(key, delta)
     }
 }

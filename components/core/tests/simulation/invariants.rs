@@ -33,7 +33,7 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
     let era_of = |id: &str, at: u64| u32::from(sim.era_starts.get(id).is_some_and(|t| at >= *t));
 
     // Nothing is credited that was not paid in full, and nothing to anyone else.
-    let paid = sim.paid_invoices();
+    let paid = sim.all_paid_invoices();
     let matches_paid = |c: &Credit| {
         paid.iter().any(|s| {
             s.deposit_id == c.deposit_id
@@ -70,8 +70,9 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
     }
 
     // Every deposit paid in full is credited, to the invoice's own user and amount.
+    let owed = sim.paid_invoices();
     let mut units: BTreeMap<(String, u32), Vec<&crate::scheduler::Shown>> = BTreeMap::new();
-    for s in &paid {
+    for s in &owed {
         units
             .entry((s.deposit_id.clone(), s.era))
             .or_default()
@@ -91,8 +92,20 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
                 })
         });
         if applied.is_none() {
+            let seen: Vec<String> = bot
+                .history
+                .iter()
+                .filter(|(key, _, _)| key == id)
+                .map(|(_, body, at)| {
+                    format!(
+                        "+{} ms {}",
+                        at - crate::world::EPOCH,
+                        String::from_utf8_lossy(body)
+                    )
+                })
+                .collect();
             broken.push(format!(
-                "{id} (era {era}) was paid ({}) and never credited",
+                "{id} (era {era}) was paid ({}) and never credited; the bot applied: {seen:?}",
                 invoices
                     .iter()
                     .map(|s| s.reference.as_str())
@@ -118,42 +131,50 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
         }
     }
 
-    // PAID never goes back, and neither does `credited`.
-    let mut seen_paid: BTreeMap<(String, u32), u64> = BTreeMap::new();
-    let mut seen_credited: BTreeMap<(String, u32), u64> = BTreeMap::new();
-    // (createdAt is folded to u32: it only tells deposits of one id apart.)
+    // PAID never goes back, and neither does `credited`: a read that starts after another
+    // answered PAID (credited) must say so too.
     let mut observations = sim.observations.clone();
     observations.sort_by_key(|o| o.at);
-    for o in &observations {
-        checks += 1;
-        if o.status != 200 {
-            continue;
-        }
-        // One deposit as the app reports it: a reused id has another creation time.
-        let unit = (
+    // One deposit as the app reports it: a reused id has another creation time.
+    let unit = |o: &crate::scheduler::Observation| {
+        (
             o.deposit_id.clone(),
-            o.body["createdAt"].as_u64().unwrap_or_default() as u32,
-        );
-        let status = o.body["status"].as_str().unwrap_or_default();
-        if o.body["credited"] == true {
-            seen_credited.entry(unit.clone()).or_insert(o.at);
-        } else if let Some(at) = seen_credited.get(&unit) {
-            broken.push(format!(
-                "{} read credited:false at +{} ms after credited:true at +{} ms",
-                o.deposit_id,
-                o.at - crate::world::EPOCH,
-                at - crate::world::EPOCH
-            ));
+            o.body["createdAt"].as_u64().unwrap_or_default(),
+        )
+    };
+    let mut first_paid: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut first_credited: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for o in observations.iter().filter(|o| o.status == 200) {
+        if o.body["status"] == "PAID" {
+            first_paid.entry(unit(o)).or_insert(o.at);
         }
-        if status == "PAID" {
-            seen_paid.entry(unit).or_insert(o.at);
-        } else if let Some(at) = seen_paid.get(&unit) {
-            broken.push(format!(
-                "{} read {status} at +{} ms after PAID at +{} ms",
-                o.deposit_id,
-                o.at - crate::world::EPOCH,
-                at - crate::world::EPOCH
-            ));
+        if o.body["credited"] == true {
+            first_credited.entry(unit(o)).or_insert(o.at);
+        }
+    }
+    for o in observations.iter().filter(|o| o.status == 200) {
+        checks += 2;
+        let key = unit(o);
+        if let Some(at) = first_paid.get(&key).filter(|at| o.started > **at) {
+            if o.body["status"] != "PAID" {
+                broken.push(format!(
+                    "{} read {} at +{} ms after PAID at +{} ms",
+                    o.deposit_id,
+                    o.body["status"],
+                    o.at - crate::world::EPOCH,
+                    at - crate::world::EPOCH
+                ));
+            }
+        }
+        if let Some(at) = first_credited.get(&key).filter(|at| o.started > **at) {
+            if o.body["credited"] != true {
+                broken.push(format!(
+                    "{} read credited:false at +{} ms after credited:true at +{} ms",
+                    o.deposit_id,
+                    o.at - crate::world::EPOCH,
+                    at - crate::world::EPOCH
+                ));
+            }
         }
     }
 

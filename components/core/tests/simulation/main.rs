@@ -36,6 +36,9 @@ fn run_seed(seed: u64, tracing: bool) -> Result<Counters, (String, String)> {
         let mut sim = Sim::new(seed, tracing);
         sim.run();
         let result = invariants::check(&sim);
+        if tracing && result.is_ok() {
+            println!("{}", describe(&sim));
+        }
         (sim, result)
     }));
     match outcome {
@@ -90,7 +93,12 @@ fn money_path_survives_every_fault() {
                     let mut seed = first + t;
                     while seed < first + seeds {
                         match run_seed(seed, false) {
-                            Ok(c) => add(&mut total, &c),
+                            Ok(c) => {
+                                if std::env::var("SIM_HEAVY").is_ok() && c.store_ops > 20_000 {
+                                    println!("heavy seed {seed}: {} store operations", c.store_ops);
+                                }
+                                add(&mut total, &c)
+                            }
                             Err((broken, _)) => failures.push((seed, broken)),
                         }
                         seed += threads;

@@ -107,9 +107,6 @@ impl KeyValue for SimStore<'_> {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.run("increment", key, |s| s.increment(key, delta))
     }
-    fn list_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.run("list_keys", "", |s| s.list_keys())
-    }
 }
 
 /// Outbound HTTP: the scheduler answers as the gateway or the bot.

@@ -43,8 +43,11 @@ pub enum Call {
         /// Index of the callback chain.
         chain: usize,
     },
-    /// `POST /internal/credit-retry`.
-    Sweep,
+    /// `POST /internal/credit-retry`; a periodic one schedules the next when it ends.
+    Sweep {
+        /// Run by the scheduler (cron), not an extra overlapping one.
+        periodic: bool,
+    },
     /// `POST /deposit/retry-credit`.
     ManualRetry(String),
     /// `GET /deposit/status`.
@@ -62,6 +65,8 @@ pub struct Plan {
     pub attempts_left: Vec<u32>,
     /// Whether a requester holds an answer already.
     pub answered: Vec<bool>,
+    /// When each requester first asked (a deposit's life cannot start before).
+    pub first_asked: Vec<Option<u64>>,
     /// 0 for a first use of the id, 1 for its use again after expiry.
     pub era: u32,
 }
@@ -79,6 +84,8 @@ pub struct Shown {
     pub amount: u64,
     /// The plan's era.
     pub era: u32,
+    /// Before this the deposit is surely alive (its creation plus its TTL, less a margin).
+    pub alive_until: u64,
 }
 
 /// A payment event and the gateway's attempts to report it.
@@ -94,8 +101,6 @@ pub struct Chain {
     pub paid: bool,
     /// The invoice.
     pub reference: String,
-    /// Amount paid.
-    pub amount: u64,
     /// Whether the amount is the invoice's.
     pub correct: bool,
     /// Whether a 200 arrived.
@@ -104,12 +109,16 @@ pub struct Chain {
     pub refusals: u32,
     /// Attempts made.
     pub attempts: u32,
+    /// The app owes this payment: it answered 200, or refused it while the deposit was alive.
+    pub owed: bool,
 }
 
 /// What an observer saw.
 #[derive(Debug, Clone)]
 pub struct Observation {
-    /// When.
+    /// When the request started.
+    pub started: u64,
+    /// When it answered.
     pub at: u64,
     /// The deposit.
     pub deposit_id: String,
@@ -120,6 +129,9 @@ pub struct Observation {
 }
 
 struct Actor {
+    /// The store operation it was let go on, logged when it runs.
+    pending: Option<String>,
+    started: u64,
     co: Coroutine<Resume, Yield, Response, DefaultStack>,
     resume: Option<Resume>,
     wake_at: u64,
@@ -219,6 +231,7 @@ impl Sim {
                 requesters,
                 attempts_left: vec![4; n],
                 answered: vec![false; n],
+                first_asked: vec![None; n],
                 era: 0,
             });
             let start = EPOCH + self.rng(|r| r.range(0, 20_000));
@@ -265,6 +278,7 @@ impl Sim {
                     requesters: vec![(format!("r{k}"), 7_000)],
                     attempts_left: vec![4],
                     answered: vec![false],
+                    first_asked: vec![None],
                     era: 1,
                 });
                 let reuse = last + self.world.config.ttl_ms + self.rng(|r| r.range(1_000, 120_000));
@@ -279,14 +293,8 @@ impl Sim {
                 last = reuse;
             }
         }
-        let mut t = EPOCH + self.rng(|r| r.range(10_000, 60_000));
-        while t < last + 120_000 {
-            self.at(t, Event::Spawn(Call::Sweep));
-            if self.rng(|r| r.chance(0.15)) {
-                self.at(t + self.rng(|r| r.range(0, 300)), Event::Spawn(Call::Sweep));
-            }
-            t += self.rng(|r| r.range(20_000, 90_000));
-        }
+        let first_sweep = EPOCH + self.rng(|r| r.range(10_000, 60_000));
+        self.at(first_sweep, Event::Spawn(Call::Sweep { periodic: true }));
         if self.rng(|r| r.chance(0.1)) {
             let when = EPOCH + self.rng(|r| r.range(20_000, 120_000));
             self.at(when, Event::Corrupt);
@@ -296,12 +304,19 @@ impl Sim {
     }
 
     fn spawn(&mut self, call: Call) {
+        if let Call::Create {
+            plan, requester, ..
+        } = &call
+        {
+            let now = self.world.now();
+            self.plans[*plan].first_asked[*requester].get_or_insert(now);
+        }
         let request = self.request_for(&call);
         let Some(request) = request else { return };
         let handler: fn(&Request, &topup_core::platform::Platform) -> Response = match &call {
             Call::Create { .. } => routes::create::handle,
             Call::Callback { .. } | Call::Duplicate { .. } => routes::callback::handle,
-            Call::Sweep => routes::credit_retry::handle,
+            Call::Sweep { .. } => routes::credit_retry::handle,
             Call::ManualRetry(_) => routes::retry_credit::handle,
             Call::Status(_) => routes::status::handle,
         };
@@ -317,6 +332,8 @@ impl Sim {
         let name = format!("a{}:{}", self.actors.len(), describe(&call));
         self.world.log(|| format!("{name} starts"));
         self.actors.push(Some(Actor {
+            pending: None,
+            started: self.world.now(),
             co,
             resume: Some(Resume::Go),
             wake_at: 0,
@@ -358,7 +375,7 @@ impl Sim {
                 }
                 request
             }
-            Call::Sweep => {
+            Call::Sweep { .. } => {
                 Request::new("POST", "/internal/credit-retry").with_header("authorization", &bearer)
             }
             Call::ManualRetry(id) => {
@@ -461,6 +478,9 @@ impl Sim {
             return;
         };
         let resume = actor.resume.take().unwrap_or(Resume::Go);
+        if let Some(op) = actor.pending.take() {
+            self.world.log(|| format!("{} {op}", actor.name));
+        }
         match actor.co.resume(resume) {
             CoroutineResult::Yield(Yield::Store { label, op, key }) => {
                 self.world.count(|c| c.store_ops += 1);
@@ -545,6 +565,7 @@ impl Sim {
         }
         self.stacks.push(actor.co.into_stack());
         let faulted = actor.faulted;
+        let started = actor.started;
         match actor.call {
             Call::Create {
                 plan,
@@ -553,11 +574,21 @@ impl Sim {
             } => self.on_create(plan, requester, attempt, response),
             Call::Callback { chain } => self.on_callback(chain, response, faulted),
             Call::Duplicate { .. } => {}
-            Call::Sweep => {
+            Call::Sweep { periodic } => {
+                // Like cron: the next run an interval after this one, now and then with an
+                // overlapping extra run.
+                if periodic && self.world.faults_on.get() {
+                    let next = self.world.now() + self.rng(|r| r.range(20_000, 90_000));
+                    self.at(next, Event::Spawn(Call::Sweep { periodic: true }));
+                    if self.rng(|r| r.chance(0.15)) {
+                        let extra = next + self.rng(|r| r.range(0, 300));
+                        self.at(extra, Event::Spawn(Call::Sweep { periodic: false }));
+                    }
+                }
                 if let Some(response) = response {
                     if response.status == 200 {
                         self.last_sweep = response.json_body();
-                    } else if !self.world.faults_on.get() {
+                    } else if !faulted {
                         self.problems.push(format!(
                             "a sweep without faults answered {}: {}",
                             response.status,
@@ -570,6 +601,7 @@ impl Sim {
             Call::Status(id) => {
                 if let Some(response) = response {
                     self.observations.push(Observation {
+                        started,
                         at: self.world.now(),
                         deposit_id: id,
                         status: response.status,
@@ -631,6 +663,9 @@ impl Sim {
                     user,
                     amount,
                     era: self.plans[plan].era,
+                    alive_until: (self.plans[plan].first_asked[requester].unwrap_or(now)
+                        + self.world.config.ttl_ms)
+                        .saturating_sub(10_000),
                 };
                 let new_invoice = !self.shown.iter().any(|s| s.reference == shown.reference);
                 if new_invoice {
@@ -693,11 +728,11 @@ impl Sim {
             deposit_id: shown.deposit_id.clone(),
             paid,
             reference: shown.reference.clone(),
-            amount,
             correct: amount == shown.amount,
             done: false,
             refusals: 0,
             attempts: 0,
+            owed: false,
         });
         self.at(when, Event::Spawn(Call::Callback { chain }));
         if self.rng(|r| r.chance(0.3)) {
@@ -726,17 +761,26 @@ impl Sim {
 
     fn on_callback(&mut self, chain: usize, response: Option<Response>, faulted: bool) {
         let now = self.world.now();
+        let alive_until = self
+            .shown
+            .iter()
+            .find(|s| s.reference == self.chains[chain].reference)
+            .map_or(0, |s| s.alive_until);
         let c = &mut self.chains[chain];
         c.attempts += 1;
         match response {
             Some(r) if r.status == 200 => {
                 c.done = true;
+                c.owed = true;
                 return;
             }
             Some(r) if !faulted => {
                 // A clean refusal: the gateway believes it and gives up after a few.
                 c.refusals += 1;
-                if !self.world.faults_on.get() && r.status >= 500 {
+                c.owed |= now < alive_until;
+                let corrupt = r.json_body()["error"] == "CORRUPT_RECORD"
+                    && self.corrupted.contains(&c.deposit_id);
+                if !self.world.faults_on.get() && r.status >= 500 && !corrupt {
                     self.problems.push(format!(
                         "a callback without faults answered {}: {}",
                         r.status,
@@ -766,7 +810,7 @@ impl Sim {
         let mut quiet = 0;
         for round in 0..60 {
             self.world.advance(step);
-            self.spawn(Call::Sweep);
+            self.spawn(Call::Sweep { periodic: false });
             self.run_until_idle();
             let owed: Vec<String> = self.owed_ids();
             if round >= 2 {
@@ -796,8 +840,23 @@ impl Sim {
         self.shown.iter().map(|s| s.deposit_id.clone()).collect()
     }
 
-    /// Invoices paid with the right amount and reported to us.
+    /// Invoices paid with the right amount that the app owes: it acknowledged the payment,
+    /// or refused its report while the deposit was alive.
     pub fn paid_invoices(&self) -> Vec<&Shown> {
+        self.shown
+            .iter()
+            .filter(|s| {
+                self.paid_shown.contains(&s.reference)
+                    && self
+                        .chains
+                        .iter()
+                        .any(|c| c.reference == s.reference && c.paid && c.correct && c.owed)
+            })
+            .collect()
+    }
+
+    /// Invoices paid with the right amount, whether or not the app ever heard of it.
+    pub fn all_paid_invoices(&self) -> Vec<&Shown> {
         self.shown
             .iter()
             .filter(|s| self.paid_shown.contains(&s.reference))
@@ -826,7 +885,7 @@ fn describe(call: &Call) -> String {
         } => format!("create(plan {plan}, requester {requester}, try {attempt})"),
         Call::Callback { chain } => format!("callback(chain {chain})"),
         Call::Duplicate { chain } => format!("callback(copy of chain {chain})"),
-        Call::Sweep => "sweep".into(),
+        Call::Sweep { .. } => "sweep".into(),
         Call::ManualRetry(id) => format!("retry-credit({id})"),
         Call::Status(id) => format!("status({id})"),
     }

@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use topup_core::config::Secret;
@@ -32,10 +31,6 @@ pub struct SimConfig {
     pub schedule_ms: Vec<u64>,
     /// Deposit lifetime.
     pub ttl_ms: u64,
-    /// Nonce lifetime.
-    pub nonce_ttl_ms: u64,
-    /// Create-invoice timeout.
-    pub pg_timeout_ms: u64,
     /// Variables as the app reads them.
     pub variables: Vec<(&'static str, String)>,
 }
@@ -74,8 +69,6 @@ impl SimConfig {
             lease_ms: lease_s * 1000,
             schedule_ms: schedule,
             ttl_ms,
-            nonce_ttl_ms: nonce_ttl_s * 1000,
-            pg_timeout_ms,
             variables: vec![
                 ("shared_secret", SECRET.into()),
                 ("central_pg_base_url", PG_URL.into()),
@@ -140,24 +133,9 @@ impl Faults {
     }
 }
 
-/// An invoice the gateway issued.
-#[derive(Debug, Clone)]
-pub struct Invoice {
-    /// Gateway reference.
-    pub reference: String,
-    /// Our deposit id, as the create request named it.
-    pub order_id: String,
-    /// The user the create request named.
-    pub user_id: String,
-    /// The amount of the invoice.
-    pub amount: u64,
-}
-
-/// The payment gateway: issues invoices and remembers them.
+/// The payment gateway: issues invoices.
 #[derive(Default)]
 pub struct Gateway {
-    /// Every invoice issued, by reference.
-    pub invoices: BTreeMap<String, Invoice>,
     minted: u64,
 }
 
@@ -166,8 +144,6 @@ pub struct Gateway {
 pub struct Delivery {
     /// Raw body.
     pub body: Vec<u8>,
-    /// When it arrived.
-    pub at: u64,
 }
 
 /// The bot: verifies every credit call and applies each `Idempotency-Key` once.
@@ -348,18 +324,8 @@ impl World {
         let mint = || {
             let mut gateway = self.gateway.borrow_mut();
             gateway.minted += 1;
-            let order = body["orderId"].as_str().unwrap_or_default().to_string();
-            let reference = format!("INV{}-{order}", gateway.minted);
-            gateway.invoices.insert(
-                reference.clone(),
-                Invoice {
-                    reference: reference.clone(),
-                    order_id: order,
-                    user_id: body["userId"].as_str().unwrap_or_default().to_string(),
-                    amount: body["amount"].as_u64().unwrap_or_default(),
-                },
-            );
-            reference
+            let order = body["orderId"].as_str().unwrap_or_default();
+            format!("INV{}-{order}", gateway.minted)
         };
         let latency = self.rng(|r| r.range(20, 400));
         let (result, took, what) = match kind {
@@ -431,7 +397,6 @@ impl World {
             .or_default()
             .push(Delivery {
                 body: request.body.clone(),
-                at: now,
             });
         let apply = || {
             let mut bot = self.bot.borrow_mut();
@@ -517,9 +482,4 @@ fn invoice(reference: &str) -> Result<OutboundResponse, TransportError> {
         json!({"statusCode": "00", "data": {"reference": reference,
             "paymentUrl": format!("https://pay.sim/{reference}")}}),
     )
-}
-
-/// A pause of `ms` as a duration.
-pub fn millis(ms: u64) -> Duration {
-    Duration::from_millis(ms)
 }

@@ -137,7 +137,7 @@ async fn bot_outage_then_sweeps_credit_each_once(backend: Backend) {
 }
 
 async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
-    let mut app = TestApp::start(backend, &[("credit_lease_seconds", "2")]).await;
+    let mut app = TestApp::start(backend, &[("credit_lease_seconds", "3")]).await;
     app.restart_as_process().await;
     let (id, reference) = app.new_deposit("u1", 5000).await;
 

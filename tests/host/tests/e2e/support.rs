@@ -131,7 +131,7 @@ impl Stores {
                 "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
                  [key_value_store.claims]\ntype = \"redis\"\nurl = \"{}\"\n",
                 redis.url(0),
-                redis.url(1)
+                redis.url(0)
             ),
         };
         let path = self.dir.join("runtime-config.toml");
@@ -250,8 +250,8 @@ fn base_env(pg: &str, bot: &str, extra: &[(&str, &str)]) -> HashMap<String, Stri
         ("BOT_BACKEND_URL", bot),
         // Fast, bounded retries in tests; each test may override.
         ("CREDIT_RETRY_SCHEDULE", "1"),
-        ("CREDIT_LEASE_SECONDS", "2"),
-        ("BOT_TIMEOUT_MS", "2000"),
+        ("CREDIT_LEASE_SECONDS", "3"),
+        ("BOT_TIMEOUT_MS", "1000"),
     ]
     .into_iter()
     .map(|(k, v)| (format!("SPIN_VARIABLE_{k}"), v.to_string()))

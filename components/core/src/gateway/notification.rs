@@ -1,20 +1,9 @@
-//! The gateway's PAID/FAILED callback and the deposit state machine.
-//!
-//! `PENDING → PAID`, `PENDING → FAILED`, `FAILED → PAID`; PAID is final. The decision to pay is
-//! the payment claim (`increment` returning 1); the winner records the payment at `credit:{id}`
-//! before calling the bot, so a crash at any point leaves the deposit listed as owed.
+//! The Central PG's PAID/FAILED notification body, validated.
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
-use crate::credit::{deliver_inline, AttemptKind, Credit};
-use crate::deposit::{
-    is_valid_deposit_id, is_valid_reference, DepositStatus, IgnoredEvent, Review,
-};
 use crate::error::ApiError;
-use crate::platform::Platform;
-use crate::replay::claim_nonce;
-use crate::storage::{DepositStore, StoredDeposit};
+use crate::ids::{DepositId, Reference};
 
 /// Final status reported by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +18,9 @@ pub enum CallbackStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentCallback {
     /// Our deposit id.
-    pub order_id: Option<String>,
+    pub order_id: Option<DepositId>,
     /// Gateway reference.
-    pub reference: Option<String>,
+    pub reference: Option<Reference>,
     /// PAID or FAILED.
     pub status: CallbackStatus,
     /// Gateway result code.
@@ -40,23 +29,6 @@ pub struct PaymentCallback {
     pub amount: Option<(String, Option<u64>)>,
     /// Payment method.
     pub payment_method: Option<String>,
-}
-
-/// What a callback did; every outcome is answered 200.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackOutcome {
-    /// Payment recorded and the bot accepted the credit.
-    Credited,
-    /// Payment recorded; the credit is scheduled for retry.
-    CreditScheduled,
-    /// PAID with a different amount: not credited, flagged for review.
-    AmountMismatch,
-    /// FAILED recorded.
-    MarkedFailed,
-    /// FAILED after PAID: recorded as ignored.
-    FailedIgnored,
-    /// Repeat of something already applied (or being applied).
-    Duplicate,
 }
 
 impl PaymentCallback {
@@ -82,7 +54,7 @@ impl PaymentCallback {
         let order_id = text(&fields, "orderId")?;
         if order_id
             .as_deref()
-            .is_some_and(|id| !is_valid_deposit_id(id))
+            .is_some_and(|id| DepositId::parse(id).is_none())
         {
             return Err(ApiError::field(
                 "INVALID_CALLBACK",
@@ -100,15 +72,15 @@ impl PaymentCallback {
                 ));
             }
         }
-        let order_id = order_id.or(merchant_order_id.filter(|id| is_valid_deposit_id(id)));
-        let reference = text(&fields, "reference")?;
-        if reference.as_deref().is_some_and(|r| !is_valid_reference(r)) {
-            return Err(ApiError::field(
-                "INVALID_CALLBACK",
-                "reference",
-                "reference is not valid",
-            ));
-        }
+        let order_id = order_id
+            .or(merchant_order_id)
+            .and_then(|id| DepositId::parse(&id));
+        let reference = match text(&fields, "reference")? {
+            None => None,
+            Some(r) => Some(Reference::parse(&r).ok_or_else(|| {
+                ApiError::field("INVALID_CALLBACK", "reference", "reference is not valid")
+            })?),
+        };
         if order_id.is_none() && reference.is_none() {
             return Err(ApiError::field(
                 "INVALID_CALLBACK",
@@ -205,182 +177,6 @@ fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, Ap
     Ok(Some((raw, value)))
 }
 
-/// Applies a verified callback. Errors are returned before anything is written.
-pub fn apply_callback(
-    platform: &Platform,
-    config: &Config,
-    callback: &PaymentCallback,
-    nonce: Option<&str>,
-) -> Result<CallbackOutcome, ApiError> {
-    let store = DepositStore::new(platform, config);
-    let now = platform.clock.now_ms();
-
-    let mut found = None;
-    if let Some(id) = &callback.order_id {
-        found = store.load(id, now)?;
-    }
-    if found.is_none() {
-        if let Some(reference) = &callback.reference {
-            if let Some(id) = store.resolve_reference(reference, now)? {
-                found = store.load(&id, now)?;
-            }
-        }
-    }
-    let stored = found.ok_or(ApiError::DepositNotFound)?;
-    // Concurrent creates of one deposit can leave two invoices, each mapped to it; the one
-    // paid is the one credited.
-    let mut other_invoice = None;
-    if let Some(reference) = &callback.reference {
-        if *reference != stored.deposit.reference {
-            let id = &stored.deposit.deposit_id;
-            if store.resolve_reference(reference, now)?.as_ref() != Some(id) {
-                return Err(ApiError::Conflict {
-                    code: "REFERENCE_MISMATCH",
-                    message: "reference does not belong to this deposit".into(),
-                    detail: None,
-                });
-            }
-            other_invoice = Some(reference.clone());
-        }
-    }
-    if let Some(nonce) = nonce {
-        if !claim_nonce(platform.claims, nonce, now, config.nonce_ttl_ms)? {
-            return Err(ApiError::NonceReused);
-        }
-    }
-
-    match callback.status {
-        CallbackStatus::Failed => apply_failed(&store, stored, callback, now),
-        CallbackStatus::Paid => apply_paid(
-            platform,
-            config,
-            &store,
-            stored,
-            callback,
-            other_invoice,
-            now,
-        ),
-    }
-}
-
-fn apply_failed(
-    store: &DepositStore,
-    stored: StoredDeposit,
-    callback: &PaymentCallback,
-    now: u64,
-) -> Result<CallbackOutcome, ApiError> {
-    let mut deposit = stored.deposit;
-    if stored.credit.is_some() {
-        deposit.push_ignored(IgnoredEvent {
-            status: "FAILED".into(),
-            reason: "PAID is final".into(),
-            at: now,
-        });
-        store.save_deposit(&deposit, now)?;
-        return Ok(CallbackOutcome::FailedIgnored);
-    }
-    if deposit.status == DepositStatus::Failed {
-        return Ok(CallbackOutcome::Duplicate);
-    }
-    deposit.status = DepositStatus::Failed;
-    deposit.failed_at = Some(now);
-    deposit.callback_received = true;
-    deposit.result_code = callback.result_code.clone();
-    store.save_deposit(&deposit, now)?;
-    Ok(CallbackOutcome::MarkedFailed)
-}
-
-fn apply_paid(
-    platform: &Platform,
-    config: &Config,
-    store: &DepositStore,
-    stored: StoredDeposit,
-    callback: &PaymentCallback,
-    paid_reference: Option<String>,
-    now: u64,
-) -> Result<CallbackOutcome, ApiError> {
-    if stored.credit.is_some() {
-        return repeated_payment(store, stored, paid_reference.as_deref(), now);
-    }
-    let (raw_amount, amount) = callback.amount.clone().unwrap_or_default();
-    if amount != Some(stored.deposit.amount) {
-        let review = Review {
-            reason: "AMOUNT_MISMATCH".into(),
-            expected_amount: stored.deposit.amount,
-            received_amount: raw_amount,
-            at: now,
-        };
-        let already = stored.deposit.review.as_ref().is_some_and(|r| {
-            r.reason == review.reason && r.received_amount == review.received_amount
-        });
-        if !already {
-            let mut deposit = stored.deposit;
-            deposit.review = Some(review);
-            store.save_deposit(&deposit, now)?;
-        }
-        return Ok(CallbackOutcome::AmountMismatch);
-    }
-    let id = stored.deposit.deposit_id.clone();
-    let won = store.claim_payment(&id)?;
-    // Re-read: a sweep deletes finished claims, so a late duplicate can win a fresh claim, and
-    // a loser may be a second invoice paid for a credit already recorded.
-    let stored = store.load(&id, now)?.ok_or(ApiError::DepositNotFound)?;
-    if stored.credit.is_some() {
-        return repeated_payment(store, stored, paid_reference.as_deref(), now);
-    }
-    if !won {
-        return Ok(CallbackOutcome::Duplicate);
-    }
-
-    let mut credit = Credit::new_payment(
-        now,
-        callback.payment_method.clone(),
-        callback.result_code.clone(),
-        config.credit_lease,
-    );
-    credit.paid_reference = paid_reference;
-    store.save_credit(&stored, &credit, now)?;
-    let (outcome, deliveries) = deliver_inline(
-        config,
-        &stored.deposit,
-        &credit,
-        platform.http,
-        platform.clock,
-    );
-    let done = platform.clock.now_ms();
-    credit.record(&outcome, deliveries, AttemptKind::Inline, done, config);
-    store.save_credit(&stored, &credit, done)?;
-    Ok(if credit.is_credited() {
-        CallbackOutcome::Credited
-    } else {
-        CallbackOutcome::CreditScheduled
-    })
-}
-
-/// A PAID callback for a deposit already paid. A repeat of the paid invoice changes nothing;
-/// a second invoice of the same deposit paid as well means money arrived twice: it is
-/// credited once and the record lists the other as a refund due.
-fn repeated_payment(
-    store: &DepositStore,
-    stored: StoredDeposit,
-    paid_reference: Option<&str>,
-    now: u64,
-) -> Result<CallbackOutcome, ApiError> {
-    let invoice = paid_reference.unwrap_or(&stored.deposit.reference);
-    let credited = stored
-        .credit
-        .as_ref()
-        .map_or(invoice, |c| c.reference(&stored.deposit));
-    if invoice != credited {
-        let (invoice, credited) = (invoice.to_string(), credited.to_string());
-        let mut deposit = stored.deposit;
-        if deposit.add_refund_due(&invoice, &credited, now) {
-            store.save_deposit(&deposit, now)?;
-        }
-    }
-    Ok(CallbackOutcome::Duplicate)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +192,7 @@ mod tests {
                 "duitkuData":{"merchantOrderId":"DEP1","amount":"50000","paymentMethod":"VC"}}"#,
         )
         .unwrap();
-        assert_eq!(cb.order_id.as_deref(), Some("DEP1"));
+        assert_eq!(cb.order_id.as_ref().map(DepositId::as_str), Some("DEP1"));
         assert_eq!(cb.status, CallbackStatus::Paid);
         assert_eq!(cb.amount, Some(("50000".into(), Some(50000))));
         assert_eq!(cb.payment_method.as_deref(), Some("VC"));

@@ -1,18 +1,23 @@
-//! The Central PG's create-invoice call (Duitku-compatible).
+//! The Central PG (Duitku-compatible): the create-invoice call, and in [`notification`] the
+//! PAID/FAILED callback it sends.
+
+pub mod notification;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::credit::{excerpt, signed_headers};
-use crate::deposit::{is_valid_reference, CreateDeposit};
+use crate::deposit::request::CreateDeposit;
+use crate::http::body_excerpt;
+use crate::ids::{DepositId, Reference};
 use crate::platform::{HttpClient, OutboundRequest, TransportError};
+use crate::signature::signed_headers;
 
 /// The invoice the PG created.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invoice {
+pub struct CreatedInvoice {
     /// Gateway reference.
-    pub reference: String,
+    pub reference: Reference,
     /// Where the user pays.
     pub payment_url: String,
 }
@@ -78,13 +83,13 @@ pub fn default_product_details(amount: u64) -> String {
 /// The signed create-invoice request.
 pub fn invoice_request(
     config: &Config,
-    deposit_id: &str,
+    deposit_id: &DepositId,
     create: &CreateDeposit,
     product_details: &str,
     now: u64,
 ) -> OutboundRequest {
     let body = serde_json::to_vec(&InvoiceBody {
-        order_id: deposit_id,
+        order_id: deposit_id.as_str(),
         amount: create.amount,
         product_details,
         email: create.email.as_deref().unwrap_or(""),
@@ -111,24 +116,24 @@ pub fn invoice_request(
 pub fn create_invoice(
     http: &dyn HttpClient,
     request: OutboundRequest,
-) -> Result<Invoice, GatewayFailure> {
+) -> Result<CreatedInvoice, GatewayFailure> {
     let response = http.send(request).map_err(GatewayFailure::Transport)?;
     if !(200..300).contains(&response.status) {
         return Err(GatewayFailure::Status {
             status: response.status,
-            body: excerpt(&response.body),
+            body: body_excerpt(&response.body),
         });
     }
     parse_invoice(&response.body).map_err(|reason| GatewayFailure::Malformed {
         status: response.status,
         reason,
-        body: excerpt(&response.body),
+        body: body_excerpt(&response.body),
     })
 }
 
 /// Accepts `{reference, paymentUrl}` at the top level or under `data` (Duitku style, where a
 /// `statusCode` other than `"00"` is a failure).
-fn parse_invoice(body: &[u8]) -> Result<Invoice, &'static str> {
+fn parse_invoice(body: &[u8]) -> Result<CreatedInvoice, &'static str> {
     let value: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
     for holder in [Some(&value), value.get("data")].into_iter().flatten() {
         if let Some(code) = holder.get("statusCode") {
@@ -145,15 +150,15 @@ fn parse_invoice(body: &[u8]) -> Result<Invoice, &'static str> {
     let reference = holder
         .get("reference")
         .and_then(Value::as_str)
-        .filter(|r| is_valid_reference(r))
+        .and_then(Reference::parse)
         .ok_or("reference missing or invalid")?;
     let payment_url = holder
         .get("paymentUrl")
         .and_then(Value::as_str)
         .filter(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2048)
         .ok_or("paymentUrl missing or not an http(s) URL")?;
-    Ok(Invoice {
-        reference: reference.to_string(),
+    Ok(CreatedInvoice {
+        reference,
         payment_url: payment_url.to_string(),
     })
 }
@@ -176,12 +181,16 @@ mod tests {
         }
     }
 
-    fn answer(status: u16, body: &str) -> Result<Invoice, GatewayFailure> {
+    fn order() -> DepositId {
+        DepositId::parse("DEP1").unwrap()
+    }
+
+    fn answer(status: u16, body: &str) -> Result<CreatedInvoice, GatewayFailure> {
         let http = ScriptedHttp::new(vec![Ok(OutboundResponse {
             status,
             body: body.as_bytes().to_vec(),
         })]);
-        let request = invoice_request(&test_config(), "DEP1", &create(), "p", 7);
+        let request = invoice_request(&test_config(), &order(), &create(), "p", 7);
         create_invoice(&http, request)
     }
 
@@ -189,7 +198,7 @@ mod tests {
     fn request_is_signed_over_the_exact_bytes() {
         let mut config = test_config();
         config.public_base_url = Some("https://topup.example".into());
-        let request = invoice_request(&config, "DEP1", &create(), "Top up", 1234);
+        let request = invoice_request(&config, &order(), &create(), "Top up", 1234);
         assert_eq!(request.url, "http://pg.test/invoice/create");
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(
@@ -216,7 +225,7 @@ mod tests {
 
     #[test]
     fn callback_url_only_with_public_base_url() {
-        let request = invoice_request(&test_config(), "DEP1", &create(), "p", 1);
+        let request = invoice_request(&test_config(), &order(), &create(), "p", 1);
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert!(body.get("callbackUrl").is_none());
     }
@@ -224,7 +233,7 @@ mod tests {
     #[test]
     fn accepted_answers() {
         let top = answer(200, r#"{"reference":"R1","paymentUrl":"https://pay/1"}"#).unwrap();
-        assert_eq!(top.reference, "R1");
+        assert_eq!(top.reference.as_str(), "R1");
         let nested = answer(
             201,
             r#"{"statusCode":"00","data":{"reference":"R2","paymentUrl":"https://pay/2","statusCode":"00"}}"#,
@@ -293,7 +302,7 @@ mod tests {
             TransportError::Denied,
         ] {
             let http = ScriptedHttp::new(vec![Err(error.clone())]);
-            let request = invoice_request(&test_config(), "DEP1", &create(), "p", 7);
+            let request = invoice_request(&test_config(), &order(), &create(), "p", 7);
             let failure = create_invoice(&http, request).unwrap_err();
             assert_eq!(failure, GatewayFailure::Transport(error));
             assert!(failure.detail()["status"].is_null());

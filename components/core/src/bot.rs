@@ -1,0 +1,297 @@
+//! The bot's credit protocol: the signed credit call, how its answer is read, and the quick
+//! attempts a PAID callback makes before leaving the rest to the sweep.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::credit::{millis, Credit};
+use crate::http::body_excerpt;
+use crate::platform::{Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use crate::signature::signed_headers;
+
+/// Total time the PAID callback spends on inline credit attempts.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(2000);
+/// Pauses between inline attempts.
+const INLINE_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(400)];
+/// An inline attempt is not started with less time than this left.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(150);
+
+/// The body the bot receives; identical bytes on every resend of a deposit.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreditBody<'a> {
+    deposit_id: &'a str,
+    user_id: &'a str,
+    amount: u64,
+    reference: &'a str,
+    status: &'static str,
+    paid_at: u64,
+    payment_method: Option<&'a str>,
+}
+
+/// The signed credit request for a payment (POST `{bot_backend_url}{bot_credit_path}`).
+pub fn credit_request(
+    config: &Config,
+    credit: &Credit,
+    now: u64,
+    timeout: Duration,
+) -> OutboundRequest {
+    let body = serde_json::to_vec(&CreditBody {
+        deposit_id: credit.deposit_id.as_str(),
+        user_id: &credit.user_id,
+        amount: credit.amount,
+        reference: credit.reference.as_str(),
+        status: "PAID",
+        paid_at: credit.paid_at,
+        payment_method: credit.payment_method.as_deref(),
+    })
+    .unwrap_or_default();
+    OutboundRequest {
+        url: format!("{}{}", config.bot_backend_url, config.bot_credit_path),
+        headers: signed_headers(config, &body, now)
+            .into_iter()
+            .chain([("idempotency-key".to_string(), credit.deposit_id.to_string())])
+            .collect(),
+        body,
+        timeout,
+    }
+}
+
+/// What one delivery attempt achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// 2xx and the body does not say `"ok":false`.
+    Accepted,
+    /// The bot answered, but not with success.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Body excerpt.
+        body: String,
+    },
+    /// No answer.
+    Unreachable(TransportError),
+}
+
+impl DeliveryOutcome {
+    /// Classifies the bot's answer.
+    pub fn classify(result: Result<OutboundResponse, TransportError>) -> Self {
+        match result {
+            Err(error) => Self::Unreachable(error),
+            Ok(response) => {
+                let declined = serde_json::from_slice::<Value>(&response.body)
+                    .ok()
+                    .is_some_and(|v| v.get("ok") == Some(&Value::Bool(false)));
+                if (200..300).contains(&response.status) && !declined {
+                    Self::Accepted
+                } else {
+                    Self::Rejected {
+                        status: response.status,
+                        body: body_excerpt(&response.body),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the bot accepted the credit.
+    pub fn is_success(&self) -> bool {
+        *self == Self::Accepted
+    }
+
+    /// Whether another quick attempt could help (transport errors, 5xx, 408, 429).
+    fn worth_quick_retry(&self) -> bool {
+        match self {
+            Self::Accepted => false,
+            Self::Unreachable(_) => true,
+            Self::Rejected { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+        }
+    }
+
+    /// `creditResult` as stored and reported.
+    pub fn result_json(&self) -> Value {
+        match self {
+            Self::Accepted => json!({ "ok": true }),
+            Self::Rejected { status, body } => json!({
+                "ok": false,
+                "error": if (200..300).contains(status) { "BOT_DECLINED" } else { "BOT_HTTP_ERROR" },
+                "detail": { "status": status, "body": body },
+            }),
+            Self::Unreachable(error) => json!({
+                "ok": false,
+                "error": "BOT_UNREACHABLE",
+                "detail": { "status": Value::Null, "body": Value::Null, "reason": error.to_string() },
+            }),
+        }
+    }
+}
+
+/// Quick attempts inside the PAID callback: at most [`INLINE_BUDGET`] in all.
+/// Returns the last outcome and how many deliveries were made.
+pub fn deliver_inline(
+    config: &Config,
+    credit: &Credit,
+    http: &dyn HttpClient,
+    clock: &dyn Clock,
+) -> (DeliveryOutcome, u32) {
+    let started = clock.now_ms();
+    let budget = millis(INLINE_BUDGET);
+    let mut deliveries = 0;
+    loop {
+        let now = clock.now_ms();
+        let remaining = budget.saturating_sub(now.saturating_sub(started));
+        let timeout = Duration::from_millis(remaining).min(config.bot_timeout);
+        let request = credit_request(config, credit, now, timeout);
+        let outcome = DeliveryOutcome::classify(http.send(request));
+        deliveries += 1;
+        let pause = INLINE_BACKOFF.get(deliveries as usize - 1).copied();
+        let time_left = budget.saturating_sub(clock.now_ms().saturating_sub(started));
+        match pause {
+            Some(pause)
+                if outcome.worth_quick_retry() && time_left >= millis(pause + MIN_ATTEMPT_TIME) =>
+            {
+                clock.sleep(pause)
+            }
+            _ => return (outcome, deliveries),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credit::PaymentFacts;
+    use crate::signature::verify_signature;
+    use crate::testing::{sample_invoice, test_config, ManualClock, ScriptedHttp};
+
+    fn paid(now: u64) -> Credit {
+        Credit::new(
+            &sample_invoice("DEP1", 50_000),
+            PaymentFacts {
+                paid_at: now,
+                payment_method: Some("VC".into()),
+                result_code: Some("00".into()),
+            },
+            0,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn credit_request_follows_the_protocol() {
+        let config = test_config();
+        let request = credit_request(&config, &paid(1_000), 5_000, Duration::from_secs(2));
+        assert_eq!(request.url, "http://bot.test/internal/deposit-callback");
+        let header = |n: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("idempotency-key"), Some("DEP1"));
+        assert_eq!(header("x-timestamp"), Some("5000"));
+        assert_eq!(header("authorization"), Some("Bearer test-secret"));
+        assert!(verify_signature(
+            [&config.shared_secret],
+            &request.body,
+            header("x-signature").unwrap()
+        ));
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"depositId":"DEP1","userId":"user-1","amount":50000,"reference":"REF-DEP1",
+                   "status":"PAID","paidAt":1000,"paymentMethod":"VC"})
+        );
+    }
+
+    #[test]
+    fn resends_carry_identical_bodies() {
+        let config = test_config();
+        let credit = paid(1_000);
+        let a = credit_request(&config, &credit, 5_000, Duration::from_secs(1));
+        let b = credit_request(&config, &credit, 99_000, Duration::from_secs(1));
+        assert_eq!(a.body, b.body);
+    }
+
+    #[test]
+    fn classification() {
+        let ok = |status: u16, body: &str| {
+            DeliveryOutcome::classify(Ok(OutboundResponse {
+                status,
+                body: body.as_bytes().to_vec(),
+            }))
+        };
+        assert!(ok(200, r#"{"ok":true}"#).is_success());
+        assert!(ok(204, "").is_success());
+        assert!(ok(200, "plain text").is_success());
+        assert_eq!(
+            ok(200, r#"{"ok":false,"error":"user banned"}"#).result_json()["error"],
+            "BOT_DECLINED"
+        );
+        let rejected = ok(503, "down for maintenance").result_json();
+        assert_eq!(rejected["error"], "BOT_HTTP_ERROR");
+        assert_eq!(rejected["detail"]["status"], 503);
+        assert_eq!(rejected["detail"]["body"], "down for maintenance");
+        let unreachable = DeliveryOutcome::classify(Err(TransportError::ConnectionRefused));
+        assert_eq!(unreachable.result_json()["error"], "BOT_UNREACHABLE");
+        assert_eq!(
+            ok(500, &"x".repeat(5000)).result_json()["detail"]["body"]
+                .as_str()
+                .unwrap()
+                .len(),
+            crate::http::BODY_EXCERPT_BYTES
+        );
+    }
+
+    #[test]
+    fn inline_attempts_stop_at_success() {
+        let config = test_config();
+        let http = ScriptedHttp::new(vec![
+            Err(TransportError::ConnectionRefused),
+            Ok(OutboundResponse {
+                status: 200,
+                body: b"{}".to_vec(),
+            }),
+        ]);
+        let clock = ManualClock::new(0);
+        let (outcome, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        assert!(outcome.is_success());
+        assert_eq!(n, 2);
+        assert_eq!(http.requests().len(), 2);
+    }
+
+    #[test]
+    fn inline_attempts_stay_within_the_budget() {
+        let config = test_config();
+        // Every attempt takes 900 ms of (simulated) time and fails.
+        let http = ScriptedHttp::always(Err(TransportError::Timeout)).with_latency_ms(900);
+        let clock = ManualClock::new(0);
+        http.attach_clock(&clock);
+        let (outcome, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        assert!(!outcome.is_success());
+        assert_eq!(
+            n, 2,
+            "900 + 200 + 900 ms leaves no room for a third attempt"
+        );
+        assert!(clock.now_ms() <= 2_000, "spent {} ms", clock.now_ms());
+        let timeouts: Vec<_> = http.requests().iter().map(|r| r.timeout).collect();
+        assert_eq!(timeouts[0], Duration::from_millis(2_000));
+        assert_eq!(timeouts[1], Duration::from_millis(900));
+    }
+
+    #[test]
+    fn inline_attempts_do_not_repeat_client_errors() {
+        let config = test_config();
+        let http = ScriptedHttp::always(Ok(OutboundResponse {
+            status: 401,
+            body: vec![],
+        }));
+        let clock = ManualClock::new(0);
+        let (_, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,124 @@
+//! Deposits: the record a create writes, the invoices that pay it, the notes callbacks leave,
+//! and the status view.
+//!
+//! A deposit's state is spread over keys that each have one kind of writer, so no write can
+//! lose another's: `deposit:{id}` (the create), `ref:{reference}` (the create, once per
+//! invoice), `credit:{id}…` (whoever owns the payment's delivery, see [`crate::credit`]) and
+//! `note:{id}:{n}` (callbacks that change no state: a failure, a wrong amount, a second
+//! payment). The deposit is PAID exactly when a credit record exists.
+
+pub mod note;
+pub mod request;
+pub mod view;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DepositId, Reference};
+
+/// The record at `deposit:{id}`: who, how much, and where its creation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deposit {
+    /// Deposit id.
+    pub deposit_id: DepositId,
+    /// Tells two deposits of one id apart (an id used again after the first expired).
+    pub epoch: u64,
+    /// The bot's user id.
+    pub user_id: String,
+    /// Amount in rupiah.
+    pub amount: u64,
+    /// Product description sent to the gateway.
+    pub product_details: String,
+    /// Customer e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Customer phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<String>,
+    /// Creation time (Unix ms).
+    pub created_at: u64,
+    /// Where its creation stands.
+    pub creation: Creation,
+}
+
+/// Where a deposit's creation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Creation {
+    /// A create holds the id while the gateway answers (chosen ids only).
+    #[serde(rename_all = "camelCase")]
+    Creating {
+        /// The create's claim number.
+        token: u64,
+        /// Until when (Unix ms); after that another create may take over.
+        until: u64,
+    },
+    /// The gateway refused; the next create of the id may go ahead.
+    #[serde(rename_all = "camelCase")]
+    Abandoned {
+        /// The create's claim number.
+        token: u64,
+    },
+    /// The invoice exists.
+    #[serde(rename_all = "camelCase")]
+    Open {
+        /// The create's claim number (0 for a generated id).
+        token: u64,
+        /// Gateway reference.
+        reference: Reference,
+        /// Where the user pays.
+        payment_url: String,
+    },
+}
+
+impl Creation {
+    /// The claim number of the create that wrote it.
+    pub fn token(&self) -> u64 {
+        match self {
+            Creation::Creating { token, .. }
+            | Creation::Abandoned { token }
+            | Creation::Open { token, .. } => *token,
+        }
+    }
+}
+
+impl Deposit {
+    /// The invoice, once created.
+    pub fn invoice(&self) -> Option<Invoice> {
+        match &self.creation {
+            Creation::Open { reference, .. } => Some(Invoice {
+                deposit_id: self.deposit_id.clone(),
+                epoch: self.epoch,
+                user_id: self.user_id.clone(),
+                amount: self.amount,
+                reference: reference.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The payment page, once created.
+    pub fn payment_url(&self) -> Option<&str> {
+        match &self.creation {
+            Creation::Open { payment_url, .. } => Some(payment_url),
+            _ => None,
+        }
+    }
+}
+
+/// The record at `ref:{reference}`: the deposit an invoice pays. A callback trusts this over
+/// `deposit:{id}`, which a later create may have replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invoice {
+    /// The deposit.
+    pub deposit_id: DepositId,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Who is credited when it is paid.
+    pub user_id: String,
+    /// How much it must be paid with.
+    pub amount: u64,
+    /// The gateway reference.
+    pub reference: Reference,
+}

@@ -1,0 +1,64 @@
+//! What a callback reported that changed no state, kept at `note:{id}:{n}`. Notes are only
+//! ever added (a counter hands out their numbers), so concurrent callbacks never lose one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Reference;
+
+/// A note about one invoice of a deposit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    /// The deposit's epoch (notes of an earlier deposit of the same id are ignored).
+    pub epoch: u64,
+    /// The invoice the callback was about.
+    pub reference: Reference,
+    /// When it arrived (Unix ms).
+    pub at: u64,
+    /// What it said.
+    pub kind: NoteKind,
+}
+
+/// What a callback said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NoteKind {
+    /// The gateway reported the invoice failed or expired.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        /// Gateway result code.
+        result_code: Option<String>,
+    },
+    /// The invoice was paid with another amount than the deposit's: not credited.
+    #[serde(rename_all = "camelCase")]
+    WrongAmount {
+        /// The amount as the gateway sent it.
+        received: String,
+    },
+    /// The invoice was paid in full but this callback did not record the payment: either it
+    /// is the payment whose recorder died (the sweep recovers it from this note), or another
+    /// invoice of the deposit was credited and this money is to be refunded.
+    #[serde(rename_all = "camelCase")]
+    Paid {
+        /// Payment method.
+        payment_method: Option<String>,
+        /// Gateway result code.
+        result_code: Option<String>,
+    },
+}
+
+impl Note {
+    /// Whether `other` says the same thing about the same invoice (a repeat).
+    pub fn repeats(&self, other: &Note) -> bool {
+        self.epoch == other.epoch && self.reference == other.reference && {
+            match (&self.kind, &other.kind) {
+                (NoteKind::Failed { .. }, NoteKind::Failed { .. }) => true,
+                (NoteKind::Paid { .. }, NoteKind::Paid { .. }) => true,
+                (NoteKind::WrongAmount { received: a }, NoteKind::WrongAmount { received: b }) => {
+                    a == b
+                }
+                _ => false,
+            }
+        }
+    }
+}

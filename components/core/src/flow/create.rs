@@ -1,0 +1,289 @@
+//! `POST /deposit/create`: one invoice per deposit, even when creates race.
+//!
+//! A generated id is new by construction: the invoice is created and the deposit stored in
+//! one write (plus its expiry task's slot number). A caller-chosen id is claimed before the
+//! gateway is called: `increment` on `create:{id}` hands out a claim number, and a create owns
+//! the id only if it got exactly the number it read plus one; it then holds the id
+//! (`Creating`, for the gateway's timeout plus a margin) while the gateway answers. Any other
+//! create of the id meanwhile gets 409 at once: `DEPOSIT_CONFLICT` for another user or
+//! amount, `CREATE_IN_PROGRESS` with `Retry-After` for the same. A create whose hold ended or
+//! was taken over never writes its invoice.
+
+use crate::config::Config;
+use crate::deposit::request::CreateDeposit;
+use crate::deposit::{Creation, Deposit, Invoice};
+use crate::error::ApiError;
+use crate::flow::life::{life, LifeFacts};
+use crate::gateway::{create_invoice, default_product_details, invoice_request, CreatedInvoice};
+use crate::ids::DepositId;
+use crate::platform::Platform;
+use crate::store::DepositStore;
+
+/// A deposit whose invoice exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The deposit.
+    pub deposit: Deposit,
+    /// True when it existed before this request.
+    pub replayed: bool,
+}
+
+fn in_progress(retry_after_s: u64) -> ApiError {
+    ApiError::InProgress {
+        code: "CREATE_IN_PROGRESS",
+        message: "a create of this depositId is waiting for the gateway",
+        retry_after_s: retry_after_s.max(1),
+    }
+}
+
+fn conflict(id: &DepositId) -> ApiError {
+    ApiError::Conflict {
+        code: "DEPOSIT_CONFLICT",
+        message: "depositId already exists with a different userId or amount".into(),
+        detail: Some(serde_json::json!({ "depositId": id })),
+    }
+}
+
+/// Creates a deposit (or returns the one this request repeats).
+pub fn create_deposit(
+    platform: &Platform,
+    config: &Config,
+    input: CreateDeposit,
+) -> Result<Created, ApiError> {
+    let store = DepositStore::new(platform, config);
+    match input.deposit_id.clone() {
+        None => create_generated(&store, platform, config, input),
+        Some(id) => create_chosen(&store, platform, config, input, id),
+    }
+}
+
+fn new_deposit(
+    input: &CreateDeposit,
+    id: DepositId,
+    epoch: u64,
+    now: u64,
+    creation: Creation,
+) -> Deposit {
+    Deposit {
+        deposit_id: id,
+        epoch,
+        user_id: input.user_id.clone(),
+        amount: input.amount,
+        product_details: input
+            .product_details
+            .clone()
+            .unwrap_or_else(|| default_product_details(input.amount)),
+        email: input.email.clone(),
+        msisdn: input.msisdn.clone(),
+        created_at: now,
+        creation,
+    }
+}
+
+/// Calls the gateway for `deposit`'s invoice, refusing one that belongs to another deposit.
+fn invoice_for(
+    store: &DepositStore,
+    platform: &Platform,
+    config: &Config,
+    deposit: &Deposit,
+    input: &CreateDeposit,
+) -> Result<CreatedInvoice, ApiError> {
+    let request = invoice_request(
+        config,
+        &deposit.deposit_id,
+        input,
+        &deposit.product_details,
+        store.now(),
+    );
+    let invoice = create_invoice(platform.http, request)
+        .map_err(|failure| ApiError::Gateway(failure.detail()))?;
+    if let Some(owner) = store.invoice(&invoice.reference)? {
+        if owner.deposit_id != deposit.deposit_id {
+            return Err(ApiError::Gateway(serde_json::json!({
+                "status": 200,
+                "reason": "the PG returned a reference that belongs to another deposit",
+            })));
+        }
+    }
+    Ok(invoice)
+}
+
+/// Marks `deposit` open with the gateway's invoice; returns the invoice's record.
+fn open(deposit: &mut Deposit, token: u64, created: CreatedInvoice) -> Invoice {
+    let invoice = Invoice {
+        deposit_id: deposit.deposit_id.clone(),
+        epoch: deposit.epoch,
+        user_id: deposit.user_id.clone(),
+        amount: deposit.amount,
+        reference: created.reference.clone(),
+    };
+    deposit.creation = Creation::Open {
+        token,
+        reference: created.reference,
+        payment_url: created.payment_url,
+    };
+    invoice
+}
+
+/// Answers with a deposit just written. Its life starts when the invoice is handed out: if
+/// the writes took so long (a stalled process) that it would already be over, it starts again.
+fn hand_out(
+    store: &DepositStore,
+    mut deposit: Deposit,
+    invoice: &Invoice,
+) -> Result<Created, ApiError> {
+    if store.now() >= store.expiry_from(deposit.created_at) {
+        deposit.created_at = store.now();
+        store.save_deposit(&deposit, Some(invoice))?;
+    }
+    Ok(Created {
+        deposit,
+        replayed: false,
+    })
+}
+
+fn create_generated(
+    store: &DepositStore,
+    platform: &Platform,
+    config: &Config,
+    input: CreateDeposit,
+) -> Result<Created, ApiError> {
+    let id = DepositId::generate(platform.random);
+    let pending = Creation::Abandoned { token: 0 };
+    // A generated id is new: its first (and only) deposit.
+    let mut deposit = new_deposit(&input, id, 1, store.now(), pending);
+    let invoice = invoice_for(store, platform, config, &deposit, &input)?;
+    let invoice = open(&mut deposit, 0, invoice);
+    deposit.created_at = store.now();
+    store.insert_open(&deposit, &invoice)?;
+    hand_out(store, deposit, &invoice)
+}
+
+fn create_chosen(
+    store: &DepositStore,
+    platform: &Platform,
+    config: &Config,
+    input: CreateDeposit,
+    id: DepositId,
+) -> Result<Created, ApiError> {
+    let now = store.now();
+    let lease_ms = crate::credit::millis(config.create_lease());
+    let existing = store.deposit(&id)?;
+    let mut epoch = None;
+    if let Some(existing) = &existing {
+        let same = existing.v.user_id == input.user_id && existing.v.amount == input.amount;
+        if now >= existing.exp {
+            let credit = store.credit_log(&id)?.of_epoch(Some(existing.v.epoch));
+            let notes = store.notes(&id)?;
+            let facts = LifeFacts {
+                record_expiry: existing.exp,
+                epoch: existing.v.epoch,
+                credit: &credit,
+                notes: &notes,
+                payment_claimed: store.payment_claimed(&id)?,
+                ttl_ms: config.deposit_ttl_ms,
+            };
+            if !life(&facts).is_alive(now) {
+                // Still being removed: the id is free again within a sweep or two.
+                return Err(ApiError::InProgress {
+                    code: "DEPOSIT_EXPIRED",
+                    message:
+                        "the previous deposit with this depositId expired and is being removed",
+                    retry_after_s: 60,
+                });
+            }
+        }
+        match &existing.v.creation {
+            Creation::Open { .. } if same => {
+                return Ok(Created {
+                    deposit: existing.v.clone(),
+                    replayed: true,
+                })
+            }
+            Creation::Open { .. } => return Err(conflict(&id)),
+            Creation::Creating { until, .. } if now < *until => {
+                return Err(if same {
+                    in_progress((until - now).div_ceil(1000))
+                } else {
+                    conflict(&id)
+                });
+            }
+            // A create that failed, or whose hold ended: this one may take over.
+            Creation::Creating { .. } | Creation::Abandoned { .. } => {
+                epoch = Some(existing.v.epoch);
+            }
+        }
+    }
+    let claimed = store.creates(&id)?;
+    let written = existing.as_ref().map_or(0, |d| d.v.creation.token());
+    if claimed != written {
+        // Claim `claimed` is taken and not written: its create is between the two, or died
+        // there. Take over only a lease after first seeing it so.
+        match store.hold(&id)? {
+            Some(hold) if hold.token == claimed && now >= hold.since.saturating_add(lease_ms) => {}
+            Some(hold) if hold.token == claimed => {
+                let left = hold.since.saturating_add(lease_ms) - now;
+                return Err(in_progress(left.div_ceil(1000)));
+            }
+            _ => {
+                store.save_hold(
+                    &id,
+                    crate::store::Hold {
+                        token: claimed,
+                        since: now,
+                    },
+                )?;
+                return Err(in_progress(lease_ms.div_ceil(1000)));
+            }
+        }
+    }
+    let token = store.claim_create(&id)?;
+    if token != claimed + 1 {
+        return Err(in_progress(1));
+    }
+    let until = now.saturating_add(lease_ms);
+    // Creates of one deposit agree on its epoch even when a stalled one is overtaken, so
+    // every invoice they hand out stays payable (one credited, any other refunded).
+    let epoch = match epoch {
+        Some(epoch) => epoch,
+        None => store.next_epoch(&id)?,
+    };
+    let mut deposit = new_deposit(
+        &input,
+        id.clone(),
+        epoch,
+        now,
+        Creation::Creating { token, until },
+    );
+    store.insert_intent(&deposit)?;
+    let still_ours = |store: &DepositStore| -> Result<bool, ApiError> {
+        Ok(store.now() < until
+            && store
+                .deposit(&id)?
+                .is_some_and(|d| d.v.creation.token() == token))
+    };
+    // Overtaken while writing (we stalled past our hold): the newer create owns the id.
+    if !still_ours(store)? {
+        return Err(in_progress(1));
+    }
+    let invoice = match invoice_for(store, platform, config, &deposit, &input) {
+        Ok(invoice) => invoice,
+        Err(error) => {
+            // Free the id for the bot's retry at once, unless another create owns it now; the
+            // answer is the gateway's failure even if this write fails.
+            if still_ours(store).unwrap_or(false) {
+                deposit.creation = Creation::Abandoned { token };
+                let _ = store.save_deposit(&deposit, None);
+            }
+            return Err(error);
+        }
+    };
+    if !still_ours(store)? {
+        // Our hold ended while the gateway answered: this invoice is never shown.
+        return Err(in_progress(1));
+    }
+    let invoice = open(&mut deposit, token, invoice);
+    deposit.created_at = store.now();
+    store.save_deposit(&deposit, Some(&invoice))?;
+    hand_out(store, deposit, &invoice)
+}

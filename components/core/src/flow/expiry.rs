@@ -1,0 +1,86 @@
+//! Removing a deposit whose life ended: every key of it, whether anyone reads it or not.
+
+use crate::config::Config;
+use crate::flow::life::{life, Life, LifeFacts};
+use crate::ids::{DepositId, Reference};
+use crate::platform::StoreError;
+use crate::store::schedule::{Task, EXPIRY};
+use crate::store::DepositStore;
+
+/// What an expiry task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Every key of the deposit is gone.
+    Removed,
+    /// Not yet: checked again later.
+    NotYet,
+}
+
+fn check_again(store: &DepositStore, id: &DepositId, at: u64) -> Result<Expired, StoreError> {
+    EXPIRY.add(
+        store.claims,
+        store.records,
+        store.clock,
+        at,
+        &Task::Expire { id: id.clone() },
+        Vec::new(),
+    )?;
+    Ok(Expired::NotYet)
+}
+
+/// Removes deposit `id` if its life has ended; otherwise schedules the next look.
+pub fn expire(
+    store: &DepositStore,
+    config: &Config,
+    id: &DepositId,
+) -> Result<Expired, StoreError> {
+    let now = store.now();
+    let Some(deposit) = store.deposit(id)? else {
+        // The record is gone (a removal that stopped half-way): remove what is left.
+        let generation = store.generation(id)?;
+        store.remove_deposit(id, &[], generation)?;
+        return Ok(Expired::Removed);
+    };
+    if now < deposit.exp {
+        return check_again(store, id, deposit.exp);
+    }
+    let credit = store.credit_log(id)?.of_epoch(Some(deposit.v.epoch));
+    let notes = store.notes(id)?;
+    let facts = LifeFacts {
+        record_expiry: deposit.exp,
+        epoch: deposit.v.epoch,
+        credit: &credit,
+        notes: &notes,
+        payment_claimed: store.payment_claimed(id)?,
+        ttl_ms: config.deposit_ttl_ms,
+    };
+    match life(&facts) {
+        Life::Until(end) if now < end => check_again(store, id, end),
+        Life::Owed => {
+            // A credit due with nobody on it (its recorder died and the gateway never
+            // resent the callback): hand it to the next sweep.
+            if let Some(credit) = credit.current().filter(|c| c.is_due(now)) {
+                store.schedule_credit(&credit.deposit_id, now, Vec::new())?;
+            }
+            check_again(store, id, store.expiry_from(now))
+        }
+        Life::Until(_) => {
+            let mut references: Vec<Reference> = Vec::new();
+            let known = deposit
+                .v
+                .invoice()
+                .map(|i| i.reference)
+                .into_iter()
+                .chain(credit.head.iter().map(|c| c.reference.clone()))
+                .chain(credit.latest.iter().map(|c| c.reference.clone()))
+                .chain(notes.iter().map(|n| n.reference.clone()));
+            for reference in known {
+                if !references.contains(&reference) {
+                    references.push(reference);
+                }
+            }
+            store.remove_deposit(id, &references, credit.generation)?;
+            Ok(Expired::Removed)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! How long a deposit lives: its records stay while anything is owed on it, then for the
+//! retention period (`deposit_ttl_days`) after it was settled. Readers use this to decide
+//! whether a deposit is still there; the sweep uses it to decide when to remove it.
+
+use crate::credit::CreditLog;
+use crate::deposit::note::{Note, NoteKind};
+
+/// Until when a deposit must be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Until this time (Unix ms); then it is removed.
+    Until(u64),
+    /// For as long as something is owed or under review.
+    Owed,
+}
+
+impl Life {
+    /// Whether the deposit is still there at `now`.
+    pub fn is_alive(self, now: u64) -> bool {
+        match self {
+            Life::Until(end) => now < end,
+            Life::Owed => true,
+        }
+    }
+}
+
+/// What decides a deposit's life, as read from the store.
+pub struct LifeFacts<'a> {
+    /// Expiry of `deposit:{id}`.
+    pub record_expiry: u64,
+    /// Its epoch (notes and credits of an earlier deposit of the id do not count).
+    pub epoch: u64,
+    /// Its credit.
+    pub credit: &'a CreditLog,
+    /// Its notes.
+    pub notes: &'a [Note],
+    /// Whether a PAID callback claimed the payment.
+    pub payment_claimed: bool,
+    /// The retention period (ms).
+    pub ttl_ms: u64,
+}
+
+/// Until when a deposit must be kept.
+pub fn life(facts: &LifeFacts) -> Life {
+    let credit = facts.credit.current().filter(|c| c.epoch == facts.epoch);
+    let mut end = facts.record_expiry;
+    match credit {
+        Some(c) if c.is_credited() => {
+            let settled = c.credited_at.unwrap_or(c.paid_at);
+            end = end.max(settled.saturating_add(facts.ttl_ms));
+        }
+        // Paid and not (yet) delivered: kept until the bot has it.
+        Some(_) => return Life::Owed,
+        // Claimed but never recorded: its recorder died and the sweep recovers it from the
+        // gateway's retry; if that never comes, keep it one more retention period.
+        None if facts.payment_claimed => {
+            end = end.saturating_add(facts.ttl_ms);
+        }
+        None => {}
+    }
+    let credited_reference = credit.map(|c| &c.reference);
+    let unresolved = facts
+        .notes
+        .iter()
+        .filter(|n| n.epoch == facts.epoch)
+        .any(|n| match n.kind {
+            NoteKind::Failed { .. } => false,
+            NoteKind::WrongAmount { .. } => true,
+            // A payment not credited: to recover, or to refund.
+            NoteKind::Paid { .. } => credited_reference != Some(&n.reference),
+        });
+    if unresolved {
+        Life::Owed
+    } else {
+        Life::Until(end)
+    }
+}

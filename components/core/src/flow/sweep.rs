@@ -1,0 +1,279 @@
+//! `POST /internal/credit-retry`: one sweep over the two schedules (credits due, then
+//! deposits and nonces to expire). Its cost is the buckets passed since the last sweep plus
+//! the tasks due in them, never the size of the store. A record it cannot read is
+//! quarantined and reported, and the sweep goes on; a sweep that stops early (its budget)
+//! leaves a cursor, and the next one resumes there.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::credit::{millis, AttemptKind, Credit};
+use crate::error::ApiError;
+use crate::flow::delivery::{deliver, take_over, Orphan};
+use crate::flow::expiry::{expire, Expired};
+use crate::ids::DepositId;
+use crate::platform::{Platform, StoreError};
+use crate::store::schedule::{Cursor, Schedule, Task, CREDITS, EXPIRY};
+use crate::store::DepositStore;
+
+/// Deliveries sent concurrently.
+const BATCH_SIZE: usize = 16;
+/// Most deliveries one sweep makes.
+const MAX_DELIVERIES: u32 = 256;
+/// Most tasks one sweep runs.
+const MAX_TASKS: u32 = 5_000;
+/// Most bucket and marker reads per schedule per sweep.
+const MAX_SCAN_READS: u64 = 20_000;
+/// A sweep starts no new task after this long (ms).
+const TIME_BUDGET_MS: u64 = 20_000;
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Always true.
+    pub ok: bool,
+    /// Deliveries attempted.
+    pub attempted: u32,
+    /// Deliveries the bot accepted.
+    pub credited: u32,
+    /// Deliveries that failed (rescheduled, or exhausted).
+    pub failed: u32,
+    /// Deliveries of this sweep that failed and stay owed (rescheduled, or exhausted).
+    /// Credits not yet due are not counted: the sweep does not look at them.
+    pub remaining: u32,
+    /// True when the sweep stopped early with tasks due left; run it again.
+    pub more: bool,
+    /// Of the failed, how many gave up and wait for a manual retry.
+    pub exhausted: u32,
+    /// Payments recorded from a gateway callback whose recorder died.
+    pub recovered: u32,
+    /// Deposits and nonces removed at the end of their life.
+    pub cleaned: u32,
+    /// Records it could not read, set aside for an operator (see `GET /internal/credit-retry`).
+    pub quarantined: u32,
+}
+
+struct Sweep<'a, 'p> {
+    store: DepositStore<'a>,
+    platform: &'a Platform<'p>,
+    config: &'a Config,
+    report: SweepReport,
+    batch: Vec<Credit>,
+    started: u64,
+    tasks: u32,
+}
+
+/// Runs one sweep.
+pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, ApiError> {
+    let store = DepositStore::new(platform, config);
+    let started = store.now();
+    let mut sweep = Sweep {
+        store,
+        platform,
+        config,
+        report: SweepReport {
+            ok: true,
+            ..SweepReport::default()
+        },
+        batch: Vec::new(),
+        started,
+        tasks: 0,
+    };
+    sweep.run_schedule(&CREDITS)?;
+    sweep.flush()?;
+    sweep.run_schedule(&EXPIRY)?;
+    Ok(sweep.report)
+}
+
+impl Sweep<'_, '_> {
+    /// Whether to stop before the next task (the cursor stays on it for the next sweep).
+    fn out_of_budget(&self) -> bool {
+        self.tasks >= MAX_TASKS
+            || self.report.attempted + self.batch.len() as u32 >= MAX_DELIVERIES
+            || self.store.now().saturating_sub(self.started) > TIME_BUDGET_MS
+    }
+
+    fn run_schedule(&mut self, schedule: &Schedule) -> Result<(), StoreError> {
+        let store = &self.store;
+        let now = store.now();
+        let until = schedule.open_from(now);
+        let mut cursor = match schedule.cursor(store.records, now) {
+            Err(StoreError::Corrupt(reason)) => {
+                self.quarantine(&format!("cursor:{}", schedule.name), &reason)?;
+                Cursor {
+                    bucket: until.saturating_sub(schedule.lookback_ms / schedule.width_ms),
+                    slot: 1,
+                }
+            }
+            other => other?,
+        };
+        let mut reads = 0;
+        loop {
+            if self.out_of_budget() {
+                self.report.more = true;
+                break;
+            }
+            let mut from = cursor.bucket;
+            let found = schedule.next_bucket(
+                self.store.claims,
+                &mut from,
+                until,
+                &mut reads,
+                MAX_SCAN_READS,
+            )?;
+            let Some(bucket) = found else {
+                if from < until {
+                    self.report.more = true;
+                }
+                cursor = Cursor {
+                    bucket: from.max(cursor.bucket),
+                    slot: if from > cursor.bucket { 1 } else { cursor.slot },
+                };
+                break;
+            };
+            if bucket.bucket != cursor.bucket {
+                cursor = Cursor {
+                    bucket: bucket.bucket,
+                    slot: 1,
+                };
+            }
+            let mut n = cursor.slot;
+            while n <= bucket.count && !self.out_of_budget() {
+                match schedule.task(self.store.records, bucket.bucket, n) {
+                    Ok(None) => {}
+                    Ok(Some(task)) => {
+                        self.tasks += 1;
+                        self.run(task)?;
+                    }
+                    Err(StoreError::Corrupt(reason)) => {
+                        self.quarantine(
+                            &format!("task {}:{}:{n}", schedule.name, bucket.bucket),
+                            &reason,
+                        )?;
+                    }
+                    Err(error) => return Err(error),
+                }
+                n += 1;
+            }
+            self.flush()?;
+            if n > cursor.slot {
+                schedule.drop_slots(self.store.records, bucket.bucket, cursor.slot, n - 1)?;
+            }
+            if n <= bucket.count {
+                cursor = Cursor {
+                    bucket: bucket.bucket,
+                    slot: n,
+                };
+                self.report.more = true;
+                break;
+            }
+            schedule.drop_bucket(self.store.claims, bucket.bucket)?;
+            cursor = Cursor {
+                bucket: bucket.bucket + 1,
+                slot: 1,
+            };
+        }
+        schedule.save_cursor(self.store.records, cursor)
+    }
+
+    fn run(&mut self, task: Task) -> Result<(), StoreError> {
+        let outcome = match &task {
+            Task::Credit { id } => self.check_credit(id),
+            Task::Expire { id } => expire(&self.store, self.config, id).map(|expired| {
+                if expired == Expired::Removed {
+                    self.report.cleaned += 1;
+                }
+            }),
+            Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
+                self.report.cleaned += 1;
+            }),
+        };
+        match outcome {
+            Err(StoreError::Corrupt(reason)) => {
+                let what = match &task {
+                    Task::Credit { id } | Task::Expire { id } => format!("deposit {id}"),
+                    Task::Nonce { nonce } => format!("nonce {nonce}"),
+                };
+                self.quarantine(&what, &reason)
+            }
+            other => other,
+        }
+    }
+
+    fn quarantine(&mut self, what: &str, reason: &str) -> Result<(), StoreError> {
+        self.report.quarantined += 1;
+        self.store.quarantine(what, reason)
+    }
+
+    fn check_credit(&mut self, id: &DepositId) -> Result<(), StoreError> {
+        let store = &self.store;
+        let now = store.now();
+        // The deposit's record (if it is there) says which records are its own.
+        let epoch = store.deposit(id)?.map(|d| d.v.epoch);
+        let log = store.credit_log(id)?.of_epoch(epoch);
+        let orphan = match log.current() {
+            Some(credit) if credit.is_credited() || credit.is_exhausted() => return Ok(()),
+            Some(credit) if !credit.is_due(now) => {
+                // Moved later by an owner: look again then.
+                let at = credit.next_attempt_at().unwrap_or(now);
+                return store.schedule_credit(id, at, Vec::new());
+            }
+            Some(_) => None,
+            None => {
+                // Claimed and never recorded: recover it from the gateway's callback note,
+                // one lease after that callback (its recorder may still be at work).
+                let notes = store.notes(id)?;
+                let Some(orphan) = Orphan::find(store, &notes, epoch)? else {
+                    return Ok(());
+                };
+                let due = orphan
+                    .facts
+                    .paid_at
+                    .saturating_add(millis(self.config.credit_lease));
+                if now < due {
+                    return store.schedule_credit(id, due, Vec::new());
+                }
+                Some(orphan)
+            }
+        };
+        let recovering = orphan.is_some();
+        if let Some(owned) = take_over(store, self.config, id, epoch, &log, orphan.as_ref())? {
+            if recovering && owned.recovered {
+                self.report.recovered += 1;
+            }
+            self.batch.push(owned);
+            if self.batch.len() >= BATCH_SIZE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let done = deliver(
+            &self.store,
+            self.platform,
+            self.config,
+            batch,
+            AttemptKind::Scheduled,
+        )?;
+        for credit in done {
+            self.report.attempted += 1;
+            if credit.is_credited() {
+                self.report.credited += 1;
+            } else {
+                self.report.failed += 1;
+                self.report.remaining += 1;
+                if credit.is_exhausted() {
+                    self.report.exhausted += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}

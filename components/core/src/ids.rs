@@ -1,0 +1,119 @@
+//! Identifiers parsed once at the edge: a value of these types is valid by construction, so
+//! no store key is ever built from unchecked input.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::platform::Random;
+
+/// A deposit id: `[A-Za-z0-9_-]{1,64}` (also the gateway's order id and the bot's
+/// `Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DepositId(String);
+
+/// The rule every deposit id follows, for error messages.
+pub const DEPOSIT_ID_RULE: &str = "depositId must match [A-Za-z0-9_-]{1,64}";
+
+impl DepositId {
+    /// Parses an id; `None` when it breaks the rule.
+    pub fn parse(id: &str) -> Option<Self> {
+        let valid = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        valid.then(|| Self(id.to_string()))
+    }
+
+    /// `DEP` + 16 upper-case hex digits from `random`.
+    pub fn generate(random: &dyn Random) -> Self {
+        let mut bytes = [0u8; 8];
+        random.fill(&mut bytes);
+        Self(format!("DEP{}", hex::encode_upper(bytes)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A gateway invoice reference: 1 to 128 printable ASCII characters, no spaces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Reference(String);
+
+impl Reference {
+    /// Parses a reference; `None` when it is not plausible.
+    pub fn parse(reference: &str) -> Option<Self> {
+        let valid =
+            (1..=128).contains(&reference.len()) && reference.bytes().all(|b| b.is_ascii_graphic());
+        valid.then(|| Self(reference.to_string()))
+    }
+
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! text_id {
+    ($name:ident, $what:literal) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::parse(&text)
+                    .ok_or_else(|| serde::de::Error::custom(concat!("invalid ", $what)))
+            }
+        }
+    };
+}
+
+text_id!(DepositId, "deposit id");
+text_id!(Reference, "reference");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FixedRandom;
+
+    #[test]
+    fn deposit_ids() {
+        for good in ["D1", "my_ID-1", &"x".repeat(64)] {
+            assert!(DepositId::parse(good).is_some(), "{good}");
+        }
+        for bad in ["", "a b", "a:b", "é", &"x".repeat(65)] {
+            assert!(DepositId::parse(bad).is_none(), "{bad:?}");
+        }
+        let generated = DepositId::generate(&FixedRandom(0xAB));
+        assert_eq!(generated.as_str(), "DEPABABABABABABABAB");
+        assert!(DepositId::parse(generated.as_str()).is_some());
+    }
+
+    #[test]
+    fn references_are_printable_ascii() {
+        assert!(Reference::parse("DS1234-ABC").is_some());
+        for bad in ["", "with space", "tab\t", "é", &"r".repeat(129)] {
+            assert!(Reference::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_through_json_and_refuse_invalid_text() {
+        let id = DepositId::parse("D-1").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""D-1""#);
+        assert_eq!(serde_json::from_str::<DepositId>(r#""D-1""#).unwrap(), id);
+        assert!(serde_json::from_str::<DepositId>(r#""a b""#).is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! Typed access to both labels: every read and write of the service goes through
+//! [`DepositStore`], over the key layout in [`keys`].
+
+pub mod counter;
+pub mod keys;
+pub mod schedule;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::credit::{Credit, CreditLog};
+use crate::deposit::note::Note;
+use crate::deposit::{Deposit, Invoice};
+use crate::envelope::Envelope;
+use crate::ids::{DepositId, Reference};
+use crate::platform::{Clock, KeyValue, Platform, StoreError};
+use schedule::{Task, CREDITS, EXPIRY};
+
+/// Records whose life the sweep manages (credits, notes) carry no expiry of their own.
+const NO_EXPIRY: u64 = u64::MAX;
+/// How many generation records a read walks down before giving up on older ones.
+const GENERATION_WALK: u32 = 16;
+/// How many quarantined records are kept for an operator.
+pub const QUARANTINE_KEPT: u64 = 100;
+
+/// A create's claim seen taken but not written: its claimer is at work, or died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hold {
+    /// The claim number.
+    pub token: u64,
+    /// When it was first seen so (Unix ms).
+    pub since: u64,
+}
+
+/// Typed access to deposits, invoices, credits, notes, claims and schedules.
+pub struct DepositStore<'a> {
+    /// Label `default`.
+    pub records: &'a dyn KeyValue,
+    /// Label `claims`.
+    pub claims: &'a dyn KeyValue,
+    /// The clock (schedules need it around their writes).
+    pub clock: &'a dyn Clock,
+    ttl_ms: u64,
+}
+
+fn encode<T: Serialize>(value: &T, exp: u64) -> Vec<u8> {
+    Envelope::new(value, exp).encode()
+}
+
+impl<'a> DepositStore<'a> {
+    /// Store access for a request.
+    pub fn new(platform: &Platform<'a>, config: &Config) -> Self {
+        Self {
+            records: platform.records,
+            claims: platform.claims,
+            clock: platform.clock,
+            ttl_ms: config.deposit_ttl_ms,
+        }
+    }
+
+    /// Now (Unix ms).
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// When a record written now ends its life.
+    pub fn expiry_from(&self, at: u64) -> u64 {
+        at.saturating_add(self.ttl_ms)
+    }
+
+    fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Envelope<T>>, StoreError> {
+        match self.records.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{key}: {e}"))),
+        }
+    }
+
+    fn counter(store: &dyn KeyValue, key: &str) -> Result<u64, StoreError> {
+        match store.get(key)? {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::try_from(counter::decode(key, &bytes)?).unwrap_or(0)),
+        }
+    }
+
+    // ----- deposits and invoices
+
+    /// The deposit record and its expiry (past or not).
+    pub fn deposit(&self, id: &DepositId) -> Result<Option<Envelope<Deposit>>, StoreError> {
+        self.read(&keys::deposit(id))
+    }
+
+    /// The invoice a gateway reference names.
+    pub fn invoice(&self, reference: &Reference) -> Result<Option<Invoice>, StoreError> {
+        Ok(self
+            .read::<Invoice>(&keys::reference(reference))?
+            .map(|e| e.v))
+    }
+
+    /// Stores a deposit whose invoice exists, its invoice index and its expiry task, in one
+    /// write plus the schedule's slot number (a generated id: nobody else can hold it).
+    pub fn insert_open(&self, deposit: &Deposit, invoice: &Invoice) -> Result<(), StoreError> {
+        let exp = self.expiry_from(deposit.created_at);
+        EXPIRY.add(
+            self.claims,
+            self.records,
+            self.clock,
+            exp,
+            &Task::Expire {
+                id: deposit.deposit_id.clone(),
+            },
+            vec![
+                (keys::deposit(&deposit.deposit_id), encode(deposit, exp)),
+                (keys::reference(&invoice.reference), encode(invoice, exp)),
+            ],
+        )
+    }
+
+    /// Stores a create's hold on a chosen id, with the expiry task that removes it if the
+    /// create never finishes.
+    pub fn insert_intent(&self, deposit: &Deposit) -> Result<(), StoreError> {
+        let exp = self.expiry_from(deposit.created_at);
+        EXPIRY.add(
+            self.claims,
+            self.records,
+            self.clock,
+            exp,
+            &Task::Expire {
+                id: deposit.deposit_id.clone(),
+            },
+            vec![(keys::deposit(&deposit.deposit_id), encode(deposit, exp))],
+        )
+    }
+
+    /// Rewrites a deposit record (its creation moved on), keeping its expiry.
+    pub fn save_deposit(
+        &self,
+        deposit: &Deposit,
+        invoice: Option<&Invoice>,
+    ) -> Result<(), StoreError> {
+        let exp = self.expiry_from(deposit.created_at);
+        let mut entries = vec![(keys::deposit(&deposit.deposit_id), encode(deposit, exp))];
+        if let Some(invoice) = invoice {
+            entries.push((keys::reference(&invoice.reference), encode(invoice, exp)));
+        }
+        self.records.set_many(&entries)
+    }
+
+    /// Creates of a chosen id so far (the create claim counter).
+    pub fn creates(&self, id: &DepositId) -> Result<u64, StoreError> {
+        Self::counter(self.claims, &keys::create_claim(id))
+    }
+
+    /// The epoch a new deposit of `id` gets: one more than the removals of it begun.
+    pub fn next_epoch(&self, id: &DepositId) -> Result<u64, StoreError> {
+        Ok(Self::counter(self.claims, &keys::life(id))? + 1)
+    }
+
+    /// Since when claim `token` of `id` was seen unwritten, if it was.
+    pub fn hold(&self, id: &DepositId) -> Result<Option<Hold>, StoreError> {
+        Ok(self.read::<Hold>(&keys::hold(id))?.map(|e| e.v))
+    }
+
+    /// Notes that claim `token` of `id` was seen unwritten at `since` (with its expiry task,
+    /// in case the id is never created).
+    pub fn save_hold(&self, id: &DepositId, hold: Hold) -> Result<(), StoreError> {
+        let exp = self.expiry_from(hold.since);
+        EXPIRY.add(
+            self.claims,
+            self.records,
+            self.clock,
+            exp,
+            &Task::Expire { id: id.clone() },
+            vec![(keys::hold(id), encode(&hold, exp))],
+        )
+    }
+
+    /// Counts one more create of `id`; returns its number.
+    pub fn claim_create(&self, id: &DepositId) -> Result<u64, StoreError> {
+        let n = self.claims.increment(&keys::create_claim(id), 1)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ----- credits
+
+    /// `credit:{id}` (generation 0, or the last owner's copy).
+    pub fn head(&self, id: &DepositId) -> Result<Option<Credit>, StoreError> {
+        Ok(self.read::<Credit>(&keys::credit(id, 0))?.map(|e| e.v))
+    }
+
+    /// The last owner generation handed out.
+    pub fn generation(&self, id: &DepositId) -> Result<u32, StoreError> {
+        Ok(u32::try_from(Self::counter(self.records, &keys::generation(id))?).unwrap_or(u32::MAX))
+    }
+
+    /// A deposit's credit for a reader: like [`Self::credit_log`], but with no credit written
+    /// at all it reads nothing more (every owner's write includes `credit:{id}`), and its
+    /// `generation` is then 0 whatever the counter says: never take over from it.
+    pub fn credit_view(&self, id: &DepositId) -> Result<CreditLog, StoreError> {
+        match self.head(id)? {
+            None => Ok(CreditLog::default()),
+            Some(head) if head.is_credited() => Ok(CreditLog {
+                latest: Some(head.clone()),
+                head: Some(head),
+                generation: 0,
+            }),
+            head => self.credit_log_after(id, head),
+        }
+    }
+
+    /// Everything needed to know a deposit's credit for sure: the hint, and unless the hint
+    /// already says credited, the highest generation's record.
+    pub fn credit_log(&self, id: &DepositId) -> Result<CreditLog, StoreError> {
+        let head = self.head(id)?;
+        if head.as_ref().is_some_and(Credit::is_credited) {
+            return Ok(CreditLog {
+                latest: head.clone(),
+                head,
+                generation: 0,
+            });
+        }
+        self.credit_log_after(id, head)
+    }
+
+    /// [`Self::credit_log`] with the hint already read.
+    pub fn credit_log_after(
+        &self,
+        id: &DepositId,
+        head: Option<Credit>,
+    ) -> Result<CreditLog, StoreError> {
+        // A success is final whoever wrote it; a later owner's failure may have overwritten
+        // the hint, never this key.
+        if let Some(credited) = self.read::<Credit>(&keys::credited(id))? {
+            return Ok(CreditLog {
+                latest: Some(credited.v),
+                head,
+                generation: self.generation(id)?,
+            });
+        }
+        let generation = self.generation(id)?;
+        let mut latest = None;
+        // An owner that died after taking its generation wrote nothing: walk down.
+        for g in (1..=generation).rev().take(GENERATION_WALK as usize) {
+            if let Some(envelope) = self.read::<Credit>(&keys::credit(id, g))? {
+                latest = Some(envelope.v);
+                break;
+            }
+        }
+        Ok(CreditLog {
+            latest: latest.or_else(|| head.clone()),
+            head,
+            generation,
+        })
+    }
+
+    /// Claims the payment of a deposit; only the first caller gets `true`.
+    pub fn claim_payment(&self, id: &DepositId) -> Result<bool, StoreError> {
+        Ok(self.claims.increment(&keys::payment_claim(id), 1)? == 1)
+    }
+
+    /// Whether any callback claimed the payment.
+    pub fn payment_claimed(&self, id: &DepositId) -> Result<bool, StoreError> {
+        Ok(Self::counter(self.claims, &keys::payment_claim(id))? > 0)
+    }
+
+    /// Takes the next owner generation; `Some(g)` only if it is exactly `after + 1`.
+    pub fn claim_generation(&self, id: &DepositId, after: u32) -> Result<Option<u32>, StoreError> {
+        let got = self.records.increment(&keys::generation(id), 1)?;
+        Ok((got == i64::from(after) + 1).then_some(after + 1))
+    }
+
+    /// The records an owner writes: its generation's key, the hint, and on success the
+    /// success.
+    fn credit_entries(&self, credit: &Credit) -> Vec<(String, Vec<u8>)> {
+        let value = encode(credit, NO_EXPIRY);
+        let id = &credit.deposit_id;
+        let mut entries = vec![(keys::credit(id, 0), value.clone())];
+        if credit.generation > 0 {
+            entries.push((keys::credit(id, credit.generation), value.clone()));
+        }
+        if credit.is_credited() {
+            entries.push((keys::credited(id), value));
+        }
+        entries
+    }
+
+    /// Writes an owner's state.
+    pub fn save_credit(&self, credit: &Credit) -> Result<(), StoreError> {
+        self.records.set_many(&self.credit_entries(credit))
+    }
+
+    /// Writes an owner's state together with a task to check the credit at `at`.
+    pub fn save_credit_due(&self, credit: &Credit, at: u64) -> Result<(), StoreError> {
+        self.schedule_credit(&credit.deposit_id, at, self.credit_entries(credit))
+    }
+
+    /// Adds a task to check deposit `id`'s credit at `at`, with `records` in the same write.
+    pub fn schedule_credit(
+        &self,
+        id: &DepositId,
+        at: u64,
+        records: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        CREDITS.add(
+            self.claims,
+            self.records,
+            self.clock,
+            at,
+            &Task::Credit { id: id.clone() },
+            records,
+        )
+    }
+
+    // ----- notes
+
+    /// Every note of deposit `id` (of any epoch), oldest first.
+    pub fn notes(&self, id: &DepositId) -> Result<Vec<Note>, StoreError> {
+        let count = Self::counter(self.records, &keys::note_count(id))?;
+        let mut notes = Vec::new();
+        for n in 1..=count {
+            if let Some(envelope) = self.read::<Note>(&keys::note(id, n))? {
+                notes.push(envelope.v);
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Adds a note unless `existing` already holds the same one; with `check_at`, also a task
+    /// to check the deposit's credit then (in the same write).
+    pub fn add_note(
+        &self,
+        id: &DepositId,
+        note: &Note,
+        existing: &[Note],
+        check_at: Option<u64>,
+    ) -> Result<(), StoreError> {
+        if existing.iter().any(|n| n.repeats(note)) {
+            return match check_at {
+                Some(at) => self.schedule_credit(id, at, Vec::new()),
+                None => Ok(()),
+            };
+        }
+        let n = self.records.increment(&keys::note_count(id), 1)?;
+        let entry = (
+            keys::note(id, u64::try_from(n).unwrap_or(0)),
+            encode(note, NO_EXPIRY),
+        );
+        match check_at {
+            Some(at) => self.schedule_credit(id, at, vec![entry]),
+            None => self.records.set_many(&[entry]),
+        }
+    }
+
+    // ----- nonces
+
+    /// Whether `nonce` was used (and not yet forgotten).
+    pub fn nonce_used(&self, nonce: &str) -> Result<bool, StoreError> {
+        Ok(self.claims.get(&keys::nonce(nonce))?.is_some())
+    }
+
+    /// Uses `nonce`; `false` if another request used it first. Its expiry task is written
+    /// first, so a nonce key never outlives its lifetime unseen.
+    pub fn claim_nonce(&self, nonce: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let forget_at = self.now().saturating_add(ttl_ms);
+        EXPIRY.add(
+            self.claims,
+            self.records,
+            self.clock,
+            forget_at,
+            &Task::Nonce {
+                nonce: nonce.to_string(),
+            },
+            Vec::new(),
+        )?;
+        Ok(self.claims.increment(&keys::nonce(nonce), 1)? == 1)
+    }
+
+    /// Forgets a nonce.
+    pub fn forget_nonce(&self, nonce: &str) -> Result<(), StoreError> {
+        self.claims.delete(&keys::nonce(nonce))
+    }
+
+    // ----- quarantine
+
+    /// Keeps a record the sweep could not read where an operator can find it (the last
+    /// [`QUARANTINE_KEPT`]).
+    pub fn quarantine(&self, what: &str, reason: &str) -> Result<(), StoreError> {
+        let n = u64::try_from(self.records.increment(keys::QUARANTINE_COUNT, 1)?).unwrap_or(0);
+        let entry = json!({ "what": what, "reason": reason, "at": self.now() });
+        self.records
+            .set(&keys::quarantined(n), entry.to_string().as_bytes())?;
+        if n > QUARANTINE_KEPT {
+            self.records
+                .delete(&keys::quarantined(n - QUARANTINE_KEPT))?;
+        }
+        Ok(())
+    }
+
+    /// The quarantined records, newest first.
+    pub fn quarantined(&self) -> Result<Vec<Value>, StoreError> {
+        let n = Self::counter(self.records, keys::QUARANTINE_COUNT)?;
+        let mut entries = Vec::new();
+        for i in (n.saturating_sub(QUARANTINE_KEPT) + 1..=n).rev() {
+            if let Some(bytes) = self.records.get(&keys::quarantined(i))? {
+                entries.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            }
+        }
+        Ok(entries)
+    }
+
+    // ----- removal
+
+    /// Deletes every key of a deposit: first what finds it (its invoices, then its record),
+    /// so a removal that stops half-way leaves nothing a reader can see; then its notes,
+    /// credit records, counters and claims, which a repeat of the removal finds by name.
+    pub fn remove_deposit(
+        &self,
+        id: &DepositId,
+        references: &[Reference],
+        generation: u32,
+    ) -> Result<(), StoreError> {
+        // A deposit of the id made before this removal ends gets another epoch.
+        self.claims.increment(&keys::life(id), 1)?;
+        let invoices: Vec<String> = references.iter().map(keys::reference).collect();
+        if !invoices.is_empty() {
+            self.records.delete_many(&invoices)?;
+        }
+        self.records.delete(&keys::deposit(id))?;
+        let notes = Self::counter(self.records, &keys::note_count(id))?;
+        let mut doomed: Vec<String> = (1..=notes).map(|n| keys::note(id, n)).collect();
+        doomed.extend((1..=generation).map(|g| keys::credit(id, g)));
+        doomed.extend([
+            keys::note_count(id),
+            keys::generation(id),
+            keys::credit(id, 0),
+            keys::credited(id),
+            keys::hold(id),
+        ]);
+        doomed
+            .chunks(1000)
+            .try_for_each(|chunk| self.records.delete_many(chunk))?;
+        self.claims
+            .delete_many(&[keys::payment_claim(id), keys::create_claim(id)])?;
+        self.claims.delete(&keys::life(id))
+    }
+}

@@ -1,0 +1,286 @@
+//! Time-bucketed work lists: how the sweep finds what is due without listing keys.
+//!
+//! A task due at `t` goes into bucket `t / width`: `increment` on `count:{name}:{bucket}` in
+//! `claims` hands out a slot number `n`, and `slot:{name}:{bucket}:{n}` in `default` holds the
+//! task (written in the same `set_many` as whatever record the task is about). The sweep
+//! visits buckets in order from a cursor, each only once its end is [`CLOCK_MARGIN_MS`] in the
+//! past, reads slots `1..=count`, runs them and deletes the bucket. Markers per day and per
+//! block of buckets (`day:{name}:{day}`, `block:{name}:{block}`, set by a bucket's first
+//! writer) let it skip empty stretches with one read. Its cost is the days and blocks passed
+//! plus the tasks due, whatever the history.
+//!
+//! A writer whose clock, read after its slot was written, has reached the bucket's end cannot
+//! rule out that the sweep already read that bucket, so it adds the task again to a later
+//! bucket (a task may run twice; every task is idempotent). A slot whose writer died before
+//! writing it is a hole, skipped: that writer's caller never got an answer and retries.
+//! Clocks of the instances must agree within [`CLOCK_MARGIN_MS`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::DepositId;
+use crate::platform::{Clock, KeyValue, StoreError};
+use crate::store::counter;
+use crate::store::keys;
+
+/// How far apart the instances' clocks may be; a bucket is swept this long after its end.
+pub const CLOCK_MARGIN_MS: u64 = 2_000;
+
+/// What the sweep must do.
+// Externally tagged (`{"credit":{"id":…}}`): much smaller to decode in wasm than a tag field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Task {
+    /// Check a deposit's credit: deliver it if due, recover a payment whose recorder died.
+    Credit {
+        /// The deposit.
+        id: DepositId,
+    },
+    /// Remove a deposit whose lifetime ended, unless something is still owed on it.
+    Expire {
+        /// The deposit.
+        id: DepositId,
+    },
+    /// Forget a used `X-Nonce`.
+    Nonce {
+        /// The nonce.
+        nonce: String,
+    },
+}
+
+/// One work list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Name in keys.
+    pub name: &'static str,
+    /// Bucket width (ms).
+    pub width_ms: u64,
+    /// Buckets per block; a block's marker tells the sweep it holds tasks.
+    pub block: u64,
+    /// Blocks per day; a day's marker tells the sweep one of its blocks holds tasks.
+    pub day: u64,
+    /// How far back the sweep looks when it has no cursor yet (ms).
+    pub lookback_ms: u64,
+}
+
+/// Credits to deliver or recover: 1 s buckets, 10-minute blocks, a week of look-back on a new
+/// store.
+pub const CREDITS: Schedule = Schedule {
+    name: "due",
+    width_ms: 1_000,
+    block: 600,
+    day: 144,
+    lookback_ms: 7 * 86_400_000,
+};
+
+/// Deposits and nonces to expire: 10 s buckets, 10-minute blocks; a new store's first sweep
+/// looks back a day (tasks are written a TTL ahead, so only a store never swept for longer
+/// than its TTL has older ones).
+pub const EXPIRY: Schedule = Schedule {
+    name: "exp",
+    width_ms: 10_000,
+    block: 60,
+    day: 144,
+    lookback_ms: 86_400_000,
+};
+
+/// Where a sweep resumes a schedule: the next bucket, and the next slot in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Bucket.
+    pub bucket: u64,
+    /// First slot not yet done in that bucket.
+    pub slot: u64,
+}
+
+/// A bucket's tasks, as the sweep reads them.
+pub struct Bucket {
+    /// Bucket number.
+    pub bucket: u64,
+    /// Slots handed out (some may be holes).
+    pub count: u64,
+}
+
+impl Schedule {
+    fn day_len(&self) -> u64 {
+        self.block * self.day
+    }
+
+    fn bucket_of(&self, at_ms: u64) -> u64 {
+        at_ms / self.width_ms
+    }
+
+    fn bucket_end(&self, bucket: u64) -> u64 {
+        (bucket + 1).saturating_mul(self.width_ms)
+    }
+
+    /// Adds `task` due at `at_ms`, writing `records` (in the `default` label) in the same
+    /// operation as the task's slot. Never a bucket that may already have been swept.
+    pub fn add(
+        &self,
+        claims: &dyn KeyValue,
+        store: &dyn KeyValue,
+        clock: &dyn Clock,
+        at_ms: u64,
+        task: &Task,
+        records: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(task).unwrap_or_default();
+        let mut records = records;
+        let mut at = at_ms;
+        // A writer late more than a few times in a row is stalled; its caller retries.
+        for _ in 0..4 {
+            let bucket = self.bucket_of(at).max(self.bucket_of(clock.now_ms()) + 1);
+            let n = claims.increment(&keys::slot_count(self.name, bucket), 1)?;
+            let n = u64::try_from(n).unwrap_or(0);
+            // The markers must exist before the slot does, the day's before the block's. The
+            // bucket's first writer sets them; the others check (the first may have died).
+            let block = keys::block(self.name, bucket / self.block);
+            if n == 1 || claims.get(&block)?.is_none() {
+                let day = keys::day(self.name, bucket / self.day_len());
+                if claims.get(&day)?.is_none() {
+                    claims.increment(&day, 1)?;
+                }
+                claims.increment(&block, 1)?;
+            }
+            let slot = keys::slot(self.name, bucket, n);
+            let mut entries = vec![(slot.clone(), value.clone())];
+            entries.append(&mut records);
+            store.set_many(&entries)?;
+            let now = clock.now_ms();
+            if now < self.bucket_end(bucket) {
+                return Ok(());
+            }
+            // Too late for this bucket: take the slot back and use a later one.
+            store.delete(&slot)?;
+            at = now;
+        }
+        Err(StoreError::Other(format!(
+            "could not schedule a task in {}: the clock keeps passing its bucket",
+            self.name
+        )))
+    }
+
+    /// Where the sweep resumes: the stored cursor, or `lookback_ms` before `now`.
+    pub fn cursor(&self, store: &dyn KeyValue, now: u64) -> Result<Cursor, StoreError> {
+        let key = keys::cursor(self.name);
+        match store.get(&key)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("{key}: {e}"))),
+            None => Ok(Cursor {
+                bucket: self.bucket_of(now.saturating_sub(self.lookback_ms)),
+                slot: 1,
+            }),
+        }
+    }
+
+    /// Saves the cursor (concurrent sweeps may move it back; that only repeats work).
+    pub fn save_cursor(&self, store: &dyn KeyValue, cursor: Cursor) -> Result<(), StoreError> {
+        store.set(
+            &keys::cursor(self.name),
+            &serde_json::to_vec(&cursor).unwrap_or_default(),
+        )
+    }
+
+    /// The first bucket the sweep may not visit yet at `now`: a bucket is visited once its
+    /// end is [`CLOCK_MARGIN_MS`] in the past.
+    pub fn open_from(&self, now: u64) -> u64 {
+        self.bucket_of(now.saturating_sub(CLOCK_MARGIN_MS))
+    }
+
+    /// The next bucket at or after `from` (and before `until`) that holds tasks, reading as
+    /// few keys as it can; `reads` counts them. `None` when there is none before `until` or
+    /// `max_reads` ran out first (then `from` tells where the search stopped). A day or block
+    /// whose marker is absent is skipped whole (never past `until`: a task may still arrive
+    /// there); one the scan walks out of loses its marker.
+    pub fn next_bucket(
+        &self,
+        claims: &dyn KeyValue,
+        from: &mut u64,
+        until: u64,
+        reads: &mut u64,
+        max_reads: u64,
+    ) -> Result<Option<Bucket>, StoreError> {
+        let (day_len, block_len) = (self.day_len(), self.block);
+        let (mut in_day, mut in_block) = (false, false);
+        while *from < until && *reads < max_reads {
+            if !in_day || *from % day_len == 0 {
+                if in_day {
+                    claims.delete(&keys::day(self.name, *from / day_len - 1))?;
+                }
+                *reads += 1;
+                if claims
+                    .get(&keys::day(self.name, *from / day_len))?
+                    .is_none()
+                {
+                    *from = ((*from / day_len + 1) * day_len).min(until);
+                    (in_day, in_block) = (false, false);
+                    continue;
+                }
+                (in_day, in_block) = (true, false);
+            }
+            if !in_block || *from % block_len == 0 {
+                if in_block {
+                    claims.delete(&keys::block(self.name, *from / block_len - 1))?;
+                }
+                *reads += 1;
+                if claims
+                    .get(&keys::block(self.name, *from / block_len))?
+                    .is_none()
+                {
+                    *from = ((*from / block_len + 1) * block_len).min(until);
+                    in_block = false;
+                    continue;
+                }
+                in_block = true;
+            }
+            *reads += 1;
+            let key = keys::slot_count(self.name, *from);
+            if let Some(bytes) = claims.get(&key)? {
+                let count = u64::try_from(counter::decode(&key, &bytes)?).unwrap_or(0);
+                return Ok(Some(Bucket {
+                    bucket: *from,
+                    count,
+                }));
+            }
+            *from += 1;
+        }
+        Ok(None)
+    }
+
+    /// The task in slot `n` of `bucket`; `Ok(None)` for a hole, `Err(Corrupt)` for garbage.
+    pub fn task(
+        &self,
+        store: &dyn KeyValue,
+        bucket: u64,
+        n: u64,
+    ) -> Result<Option<Task>, StoreError> {
+        let key = keys::slot(self.name, bucket, n);
+        match store.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{key}: {e}"))),
+        }
+    }
+
+    /// Deletes slots `first..=last` of `bucket`.
+    pub fn drop_slots(
+        &self,
+        store: &dyn KeyValue,
+        bucket: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        let slots: Vec<String> = (first..=last)
+            .map(|n| keys::slot(self.name, bucket, n))
+            .collect();
+        slots
+            .chunks(1000)
+            .try_for_each(|chunk| store.delete_many(chunk))
+    }
+
+    /// Deletes a finished bucket's counter.
+    pub fn drop_bucket(&self, claims: &dyn KeyValue, bucket: u64) -> Result<(), StoreError> {
+        claims.delete(&keys::slot_count(self.name, bucket))
+    }
+}
