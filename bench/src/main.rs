@@ -617,7 +617,7 @@ async fn sqlite_write_rate(dir: &Path, options: &Options, report: &mut Report) -
     report.fact(
         "SQLite store, one writer, single-key writes",
         format!(
-            "{:.0}/s (each a synced transaction; 4 per paid flow)",
+            "{:.0}/s (each a synced transaction; 5 per paid flow)",
             writes as f64 / start.elapsed().as_secs_f64()
         ),
     );
@@ -625,12 +625,19 @@ async fn sqlite_write_rate(dir: &Path, options: &Options, report: &mut Report) -
 }
 
 async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
-    use topup_core::credit::{AttemptKind, Credit, DeliveryOutcome};
+    use topup_core::bot::DeliveryOutcome;
+    use topup_core::credit::{AttemptKind, Credit, PaymentFacts};
+    use topup_core::deposit::{Creation, Invoice};
     use topup_core::envelope::Envelope;
-    use topup_core::storage::{credit_key, deposit_key, reference_key};
+    use topup_core::ids::Reference;
+    use topup_core::store::keys;
 
     let config = topup_core::testing::test_config();
+    let delivery = config.delivery().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ttl = config.lifetime().map_err(|e| anyhow::anyhow!("{e}"))?.deposit_ttl_ms;
     let n = options.size_deposits;
+    // What a paid and credited deposit leaves in `default`: its record, its invoice, the
+    // credit hint and the success (the payment claim and schedule slots are not counted).
     let entries: Vec<(String, Vec<u8>)> = (0..n)
         .flat_map(|i| {
             let mut deposit = topup_core::testing::sample_deposit(
@@ -638,39 +645,43 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
                 50_000,
             );
             deposit.user_id = format!("{}", 100_000_000 + i);
-            deposit.reference = format!("DS{:010}{}", i, deposit.deposit_id);
-            deposit.payment_url = format!(
-                "https://app.duitku.com/redirect_checkout?reference={}",
-                deposit.reference
-            );
+            let reference = Reference::parse(&format!("DS{:010}{}", i, deposit.deposit_id))
+                .unwrap_or_else(|| unreachable!("a plain ASCII reference"));
+            deposit.creation = Creation::Open {
+                token: 0,
+                payment_url: format!(
+                    "https://app.duitku.com/redirect_checkout?reference={reference}"
+                ),
+                reference: reference.clone(),
+            };
             deposit.created_at = 1_795_000_000_000 + i as u64;
-            let mut credit = Credit::new_payment(
-                deposit.created_at + 60_000,
-                Some("BC".into()),
-                Some("00".into()),
-                Duration::from_secs(30),
-            );
+            let invoice = Invoice {
+                deposit_id: deposit.deposit_id.clone(),
+                epoch: deposit.epoch,
+                user_id: deposit.user_id.clone(),
+                amount: deposit.amount,
+                reference: reference.clone(),
+            };
+            let facts = PaymentFacts {
+                paid_at: deposit.created_at + 60_000,
+                payment_method: Some("BC".into()),
+                result_code: Some("00".into()),
+            };
+            let mut credit = Credit::new(&invoice, facts, 0, Duration::from_secs(30));
             credit.record(
                 &DeliveryOutcome::Accepted,
                 1,
                 AttemptKind::Inline,
                 deposit.created_at + 60_300,
-                &config,
+                delivery,
             );
-            let exp = deposit.created_at + config.deposit_ttl_ms;
+            let exp = deposit.created_at + ttl;
+            let id = deposit.deposit_id.clone();
             vec![
-                (
-                    deposit_key(&deposit.deposit_id),
-                    Envelope::new(&deposit, exp).encode(),
-                ),
-                (
-                    reference_key(&deposit.reference),
-                    Envelope::new(&deposit.deposit_id, exp).encode(),
-                ),
-                (
-                    credit_key(&deposit.deposit_id),
-                    Envelope::new(&credit, exp).encode(),
-                ),
+                (keys::deposit(&id), Envelope::new(&deposit, exp).encode()),
+                (keys::reference(&reference), Envelope::new(&invoice, exp).encode()),
+                (keys::credit(&id, 0), Envelope::new(&credit, u64::MAX).encode()),
+                (keys::credited(&id), Envelope::new(&credit, u64::MAX).encode()),
             ]
         })
         .collect();
@@ -700,7 +711,7 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
         report.fact(
             format!("{backend:?} store size after {n} paid and credited deposits"),
             format!(
-                "{:.1} MiB ({} bytes per deposit; deposit + ref + credit records){}",
+                "{:.1} MiB ({} bytes per deposit; deposit, invoice, credit and success records){}",
                 size as f64 / 1048576.0,
                 size / n as u64,
                 if backend == Backend::Redis {
@@ -773,8 +784,8 @@ fn targets(report: &Report) -> Vec<String> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(f64::MAX);
             lines.push(format!(
-                "{}: at most 4 store writes per paid flow ({name}): {per_flow:.2}",
-                mark(per_flow <= 4.0)
+                "{}: at most 5 store writes per paid flow ({name}): {per_flow:.2}",
+                mark(per_flow <= 5.0)
             ));
         }
         if name.starts_with("size of") {

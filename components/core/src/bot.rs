@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::{Auth, Delivery};
 use crate::credit::{millis, Credit};
 use crate::http::body_excerpt;
 use crate::platform::{Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError};
@@ -34,7 +34,8 @@ struct CreditBody<'a> {
 
 /// The signed credit request for a payment (POST `{bot_backend_url}{bot_credit_path}`).
 pub fn credit_request(
-    config: &Config,
+    auth: &Auth,
+    delivery: &Delivery,
     credit: &Credit,
     now: u64,
     timeout: Duration,
@@ -50,8 +51,8 @@ pub fn credit_request(
     })
     .unwrap_or_default();
     OutboundRequest {
-        url: format!("{}{}", config.bot_backend_url, config.bot_credit_path),
-        headers: signed_headers(config, &body, now)
+        url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
+        headers: signed_headers(auth, &body, now)
             .into_iter()
             .chain([("idempotency-key".to_string(), credit.deposit_id.to_string())])
             .collect(),
@@ -132,7 +133,8 @@ impl DeliveryOutcome {
 /// Quick attempts inside the PAID callback: at most [`INLINE_BUDGET`] in all.
 /// Returns the last outcome and how many deliveries were made.
 pub fn deliver_inline(
-    config: &Config,
+    auth: &Auth,
+    delivery: &Delivery,
     credit: &Credit,
     http: &dyn HttpClient,
     clock: &dyn Clock,
@@ -143,8 +145,8 @@ pub fn deliver_inline(
     loop {
         let now = clock.now_ms();
         let remaining = budget.saturating_sub(now.saturating_sub(started));
-        let timeout = Duration::from_millis(remaining).min(config.bot_timeout);
-        let request = credit_request(config, credit, now, timeout);
+        let timeout = Duration::from_millis(remaining).min(delivery.bot_timeout);
+        let request = credit_request(auth, delivery, credit, now, timeout);
         let outcome = DeliveryOutcome::classify(http.send(request));
         deliveries += 1;
         let pause = INLINE_BACKOFF.get(deliveries as usize - 1).copied();
@@ -183,7 +185,13 @@ mod tests {
     #[test]
     fn credit_request_follows_the_protocol() {
         let config = test_config();
-        let request = credit_request(&config, &paid(1_000), 5_000, Duration::from_secs(2));
+        let request = credit_request(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &paid(1_000),
+            5_000,
+            Duration::from_secs(2),
+        );
         assert_eq!(request.url, "http://bot.test/internal/deposit-callback");
         let header = |n: &str| {
             request
@@ -196,7 +204,7 @@ mod tests {
         assert_eq!(header("x-timestamp"), Some("5000"));
         assert_eq!(header("authorization"), Some("Bearer test-secret"));
         assert!(verify_signature(
-            [&config.shared_secret],
+            [&config.auth().unwrap().shared_secret],
             &request.body,
             header("x-signature").unwrap()
         ));
@@ -212,8 +220,20 @@ mod tests {
     fn resends_carry_identical_bodies() {
         let config = test_config();
         let credit = paid(1_000);
-        let a = credit_request(&config, &credit, 5_000, Duration::from_secs(1));
-        let b = credit_request(&config, &credit, 99_000, Duration::from_secs(1));
+        let a = credit_request(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &credit,
+            5_000,
+            Duration::from_secs(1),
+        );
+        let b = credit_request(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &credit,
+            99_000,
+            Duration::from_secs(1),
+        );
         assert_eq!(a.body, b.body);
     }
 
@@ -258,7 +278,13 @@ mod tests {
             }),
         ]);
         let clock = ManualClock::new(0);
-        let (outcome, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        let (outcome, n) = deliver_inline(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &paid(0),
+            &http,
+            &clock,
+        );
         assert!(outcome.is_success());
         assert_eq!(n, 2);
         assert_eq!(http.requests().len(), 2);
@@ -271,7 +297,13 @@ mod tests {
         let http = ScriptedHttp::always(Err(TransportError::Timeout)).with_latency_ms(900);
         let clock = ManualClock::new(0);
         http.attach_clock(&clock);
-        let (outcome, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        let (outcome, n) = deliver_inline(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &paid(0),
+            &http,
+            &clock,
+        );
         assert!(!outcome.is_success());
         assert_eq!(
             n, 2,
@@ -291,7 +323,13 @@ mod tests {
             body: vec![],
         }));
         let clock = ManualClock::new(0);
-        let (_, n) = deliver_inline(&config, &paid(0), &http, &clock);
+        let (_, n) = deliver_inline(
+            config.auth().unwrap(),
+            config.delivery().unwrap(),
+            &paid(0),
+            &http,
+            &clock,
+        );
         assert_eq!(n, 1);
     }
 }

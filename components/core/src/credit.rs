@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bot::DeliveryOutcome;
-use crate::config::Config;
+use crate::config::Delivery;
 use crate::deposit::Invoice;
 use crate::ids::{DepositId, Reference};
 
@@ -177,7 +177,7 @@ impl Credit {
         deliveries: u32,
         kind: AttemptKind,
         now: u64,
-        config: &Config,
+        delivery: &Delivery,
     ) {
         self.attempts = self.attempts.saturating_add(deliveries);
         self.last_result = Some(outcome.result_json());
@@ -190,10 +190,10 @@ impl Credit {
         if kind == AttemptKind::Scheduled {
             self.retries = self.retries.saturating_add(1);
         }
-        self.state = if was_exhausted || self.retries >= config.credit_max_retries {
+        self.state = if was_exhausted || self.retries >= delivery.credit_max_retries {
             CreditState::Exhausted
         } else {
-            let schedule = &config.credit_retry_schedule;
+            let schedule = &delivery.credit_retry_schedule;
             let index = (self.retries as usize).min(schedule.len().saturating_sub(1));
             let delay = schedule
                 .get(index)
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn schedule_backs_off_then_caps_then_exhausts() {
-        let mut config = test_config();
+        let mut config = test_config().delivery().unwrap().clone();
         config.credit_retry_schedule = vec![Duration::from_secs(60), Duration::from_secs(300)];
         config.credit_max_retries = 3;
         let fail = DeliveryOutcome::Unreachable(TransportError::Timeout);

@@ -6,11 +6,11 @@
 //! retry. A replay of a used nonce is refused after one read, with no write; the key is
 //! removed by the sweep one `nonce_ttl` after its use.
 
-use crate::config::Config;
+use crate::config::Replay;
 use crate::error::ApiError;
 
 /// Checks `X-Timestamp` (Unix ms) when the configuration enforces it.
-pub fn check_timestamp(header: Option<&str>, config: &Config, now: u64) -> Result<(), ApiError> {
+pub fn check_timestamp(header: Option<&str>, config: &Replay, now: u64) -> Result<(), ApiError> {
     if !config.enforce_timestamp {
         return Ok(());
     }
@@ -50,14 +50,14 @@ mod tests {
 
     #[test]
     fn timestamp_ignored_unless_enforced() {
-        let config = test_config();
+        let config = test_config().replay().unwrap().clone();
         assert!(check_timestamp(None, &config, 1_000_000).is_ok());
         assert!(check_timestamp(Some("garbage"), &config, 1_000_000).is_ok());
     }
 
     #[test]
     fn timestamp_skew_when_enforced() {
-        let mut config = test_config();
+        let mut config = test_config().replay().unwrap().clone();
         config.enforce_timestamp = true;
         config.timestamp_skew_ms = 300_000;
         let now = 10_000_000;

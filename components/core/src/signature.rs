@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Config, Secret};
+use crate::config::{Auth, Secret};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,17 +71,17 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Headers of every signed outbound call: bearer, signature over the exact body, timestamp.
-pub fn signed_headers(config: &Config, body: &[u8], now: u64) -> Vec<(String, String)> {
+pub fn signed_headers(auth: &Auth, body: &[u8], now: u64) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), "application/json".into()),
         (
             "authorization".into(),
             format!(
                 "Bearer {}",
-                String::from_utf8_lossy(config.shared_secret.expose())
+                String::from_utf8_lossy(auth.shared_secret.expose())
             ),
         ),
-        ("x-signature".into(), sign(&config.shared_secret, body)),
+        ("x-signature".into(), sign(&auth.shared_secret, body)),
         ("x-timestamp".into(), now.to_string()),
     ]
 }

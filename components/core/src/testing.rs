@@ -323,7 +323,7 @@ pub fn test_variables() -> MapVariables {
 
 /// A valid configuration pointing at `http://pg.test` and `http://bot.test`.
 pub fn test_config() -> Config {
-    match Config::load(&test_variables()) {
+    match Config::load_all(&test_variables()) {
         Ok(config) => config,
         Err(error) => panic!("test configuration is invalid: {error}"),
     }

@@ -31,7 +31,7 @@ fn spin_toml_declares_exactly_the_core_variables() {
 }
 
 #[test]
-fn every_component_maps_every_variable_and_gets_only_what_it_needs() {
+fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs() {
     let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
     let routes: Vec<_> = manifest
         .routes
@@ -49,17 +49,30 @@ fn every_component_maps_every_variable_and_gets_only_what_it_needs() {
             ("/deposit/retry-credit", "retry-credit"),
         ]
     );
+    for (path, route) in topup_core::routes::ALL {
+        let component = manifest
+            .routes
+            .iter()
+            .find(|r| r.route == *path)
+            .map(|r| r.component.clone())
+            .expect("every core route is in spin.toml");
+        let mapped: std::collections::BTreeMap<String, String> = manifest.components[&component]
+            .variables
+            .clone()
+            .into_iter()
+            .collect();
+        let expected: std::collections::BTreeMap<String, String> = route
+            .variables()
+            .into_iter()
+            .map(|name| (name.to_string(), format!("{{{{ {name} }}}}")))
+            .collect();
+        assert_eq!(mapped, expected, "{component} maps what {path} reads");
+    }
     for (id, component) in &manifest.components {
-        for (name, _) in topup_core::config::VARIABLES {
-            assert_eq!(
-                component.variables.get(*name).map(String::as_str),
-                Some(format!("{{{{ {name} }}}}").as_str()),
-                "{id} maps {name}"
-            );
-        }
         let (stores, hosts): (&[&str], &[&str]) = match id.as_str() {
-            "health" | "deposit-status" => (&["default"], &[]),
-            "deposit-create" => (&["default"], &["{{ central_pg_base_url }}"]),
+            "health" => (&["default"], &[]),
+            "deposit-status" => (&["default", "claims"], &[]),
+            "deposit-create" => (&["default", "claims"], &["{{ central_pg_base_url }}"]),
             _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
         };
         assert_eq!(component.key_value_stores, stores, "{id} stores");
@@ -86,7 +99,8 @@ fn runtime_configs_define_both_labels() {
     );
     assert_eq!(
         redis["claims"],
-        StoreDefinition::Redis("redis://127.0.0.1:6379/1".into())
+        StoreDefinition::Redis("redis://127.0.0.1:6379".into()),
+        "both labels share database 0"
     );
 }
 

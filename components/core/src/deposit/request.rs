@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::Amounts;
 use crate::error::ApiError;
 use crate::ids::DepositId;
 
@@ -25,7 +25,7 @@ pub struct CreateDeposit {
 
 impl CreateDeposit {
     /// Parses and validates the JSON body.
-    pub fn parse(body: &[u8], config: &Config) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8], amounts: &Amounts) -> Result<Self, ApiError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
         let Value::Object(fields) = value else {
@@ -33,7 +33,7 @@ impl CreateDeposit {
         };
         Ok(Self {
             user_id: parse_user_id(&fields)?,
-            amount: parse_amount(&fields, config)?,
+            amount: parse_amount(&fields, amounts)?,
             msisdn: optional_string(&fields, "msisdn", "INVALID_MSISDN", 20)?
                 .map(|m| validate_msisdn(&m).map(|_| m))
                 .transpose()?,
@@ -77,7 +77,7 @@ fn parse_user_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(user_id)
 }
 
-fn parse_amount(fields: &Map<String, Value>, config: &Config) -> Result<u64, ApiError> {
+fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, ApiError> {
     let amount = match fields.get("amount") {
         None | Some(Value::Null) => {
             return Err(ApiError::field(
@@ -187,7 +187,7 @@ mod tests {
     use crate::testing::test_config;
 
     fn parse(body: &str) -> Result<CreateDeposit, ApiError> {
-        CreateDeposit::parse(body.as_bytes(), &test_config())
+        CreateDeposit::parse(body.as_bytes(), test_config().amounts().unwrap())
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn create_deposit(
     config: &Config,
     input: CreateDeposit,
 ) -> Result<Created, ApiError> {
-    let store = DepositStore::new(platform, config);
+    let store = DepositStore::new(platform, config.lifetime()?);
     match input.deposit_id.clone() {
         None => create_generated(&store, platform, config, input),
         Some(id) => create_chosen(&store, platform, config, input, id),
@@ -89,7 +89,8 @@ fn invoice_for(
     input: &CreateDeposit,
 ) -> Result<CreatedInvoice, ApiError> {
     let request = invoice_request(
-        config,
+        config.auth()?,
+        config.gateway()?,
         &deposit.deposit_id,
         input,
         &deposit.product_details,
@@ -167,7 +168,7 @@ fn create_chosen(
     id: DepositId,
 ) -> Result<Created, ApiError> {
     let now = store.now();
-    let lease_ms = crate::credit::millis(config.create_lease());
+    let lease_ms = crate::credit::millis(config.gateway()?.create_lease());
     let existing = store.deposit(&id)?;
     let mut epoch = None;
     if let Some(existing) = &existing {
@@ -181,7 +182,7 @@ fn create_chosen(
                 credit: &credit,
                 notes: &notes,
                 payment_claimed: store.payment_claimed(&id)?,
-                ttl_ms: config.deposit_ttl_ms,
+                ttl_ms: config.lifetime()?.deposit_ttl_ms,
             };
             if !life(&facts).is_alive(now) {
                 // Still being removed: the id is free again within a sweep or two.

@@ -2,7 +2,7 @@
 //! of an orphaned payment have in common.
 
 use crate::bot::{credit_request, DeliveryOutcome};
-use crate::config::Config;
+use crate::config::{Auth, Delivery};
 use crate::credit::{AttemptKind, Credit, CreditLog, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::Invoice;
@@ -56,12 +56,13 @@ impl Orphan {
 /// written it meanwhile). `log` must already be limited to `epoch`.
 pub fn take_over(
     store: &DepositStore,
-    config: &Config,
+    delivery: &Delivery,
     id: &DepositId,
     epoch: Option<u64>,
     log: &CreditLog,
     orphan: Option<&Orphan>,
 ) -> Result<Option<Credit>, StoreError> {
+    let lease = delivery.credit_lease;
     let Some(generation) = store.claim_generation(id, log.generation)? else {
         return Ok(None);
     };
@@ -78,19 +79,15 @@ pub fn take_over(
         ) {
             (Some(recorded), _) => recorded,
             (None, Some(orphan)) => {
-                let mut recovered = Credit::new(
-                    &orphan.invoice,
-                    orphan.facts.clone(),
-                    generation,
-                    config.credit_lease,
-                );
+                let mut recovered =
+                    Credit::new(&orphan.invoice, orphan.facts.clone(), generation, lease);
                 recovered.recovered = true;
                 recovered
             }
             (None, None) => return Ok(None),
         },
     };
-    let owned = base.taken_over(generation, now, config.credit_lease);
+    let owned = base.taken_over(generation, now, lease);
     // Checked again when the lease ends, in case this owner dies.
     let lease_end = owned.next_attempt_at().unwrap_or(now);
     store.save_credit_due(&owned, lease_end)?;
@@ -101,21 +98,21 @@ pub fn take_over(
 pub fn deliver(
     store: &DepositStore,
     platform: &Platform,
-    config: &Config,
+    (auth, delivery): (&Auth, &Delivery),
     owned: Vec<Credit>,
     kind: AttemptKind,
 ) -> Result<Vec<Credit>, StoreError> {
     let now = platform.clock.now_ms();
     let requests = owned
         .iter()
-        .map(|credit| credit_request(config, credit, now, config.bot_timeout))
+        .map(|credit| credit_request(auth, delivery, credit, now, delivery.bot_timeout))
         .collect();
     let results = platform.http.send_all(requests);
     let done = platform.clock.now_ms();
     let mut recorded = Vec::with_capacity(owned.len());
     for (mut credit, result) in owned.into_iter().zip(results) {
         let outcome = DeliveryOutcome::classify(result);
-        credit.record(&outcome, 1, kind, done, config);
+        credit.record(&outcome, 1, kind, done, delivery);
         save_outcome(store, &credit)?;
         recorded.push(credit);
     }

@@ -1,6 +1,6 @@
 //! Removing a deposit whose life ended: every key of it, whether anyone reads it or not.
 
-use crate::config::Config;
+use crate::config::Lifetime;
 use crate::flow::life::{life, Life, LifeFacts};
 use crate::ids::{DepositId, Reference};
 use crate::platform::StoreError;
@@ -31,7 +31,7 @@ fn check_again(store: &DepositStore, id: &DepositId, at: u64) -> Result<Expired,
 /// Removes deposit `id` if its life has ended; otherwise schedules the next look.
 pub fn expire(
     store: &DepositStore,
-    config: &Config,
+    lifetime: &Lifetime,
     id: &DepositId,
 ) -> Result<Expired, StoreError> {
     let now = store.now();
@@ -52,7 +52,7 @@ pub fn expire(
         credit: &credit,
         notes: &notes,
         payment_claimed: store.payment_claimed(id)?,
-        ttl_ms: config.deposit_ttl_ms,
+        ttl_ms: lifetime.deposit_ttl_ms,
     };
     match life(&facts) {
         Life::Until(end) if now < end => check_again(store, id, end),

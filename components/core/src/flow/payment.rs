@@ -51,7 +51,7 @@ pub fn apply_callback(
     callback: &PaymentCallback,
     nonce: Option<&str>,
 ) -> Result<CallbackOutcome, ApiError> {
-    let store = DepositStore::new(platform, config);
+    let store = DepositStore::new(platform, config.lifetime()?);
     if let Some(nonce) = nonce {
         if store.nonce_used(nonce)? {
             return Err(ApiError::NonceReused);
@@ -59,7 +59,7 @@ pub fn apply_callback(
     }
     let outcome = apply(&store, platform, config, callback)?;
     if let Some(nonce) = nonce {
-        if !store.claim_nonce(nonce, config.nonce_ttl_ms)? {
+        if !store.claim_nonce(nonce, config.replay()?.nonce_ttl_ms)? {
             return Err(ApiError::NonceReused);
         }
     }
@@ -134,7 +134,7 @@ fn apply(
                 credit: &credit,
                 notes: &notes,
                 payment_claimed: store.payment_claimed(id)?,
-                ttl_ms: config.deposit_ttl_ms,
+                ttl_ms: config.lifetime()?.deposit_ttl_ms,
             };
             if !life(&facts).is_alive(now) {
                 return Err(ApiError::DepositNotFound);
@@ -195,7 +195,8 @@ fn apply(
                 // left from an earlier deposit of this id). The sweep records this payment
                 // one lease from now unless the recorder does first.
                 let notes = store.notes(id)?;
-                let check_at = now.saturating_add(crate::credit::millis(config.credit_lease));
+                let lease = config.delivery()?.credit_lease;
+                let check_at = now.saturating_add(crate::credit::millis(lease));
                 store.add_note(id, &paid_note, &notes, Some(check_at))?;
                 return Ok(CallbackOutcome::PaymentPending);
             }
@@ -234,7 +235,8 @@ fn record_and_deliver(
     facts: PaymentFacts,
 ) -> Result<CallbackOutcome, ApiError> {
     let id = &invoice.deposit_id;
-    let mut credit = Credit::new(invoice, facts, 0, config.credit_lease);
+    let (auth, delivery) = (config.auth()?, config.delivery()?);
+    let mut credit = Credit::new(invoice, facts, 0, delivery.credit_lease);
     store.save_credit(&credit)?;
     // A sweep recovering this payment took a generation first: it delivers.
     if store.generation(id)? > 0 {
@@ -242,13 +244,14 @@ fn record_and_deliver(
         store.schedule_credit(id, lease_end, Vec::new())?;
         return Ok(CallbackOutcome::Recorded);
     }
-    let (outcome, deliveries) = deliver_inline(config, &credit, platform.http, platform.clock);
+    let (outcome, deliveries) =
+        deliver_inline(auth, delivery, &credit, platform.http, platform.clock);
     credit.record(
         &outcome,
         deliveries,
         AttemptKind::Inline,
         platform.clock.now_ms(),
-        config,
+        delivery,
     );
     save_outcome(store, &credit)?;
     Ok(if credit.is_credited() {

@@ -43,7 +43,8 @@ pub fn retry_one(
     config: &Config,
     id: &DepositId,
 ) -> Result<ManualRetry, ApiError> {
-    let store = DepositStore::new(platform, config);
+    let store = DepositStore::new(platform, config.lifetime()?);
+    let (auth, delivery) = (config.auth()?, config.delivery()?);
     let now = store.now();
     let deposit = store
         .deposit(id)?
@@ -70,7 +71,14 @@ pub fn retry_one(
                     ),
                 });
             };
-            take_over(&store, config, id, Some(deposit.epoch), &log, Some(&orphan))?
+            take_over(
+                &store,
+                delivery,
+                id,
+                Some(deposit.epoch),
+                &log,
+                Some(&orphan),
+            )?
         }
         Some(credit) if credit.is_credited() => {
             return Ok(answer(true, true, credit.last_result.clone()))
@@ -79,10 +87,16 @@ pub fn retry_one(
             let left = credit.next_attempt_at().unwrap_or(now).saturating_sub(now);
             return Err(in_progress(left.div_ceil(1000)));
         }
-        Some(_) => take_over(&store, config, id, Some(deposit.epoch), &log, None)?,
+        Some(_) => take_over(&store, delivery, id, Some(deposit.epoch), &log, None)?,
     };
-    let owned = owned.ok_or_else(|| in_progress(millis(config.credit_lease) / 1000))?;
-    let delivered = deliver(&store, platform, config, vec![owned], AttemptKind::Manual)?;
+    let owned = owned.ok_or_else(|| in_progress(millis(delivery.credit_lease) / 1000))?;
+    let delivered = deliver(
+        &store,
+        platform,
+        (auth, delivery),
+        vec![owned],
+        AttemptKind::Manual,
+    )?;
     let credit = delivered.into_iter().next();
     let result = credit.as_ref().and_then(|c| c.last_result.clone());
     if credit.as_ref().is_some_and(|c| c.is_credited()) {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Auth, Config, Delivery, Lifetime};
 use crate::credit::{millis, AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
@@ -57,7 +57,9 @@ pub struct SweepReport {
 struct Sweep<'a, 'p> {
     store: DepositStore<'a>,
     platform: &'a Platform<'p>,
-    config: &'a Config,
+    auth: &'a Auth,
+    delivery: &'a Delivery,
+    lifetime: &'a Lifetime,
     report: SweepReport,
     batch: Vec<Credit>,
     started: u64,
@@ -66,12 +68,15 @@ struct Sweep<'a, 'p> {
 
 /// Runs one sweep.
 pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, ApiError> {
-    let store = DepositStore::new(platform, config);
+    let lifetime = config.lifetime()?;
+    let store = DepositStore::new(platform, lifetime);
     let started = store.now();
     let mut sweep = Sweep {
         store,
         platform,
-        config,
+        auth: config.auth()?,
+        delivery: config.delivery()?,
+        lifetime,
         report: SweepReport {
             ok: true,
             ..SweepReport::default()
@@ -180,7 +185,7 @@ impl Sweep<'_, '_> {
     fn run(&mut self, task: Task) -> Result<(), StoreError> {
         let outcome = match &task {
             Task::Credit { id } => self.check_credit(id),
-            Task::Expire { id } => expire(&self.store, self.config, id).map(|expired| {
+            Task::Expire { id } => expire(&self.store, self.lifetime, id).map(|expired| {
                 if expired == Expired::Removed {
                     self.report.cleaned += 1;
                 }
@@ -230,7 +235,7 @@ impl Sweep<'_, '_> {
                 let due = orphan
                     .facts
                     .paid_at
-                    .saturating_add(millis(self.config.credit_lease));
+                    .saturating_add(millis(self.delivery.credit_lease));
                 if now < due {
                     return store.schedule_credit(id, due, Vec::new());
                 }
@@ -238,7 +243,7 @@ impl Sweep<'_, '_> {
             }
         };
         let recovering = orphan.is_some();
-        if let Some(owned) = take_over(store, self.config, id, epoch, &log, orphan.as_ref())? {
+        if let Some(owned) = take_over(store, self.delivery, id, epoch, &log, orphan.as_ref())? {
             if recovering && owned.recovered {
                 self.report.recovered += 1;
             }
@@ -258,7 +263,7 @@ impl Sweep<'_, '_> {
         let done = deliver(
             &self.store,
             self.platform,
-            self.config,
+            (self.auth, self.delivery),
             batch,
             AttemptKind::Scheduled,
         )?;

@@ -6,7 +6,7 @@ pub mod notification;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::{Auth, Gateway};
 use crate::deposit::request::CreateDeposit;
 use crate::http::body_excerpt;
 use crate::ids::{DepositId, Reference};
@@ -82,7 +82,8 @@ pub fn default_product_details(amount: u64) -> String {
 
 /// The signed create-invoice request.
 pub fn invoice_request(
-    config: &Config,
+    auth: &Auth,
+    gateway: &Gateway,
     deposit_id: &DepositId,
     create: &CreateDeposit,
     product_details: &str,
@@ -95,7 +96,7 @@ pub fn invoice_request(
         email: create.email.as_deref().unwrap_or(""),
         phone_number: create.msisdn.as_deref().unwrap_or(""),
         user_id: &create.user_id,
-        callback_url: config
+        callback_url: gateway
             .public_base_url
             .as_ref()
             .map(|base| format!("{base}/internal/payment-callback")),
@@ -104,11 +105,11 @@ pub fn invoice_request(
     OutboundRequest {
         url: format!(
             "{}{}",
-            config.central_pg_base_url, config.central_pg_create_path
+            gateway.central_pg_base_url, gateway.central_pg_create_path
         ),
-        headers: signed_headers(config, &body, now),
+        headers: signed_headers(auth, &body, now),
         body,
-        timeout: config.central_pg_timeout,
+        timeout: gateway.central_pg_timeout,
     }
 }
 
@@ -190,15 +191,30 @@ mod tests {
             status,
             body: body.as_bytes().to_vec(),
         })]);
-        let request = invoice_request(&test_config(), &order(), &create(), "p", 7);
+        let request = invoice_request(
+            test_config().auth().unwrap(),
+            test_config().gateway().unwrap(),
+            &order(),
+            &create(),
+            "p",
+            7,
+        );
         create_invoice(&http, request)
     }
 
     #[test]
     fn request_is_signed_over_the_exact_bytes() {
-        let mut config = test_config();
-        config.public_base_url = Some("https://topup.example".into());
-        let request = invoice_request(&config, &order(), &create(), "Top up", 1234);
+        let config = test_config();
+        let mut gateway = config.gateway().unwrap().clone();
+        gateway.public_base_url = Some("https://topup.example".into());
+        let request = invoice_request(
+            config.auth().unwrap(),
+            &gateway,
+            &order(),
+            &create(),
+            "Top up",
+            1234,
+        );
         assert_eq!(request.url, "http://pg.test/invoice/create");
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(
@@ -214,7 +230,7 @@ mod tests {
             .unwrap()
             .1;
         assert!(verify_signature(
-            [&config.shared_secret],
+            [&config.auth().unwrap().shared_secret],
             &request.body,
             sig
         ));
@@ -225,7 +241,14 @@ mod tests {
 
     #[test]
     fn callback_url_only_with_public_base_url() {
-        let request = invoice_request(&test_config(), &order(), &create(), "p", 1);
+        let request = invoice_request(
+            test_config().auth().unwrap(),
+            test_config().gateway().unwrap(),
+            &order(),
+            &create(),
+            "p",
+            1,
+        );
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert!(body.get("callbackUrl").is_none());
     }
@@ -302,7 +325,14 @@ mod tests {
             TransportError::Denied,
         ] {
             let http = ScriptedHttp::new(vec![Err(error.clone())]);
-            let request = invoice_request(&test_config(), &order(), &create(), "p", 7);
+            let request = invoice_request(
+                test_config().auth().unwrap(),
+                test_config().gateway().unwrap(),
+                &order(),
+                &create(),
+                "p",
+                7,
+            );
             let failure = create_invoice(&http, request).unwrap_err();
             assert_eq!(failure, GatewayFailure::Transport(error));
             assert!(failure.detail()["status"].is_null());

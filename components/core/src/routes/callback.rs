@@ -1,7 +1,7 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
 use super::{header, serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::payment::apply_callback;
 use crate::gateway::notification::PaymentCallback;
@@ -10,11 +10,18 @@ use crate::platform::Platform;
 use crate::replay::{check_timestamp, validate_nonce};
 use crate::signature::verify_signature;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
     auth: true,
     json_body: true,
+    sections: &[
+        Section::Auth,
+        Section::Replay,
+        Section::Lifetime,
+        Section::Delivery,
+    ],
 };
 
 /// Serves `/internal/payment-callback`.
@@ -24,12 +31,12 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 
 fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
     let signature = header(request, "x-signature")?.ok_or(ApiError::InvalidSignature)?;
-    if !verify_signature(config.inbound_secrets(), &request.body, signature) {
+    if !verify_signature(config.auth()?.inbound_secrets(), &request.body, signature) {
         return Err(ApiError::InvalidSignature);
     }
     check_timestamp(
         header(request, "x-timestamp")?,
-        config,
+        config.replay()?,
         platform.clock.now_ms(),
     )?;
     let nonce = header(request, "x-nonce")?;

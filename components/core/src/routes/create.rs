@@ -3,18 +3,25 @@
 use serde_json::json;
 
 use super::{serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
 use crate::error::ApiError;
 use crate::flow::create::create_deposit;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
     auth: true,
     json_body: true,
+    sections: &[
+        Section::Auth,
+        Section::Amounts,
+        Section::Gateway,
+        Section::Lifetime,
+    ],
 };
 
 /// Serves `/deposit/create`.
@@ -23,7 +30,7 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn create(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    let input = CreateDeposit::parse(&request.body, config)?;
+    let input = CreateDeposit::parse(&request.body, config.amounts()?)?;
     let created = create_deposit(platform, config, input)?;
     let deposit = &created.deposit;
     let mut body = json!({

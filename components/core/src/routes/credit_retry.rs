@@ -1,17 +1,19 @@
 //! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
 
 use super::{serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
     auth: true,
     json_body: false,
+    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
 };
 
 /// Serves `/internal/credit-retry`.

@@ -3,16 +3,18 @@
 use serde_json::json;
 
 use super::{serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "GET",
     allow: "GET, HEAD, OPTIONS",
     auth: false,
     json_body: false,
+    sections: &[Section::Replay],
 };
 
 /// Key read by the store check; it is never written.
@@ -35,7 +37,7 @@ fn health(_: &Request, platform: &Platform, config: &Config) -> Result<Response,
         "version": crate::VERSION,
         "timestamp": platform.clock.now_ms(),
         "replayProtection": {
-            "enforceTimestamp": config.enforce_timestamp,
+            "enforceTimestamp": config.replay()?.enforce_timestamp,
             "nonceKvEnabled": true,
         },
         "store": { "ok": ok },

@@ -8,11 +8,36 @@ pub mod health;
 pub mod retry_credit;
 pub mod status;
 
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::http::{HeaderProblem, Request, Response};
 use crate::platform::Platform;
 use crate::signature::verify_bearer;
+
+/// Every route: its path (as in spin.toml) and its declaration.
+pub const ALL: &[(&str, &Route)] = &[
+    ("/health", &health::ROUTE),
+    ("/deposit/create", &create::ROUTE),
+    ("/internal/payment-callback", &callback::ROUTE),
+    ("/deposit/status", &status::ROUTE),
+    ("/internal/credit-retry", &credit_retry::ROUTE),
+    ("/deposit/retry-credit", &retry_credit::ROUTE),
+];
+
+impl Route {
+    /// The Spin variables this route reads.
+    pub fn variables(&self) -> Vec<&'static str> {
+        crate::config::CORS_VARIABLES
+            .iter()
+            .copied()
+            .chain(
+                self.sections
+                    .iter()
+                    .flat_map(|s| s.variables().iter().copied()),
+            )
+            .collect()
+    }
+}
 
 /// Headers a browser may send (CORS preflight).
 pub const CORS_ALLOW_HEADERS: &str =
@@ -28,6 +53,8 @@ pub struct Route {
     pub auth: bool,
     /// Whether the body must be `application/json`.
     pub json_body: bool,
+    /// The configuration it reads (besides CORS); `Auth` when `auth` is set.
+    pub sections: &'static [Section],
 }
 
 /// Route handler: the request has passed every shared check.
@@ -35,7 +62,7 @@ pub type Handler = fn(&Request, &Platform, &Config) -> Result<Response, ApiError
 
 /// Runs the shared checks, then `handler`, and renders any error.
 pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Handler) -> Response {
-    let config = match Config::load(platform.variables) {
+    let config = match Config::load(platform.variables, route.sections) {
         Ok(config) => config,
         Err(error) => {
             log_error(request, &ApiError::Config(error.clone()));
@@ -66,7 +93,7 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiE
     }
     if route.auth {
         let authorization = header(request, "authorization")?;
-        if !verify_bearer(config.inbound_secrets(), authorization) {
+        if !verify_bearer(config.auth()?.inbound_secrets(), authorization) {
             return Err(ApiError::Unauthorized);
         }
     }

@@ -1,18 +1,20 @@
 //! `POST /deposit/retry-credit?depositId=…`: an operator's manual retry of one credit.
 
 use super::{serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::retry::retry_one;
 use crate::http::{Request, Response};
 use crate::ids::DepositId;
 use crate::platform::Platform;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
     auth: true,
     json_body: false,
+    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
 };
 
 /// Serves `/deposit/retry-credit`.

@@ -1,7 +1,7 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
 use super::{serve, Route};
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::deposit::view::DepositView;
 use crate::deposit::Creation;
 use crate::error::ApiError;
@@ -11,11 +11,13 @@ use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
 use crate::store::DepositStore;
 
-const ROUTE: Route = Route {
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
     method: "GET",
     allow: "GET, HEAD, OPTIONS",
     auth: true,
     json_body: false,
+    sections: &[Section::Auth, Section::Lifetime],
 };
 
 /// Serves `/deposit/status`.
@@ -24,7 +26,8 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    let store = DepositStore::new(platform, config);
+    let lifetime = config.lifetime()?;
+    let store = DepositStore::new(platform, lifetime);
     let id = match (
         request.query_param("depositId"),
         request.query_param("reference"),
@@ -77,7 +80,7 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
             credit: &credit,
             notes: &notes,
             payment_claimed: store.payment_claimed(&id)?,
-            ttl_ms: config.deposit_ttl_ms,
+            ttl_ms: lifetime.deposit_ttl_ms,
         };
         if !life(&facts).is_alive(now) {
             return Err(ApiError::DepositNotFound);

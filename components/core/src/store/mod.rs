@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::Lifetime;
 use crate::credit::{Credit, CreditLog};
 use crate::deposit::note::Note;
 use crate::deposit::{Deposit, Invoice};
@@ -51,12 +51,12 @@ fn encode<T: Serialize>(value: &T, exp: u64) -> Vec<u8> {
 
 impl<'a> DepositStore<'a> {
     /// Store access for a request.
-    pub fn new(platform: &Platform<'a>, config: &Config) -> Self {
+    pub fn new(platform: &Platform<'a>, lifetime: &Lifetime) -> Self {
         Self {
             records: platform.records,
             claims: platform.claims,
             clock: platform.clock,
-            ttl_ms: config.deposit_ttl_ms,
+            ttl_ms: lifetime.deposit_ttl_ms,
         }
     }
 

@@ -11,8 +11,9 @@
 //! the faults stop, the bot heals, sweeps run until nothing is due, and the invariants in
 //! `invariants.rs` must hold.
 //!
-//! `SIM_SEEDS=n` runs n seeds (default 10,000), from `SIM_FIRST` (default 0).
-//! `SIM_SEED=s` replays one seed and prints its trace.
+//! `SIM_SEEDS=n` runs n seeds (default 10,000), from `SIM_FIRST` (default 0);
+//! `SIM_SUMMARY=file` also writes the summary line there.
+//! `SIM_SEED=s` replays one seed and prints its trace (with `-- --nocapture`).
 
 mod invariants;
 mod platform;
@@ -119,7 +120,7 @@ fn money_path_survives_every_fault() {
         failures.extend(fails);
     }
     failures.sort();
-    println!(
+    let summary = format!(
         "simulation: {seeds} seeds from {first} in {:.1} s on {threads} threads; {} requests, \
          {} store operations; injected {} store errors, {} crashes, {} clock jumps, {} upstream \
          faults; {} invariant checks; {} failing seeds",
@@ -133,6 +134,11 @@ fn money_path_survives_every_fault() {
         total.checks,
         failures.len()
     );
+    println!("{summary}");
+    // The routes log to stderr; a long run's summary is easier to keep in a file.
+    if let Ok(path) = std::env::var("SIM_SUMMARY") {
+        let _ = std::fs::write(path, format!("{summary}\n"));
+    }
     if let Some((seed, broken)) = failures.first() {
         for (seed, broken) in failures.iter().take(usize::MAX) {
             println!("seed {seed}: {}", broken.lines().next().unwrap_or_default());
