@@ -634,7 +634,10 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
 
     let config = topup_core::testing::test_config();
     let delivery = config.delivery().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ttl = config.lifetime().map_err(|e| anyhow::anyhow!("{e}"))?.deposit_ttl_ms;
+    let ttl = config
+        .lifetime()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .deposit_ttl_ms;
     let n = options.size_deposits;
     // What a paid and credited deposit leaves in `default`: its record, its invoice, the
     // credit hint and the success (the payment claim and schedule slots are not counted).
@@ -679,9 +682,18 @@ async fn store_size(options: &Options, report: &mut Report) -> Result<()> {
             let id = deposit.deposit_id.clone();
             vec![
                 (keys::deposit(&id), Envelope::new(&deposit, exp).encode()),
-                (keys::reference(&reference), Envelope::new(&invoice, exp).encode()),
-                (keys::credit(&id, 0), Envelope::new(&credit, u64::MAX).encode()),
-                (keys::credited(&id), Envelope::new(&credit, u64::MAX).encode()),
+                (
+                    keys::reference(&reference),
+                    Envelope::new(&invoice, exp).encode(),
+                ),
+                (
+                    keys::credit(&id, 0),
+                    Envelope::new(&credit, u64::MAX).encode(),
+                ),
+                (
+                    keys::credited(&id),
+                    Envelope::new(&credit, u64::MAX).encode(),
+                ),
             ]
         })
         .collect();

@@ -124,10 +124,19 @@ fn health_reports_config_and_store() {
     );
 
     let mut p = platform();
-    p.variables = p.variables.clone().with("max_amount", "lots");
+    p.variables = p.variables.clone().with("timestamp_skew_sec", "lots");
     let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
     assert_eq!(response.status, 500);
-    assert_eq!(response.json_body()["detail"]["variable"], "max_amount");
+    assert_eq!(
+        response.json_body()["detail"]["variable"],
+        "timestamp_skew_sec"
+    );
+
+    // Health reads only its own sections: a bad amount limit is the create route's error.
+    let mut p = platform();
+    p.variables = p.variables.clone().with("max_amount", "lots");
+    let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    assert_eq!(response.status, 200);
 }
 
 #[test]
