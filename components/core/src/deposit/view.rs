@@ -175,7 +175,9 @@ impl DepositView {
                 "detail": { "expectedAmount": r.expected_amount, "receivedAmount": r.received_amount },
             })
         });
-        let reference = credited_reference.or_else(|| deposit.invoice().map(|i| i.reference));
+        let reference = credited_reference
+            .or_else(|| deposit.invoice().map(|i| i.reference))
+            .or_else(|| notes.last().map(|n| n.reference.clone()));
         Self {
             ok: true,
             status,

@@ -36,6 +36,14 @@ fn in_progress(retry_after_s: u64) -> ApiError {
     }
 }
 
+fn being_removed() -> ApiError {
+    ApiError::InProgress {
+        code: "DEPOSIT_EXPIRED",
+        message: "the previous deposit with this depositId expired and is being removed",
+        retry_after_s: 60,
+    }
+}
+
 fn conflict(id: &DepositId) -> ApiError {
     ApiError::Conflict {
         code: "DEPOSIT_CONFLICT",
@@ -185,13 +193,8 @@ fn create_chosen(
                 ttl_ms: config.lifetime()?.deposit_ttl_ms,
             };
             if !life(&facts).is_alive(now) {
-                // Still being removed: the id is free again within a sweep or two.
-                return Err(ApiError::InProgress {
-                    code: "DEPOSIT_EXPIRED",
-                    message:
-                        "the previous deposit with this depositId expired and is being removed",
-                    retry_after_s: 60,
-                });
+                // Still to be removed: the id is free again within a sweep or two.
+                return Err(being_removed());
             }
         }
         match &existing.v.creation {
@@ -214,6 +217,11 @@ fn create_chosen(
                 epoch = Some(existing.v.epoch);
             }
         }
+    }
+    if existing.is_none() && store.removal_unfinished(&id)? {
+        // A removal that stopped half-way left claims and counters of the old deposit; a new
+        // one made now would inherit them. The sweep finishes the removal first.
+        return Err(being_removed());
     }
     let claimed = store.creates(&id)?;
     let written = existing.as_ref().map_or(0, |d| d.v.creation.token());

@@ -61,10 +61,7 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
             ))
         }
     };
-    let deposit = store
-        .deposit(&id)?
-        .filter(|d| matches!(d.v.creation, Creation::Open { .. }))
-        .ok_or(ApiError::DepositNotFound)?;
+    let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
     let epoch = deposit.v.epoch;
     let credit = store.credit_view(&id)?.of_epoch(Some(epoch));
     let notes: Vec<_> = store
@@ -72,6 +69,12 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
         .into_iter()
         .filter(|n| n.epoch == epoch)
         .collect();
+    // A create still waiting for its invoice is not shown, unless an invoice of this deposit
+    // handed out earlier (a stalled create overtaken in its last instant) was already used.
+    let open = matches!(deposit.v.creation, Creation::Open { .. });
+    if !open && credit.current().is_none() && notes.is_empty() {
+        return Err(ApiError::DepositNotFound);
+    }
     let now = store.now();
     if now >= deposit.exp {
         let facts = LifeFacts {

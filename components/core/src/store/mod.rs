@@ -154,6 +154,11 @@ impl<'a> DepositStore<'a> {
         Self::counter(self.claims, &keys::create_claim(id))
     }
 
+    /// Whether a removal of `id` has begun and not finished (its last step forgets it).
+    pub fn removal_unfinished(&self, id: &DepositId) -> Result<bool, StoreError> {
+        Ok(Self::counter(self.claims, &keys::life(id))? > 0)
+    }
+
     /// The epoch a new deposit of `id` gets: one more than the removals of it begun.
     pub fn next_epoch(&self, id: &DepositId) -> Result<u64, StoreError> {
         Ok(Self::counter(self.claims, &keys::life(id))? + 1)

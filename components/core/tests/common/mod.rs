@@ -258,8 +258,9 @@ impl KeyValue for Interleaved<'_> {
     }
 }
 
-/// A store whose writes (`set`, `set_many`, `increment`) to keys starting with `prefix` fail
-/// while `failures` is above zero; each failure uses one up.
+/// A store whose writes (`set`, `set_many`, `increment`, and with `with_deletes` also
+/// deletes) to keys starting with `prefix` fail while `failures` is above zero; each failure
+/// uses one up.
 pub struct Flaky<'a> {
     /// The store underneath.
     pub inner: &'a dyn KeyValue,
@@ -267,6 +268,8 @@ pub struct Flaky<'a> {
     pub prefix: &'static str,
     /// How many more writes fail.
     pub failures: Cell<u32>,
+    /// Whether deletes fail too.
+    pub deletes: bool,
 }
 
 impl<'a> Flaky<'a> {
@@ -276,7 +279,14 @@ impl<'a> Flaky<'a> {
             inner,
             prefix,
             failures: Cell::new(failures),
+            deletes: false,
         }
+    }
+
+    /// Makes deletes of matching keys fail as well.
+    pub fn with_deletes(mut self) -> Self {
+        self.deletes = true;
+        self
     }
 
     fn strike(&self, key: &str) -> Result<(), StoreError> {
@@ -303,9 +313,17 @@ impl KeyValue for Flaky<'_> {
         self.inner.set_many(entries)
     }
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        if self.deletes {
+            self.strike(key)?;
+        }
         self.inner.delete(key)
     }
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        if self.deletes {
+            for key in keys {
+                self.strike(key)?;
+            }
+        }
         self.inner.delete_many(keys)
     }
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
