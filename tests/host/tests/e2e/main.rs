@@ -7,3 +7,4 @@ mod faults;
 mod host_behaviour;
 mod outbound;
 mod support;
+mod sweep_faults;

@@ -198,6 +198,87 @@ impl Stores {
             .map(|(_, k)| k)
             .collect()
     }
+
+    /// Writes `value` at `key` of `label` behind the app's back (to plant a corrupt record).
+    pub fn put(&self, label: &str, key: &str, value: &[u8]) {
+        match &self.redis {
+            None => {
+                let connection = rusqlite::Connection::open(self.dir.join(format!("{label}.db")))
+                    .expect("open sqlite");
+                connection
+                    .execute(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(store, key) DO UPDATE SET value=?3",
+                        rusqlite::params![label, key, value],
+                    )
+                    .expect("write sqlite");
+            }
+            Some(redis) => {
+                let client = redis::Client::open(redis.url(0)).expect("redis url");
+                let mut c = client.get_connection().expect("redis connection");
+                let () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .query(&mut c)
+                    .expect("set");
+            }
+        }
+    }
+
+    /// Makes the app's writes to the `default` label fail until the guard is dropped, while
+    /// reads keep working. SQLite: another connection holds the write lock of `default.db`
+    /// (`BEGIN IMMEDIATE`), so a write fails: after the host's 5 s busy timeout, or at once
+    /// when its transaction has already read (SQLite does not wait then). Redis: `maxmemory 1`
+    /// with `noeviction`, so every write (of both labels, one database) is refused with OOM.
+    pub fn block_writes(&self) -> WriteBlock {
+        match &self.redis {
+            None => {
+                let connection =
+                    rusqlite::Connection::open(self.dir.join("default.db")).expect("open sqlite");
+                connection
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .expect("take the write lock");
+                WriteBlock::Sqlite(connection)
+            }
+            Some(redis) => {
+                redis
+                    .command(0, &["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                    .expect("maxmemory-policy");
+                redis
+                    .command(0, &["CONFIG", "SET", "maxmemory", "1"])
+                    .expect("maxmemory");
+                WriteBlock::Redis(redis.url(0))
+            }
+        }
+    }
+}
+
+/// Writes to the store fail while this lives (see [`Stores::block_writes`]).
+pub enum WriteBlock {
+    /// The connection holding `default.db`'s write lock.
+    Sqlite(rusqlite::Connection),
+    /// The Redis whose memory limit refuses writes.
+    Redis(String),
+}
+
+impl Drop for WriteBlock {
+    fn drop(&mut self) {
+        match self {
+            WriteBlock::Sqlite(connection) => connection
+                .execute_batch("ROLLBACK")
+                .expect("release the write lock"),
+            WriteBlock::Redis(url) => {
+                let client = redis::Client::open(url.as_str()).expect("redis url");
+                let mut c = client.get_connection().expect("redis connection");
+                let () = redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("maxmemory")
+                    .arg("0")
+                    .query(&mut c)
+                    .expect("lift maxmemory");
+            }
+        }
+    }
 }
 
 /// The label a key belongs to, from its prefix: the table in
