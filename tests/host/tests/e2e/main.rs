@@ -3,6 +3,7 @@
 //! Every scenario runs once per backend (`sqlite::` and `redis::` test names).
 
 mod api;
+mod create_race;
 mod faults;
 mod host_behaviour;
 mod outbound;
