@@ -7,5 +7,6 @@ mod create_race;
 mod faults;
 mod host_behaviour;
 mod outbound;
+mod retention;
 mod support;
 mod sweep_faults;
