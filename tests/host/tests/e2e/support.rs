@@ -512,6 +512,16 @@ impl TestApp {
         self.server = Some(Server::InProcess(task));
     }
 
+    /// Starts `n` more `topup-host` child processes on the same stores and variables (more
+    /// instances of the app, as several `spin up` behind a balancer), each answering /health.
+    pub async fn spawn_processes(&self, n: usize) -> Vec<Process> {
+        let mut processes = Vec::new();
+        for _ in 0..n {
+            processes.push(self.spawn_process().await);
+        }
+        processes
+    }
+
     /// One `topup-host serve` on a free port, once it answers /health (on another port if
     /// that one was taken meanwhile and the process exited).
     async fn spawn_process(&self) -> Process {
