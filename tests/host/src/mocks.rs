@@ -261,6 +261,9 @@ pub enum BotMode {
     /// Accept, but send the body one byte per interval (after [`TRICKLE_PADDING`] blanks),
     /// so the whole answer takes far longer than any timeout a test sets.
     Trickle(Duration),
+    /// Apply the credit at once, answer only after this long: a caller that dies meanwhile
+    /// leaves a credit the bot has applied and the caller never heard of.
+    Slow(Duration),
 }
 
 /// Leading blanks of a trickled answer (valid JSON whitespace before `{"ok":true}`).
@@ -376,18 +379,23 @@ impl BotState {
             BotMode::Status(status) => {
                 (*status, r#"{"ok":false,"error":"bot unavailable"}"#.into())
             }
-            BotMode::Accept | BotMode::Hang | BotMode::Trickle(_) => {
+            BotMode::Accept | BotMode::Hang | BotMode::Trickle(_) | BotMode::Slow(_) => {
                 let (Some(key), Some(deposit)) = (key, deposit) else {
                     return (
                         400,
                         r#"{"ok":false,"error":"missing Idempotency-Key or depositId"}"#.into(),
                     );
                 };
-                let mut ledger = lock(&self.ledger);
-                if ledger.keys.insert(key, ()).is_some() {
-                    return (200, r#"{"ok":true,"duplicate":true}"#.into());
+                {
+                    let mut ledger = lock(&self.ledger);
+                    if ledger.keys.insert(key, ()).is_some() {
+                        return (200, r#"{"ok":true,"duplicate":true}"#.into());
+                    }
+                    *ledger.applied.entry(deposit).or_default() += 1;
                 }
-                *ledger.applied.entry(deposit).or_default() += 1;
+                if let BotMode::Slow(delay) = mode {
+                    tokio::time::sleep(*delay).await;
+                }
                 (200, r#"{"ok":true}"#.into())
             }
         }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::json;
 use topup_host::mocks::{BotMode, PgMode};
 
-use crate::support::{failed_body, paid_body, Backend, TestApp, SECRET};
+use crate::support::{failed_body, mentions, now_ms, paid_body, total, Backend, TestApp, SECRET};
 
 async fn paid_flow_credits_the_bot_once(backend: Backend) {
     let app = TestApp::start(backend, &[("public_base_url", "https://topup.example")]).await;
@@ -574,25 +574,53 @@ async fn cors_allowed_refused_and_preflight(backend: Backend) {
     }
 }
 
-async fn expired_deposit_reads_as_missing_and_its_key_is_gone(backend: Backend) {
-    // 0.00003 days = 2.592 s.
-    let app = TestApp::start(backend, &[("deposit_ttl_days", "0.00003")]).await;
+async fn expired_deposit_reads_as_missing_then_a_sweep_removes_it(backend: Backend) {
+    // 0.00012 days = 10.368 s: at least one 10 s expiry bucket, so the expiry task sits in
+    // the bucket of the expiry itself (a task always goes to a bucket after the current one).
+    let app = TestApp::start(backend, &[("deposit_ttl_days", "0.00012")]).await;
     let (id, reference) = app.new_deposit("u1", 5000).await;
-    assert_eq!(app.status(&format!("depositId={id}")).await.status, 200);
+    let created_at = app.view(&id).await["createdAt"].as_u64().unwrap();
+    let expires_at = created_at + 10_368;
     assert!(app
         .stores
         .keys("default")
         .contains(&format!("deposit:{id}")));
-    tokio::time::sleep(Duration::from_millis(2_800)).await;
-    let reply = app.status(&format!("depositId={id}")).await;
-    assert_eq!(reply.status, 404, "{}", reply.json());
-    let keys = app.stores.keys("default");
-    assert!(!keys.contains(&format!("deposit:{id}")), "{keys:?}");
-    assert!(!keys.contains(&format!("ref:{reference}")), "{keys:?}");
-    assert_eq!(
-        app.status(&format!("reference={reference}")).await.status,
-        404
+
+    // Real time must pass for the TTL to run out: poll until the deposit reads as missing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(13);
+    while app.status(&format!("depositId={id}")).await.status == 200 {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        now_ms() >= expires_at,
+        "read as missing before its TTL ran out"
     );
+
+    // Reads never write: an expired deposit reads as 404 and its keys stay as they were.
+    let before = app.stores.snapshot();
+    let by_id = app.status(&format!("depositId={id}")).await;
+    assert_eq!(by_id.status, 404, "{}", by_id.json());
+    let by_reference = app.status(&format!("reference={reference}")).await;
+    assert_eq!(by_reference.status, 404, "{}", by_reference.json());
+    assert_eq!(app.stores.snapshot(), before, "a read changed the store");
+    let keys = app.stores.keys("default");
+    assert!(keys.contains(&format!("deposit:{id}")), "{keys:?}");
+    assert!(keys.contains(&format!("ref:{reference}")), "{keys:?}");
+
+    // Its expiry task sits in a 10 s bucket visited 2 s after the bucket's end: within ~12 s
+    // of expiry a sweep removes every key of it (and every value naming it).
+    let answers = app
+        .sweep_until(Duration::from_secs(15), |_| {
+            mentions(&app.stores.snapshot(), &id).is_empty()
+        })
+        .await;
+    assert!(total(&answers, "cleaned") >= 1, "{answers:?}");
+    assert!(
+        now_ms() <= expires_at + 12_000 + 2_000,
+        "removed later than one expiry bucket and its margin after the TTL"
+    );
+    assert_eq!(app.status(&format!("depositId={id}")).await.status, 404);
 }
 
 async fn pg_failures_are_502_and_store_nothing(backend: Backend) {
@@ -675,7 +703,7 @@ crate::on_both_backends!(
     repeated_create_is_idempotent_and_conflicts_are_409,
     bad_requests_are_refused_and_change_nothing,
     cors_allowed_refused_and_preflight,
-    expired_deposit_reads_as_missing_and_its_key_is_gone,
+    expired_deposit_reads_as_missing_then_a_sweep_removes_it,
     pg_failures_are_502_and_store_nothing,
     pg_unreachable_is_502,
     bot_down_keeps_the_payment_and_records_why,

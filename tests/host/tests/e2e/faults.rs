@@ -5,12 +5,17 @@ use std::time::Duration;
 use serde_json::json;
 use topup_host::mocks::{BotMode, PgMode};
 
-use crate::support::{failed_body, paid_body, Backend, TestApp, SECRET};
+use crate::support::{
+    failed_body, now_ms, paid_body, report, total, until_sweepable, Backend, TestApp, SECRET,
+};
 
-/// Prints one row of the closing note's table.
-fn report(scenario: &str, backend: Backend, expected: u32, delivered: u32) {
-    println!(
-        "FAULT-TABLE | {scenario} | {backend:?} | expected {expected} | delivered {delivered}"
+/// One row of the closing note's table: `expected` and `delivered` credits.
+fn row(scenario: &str, backend: Backend, expected: u32, delivered: u32) {
+    report(
+        scenario,
+        backend,
+        &format!("expected {expected}"),
+        &format!("delivered {delivered}"),
     );
 }
 
@@ -30,7 +35,7 @@ async fn concurrent_identical_paid_callbacks_credit_once(backend: Backend) {
         "no second delivery either"
     );
     assert_eq!(app.view(&id).await["credited"], true);
-    report(
+    row(
         "200 concurrent identical PAID",
         backend,
         1,
@@ -52,7 +57,12 @@ async fn concurrent_reuse_of_one_nonce_has_one_winner(backend: Backend) {
         .filter(|r| r.status == 409 && r.json()["error"] == "NONCE_REUSED")
         .count();
     assert_eq!((accepted, refused), (1, 49));
-    println!("FAULT-TABLE | 50 concurrent same X-Nonce | {backend:?} | accepted 1/refused 49 | accepted {accepted}/refused {refused}");
+    report(
+        "50 concurrent same X-Nonce",
+        backend,
+        "accepted 1/refused 49",
+        &format!("accepted {accepted}/refused {refused}"),
+    );
 }
 
 async fn simultaneous_paid_and_failed_end_paid_credited_once(backend: Backend) {
@@ -77,63 +87,63 @@ async fn simultaneous_paid_and_failed_end_paid_credited_once(backend: Backend) {
         assert_eq!(app.bot.credits(id), 1, "{id}");
         delivered += app.bot.credits(id);
     }
-    report("PAID+FAILED at once (x20)", backend, 20, delivered);
+    row("PAID+FAILED at once (x20)", backend, 20, delivered);
 }
 
 async fn bot_outage_then_sweeps_credit_each_once(backend: Backend) {
     let app = TestApp::start(backend, &[("credit_retry_schedule", "1")]).await;
-    app.bot.set_mode(BotMode::Status(503));
-    let mut deposits = Vec::new();
-    for i in 0..100 {
-        deposits.push(app.new_deposit(&format!("u{i}"), 10000).await);
-    }
-    let app_ref = &app;
-    let paid = deposits.iter().map(|(id, reference)| {
-        let body = paid_body(id, reference, 10000);
-        async move { app_ref.callback(&body).await.status }
-    });
-    let statuses = futures::future::join_all(paid).await;
-    assert!(statuses.iter().all(|s| *s == 200));
-    for (id, _) in &deposits {
-        let view = app.view(id).await;
-        assert_eq!(
-            (view["status"].clone(), view["credited"].clone()),
-            (json!("PAID"), json!(false)),
-            "{id}"
-        );
-    }
+    // 100 paid while the bot answers 503: every credit is owed.
+    let (deposits, due) = app.owed_credits(&[&app.api], 100, 10000).await;
     assert!(app.bot.all_credits().is_empty());
 
+    // Once every retry is due (and its bucket visited), one sweep delivers all 100.
     app.bot.set_mode(BotMode::Accept);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let mut sweeps = 0;
-    loop {
-        let result = app.sweep().await;
-        sweeps += 1;
-        if result["remaining"] == 0 {
-            break;
-        }
-        assert!(sweeps < 20, "sweeps did not finish: {result}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_sweepable(due).await;
+    let sent_before = app.bot.received().len();
+    let swept = app.sweep().await;
+    let swept_at = now_ms();
+    assert_eq!(
+        (
+            swept["attempted"].clone(),
+            swept["credited"].clone(),
+            swept["remaining"].clone(),
+            swept["more"].clone()
+        ),
+        (json!(100), json!(100), json!(0), json!(false)),
+        "{swept}"
+    );
     let mut delivered = 0;
     for (id, _) in &deposits {
         assert_eq!(app.view(id).await["credited"], true, "{id}");
         assert_eq!(app.bot.credits(id), 1, "{id}");
         delivered += app.bot.credits(id);
     }
-    // Another sweep finds nothing to do and cleans up.
+    // Each take-over also scheduled a check at the end of its lease (3 s): once those are
+    // visited they find every credit delivered and send nothing, and the schedule is empty.
+    until_sweepable(swept_at + 3_000).await;
     let idle = app.sweep().await;
     assert_eq!(
-        (idle["attempted"].clone(), idle["remaining"].clone()),
-        (json!(0), json!(0))
+        (
+            idle["attempted"].clone(),
+            idle["remaining"].clone(),
+            idle["more"].clone()
+        ),
+        (json!(0), json!(0), json!(false)),
+        "{idle}"
     );
-    let claims = app.stores.keys("claims");
-    assert!(
-        claims.iter().all(|k| !k.starts_with("paid:")),
-        "finished claims are removed: {claims:?}"
+    assert_eq!(
+        app.bot.received().len() - sent_before,
+        100,
+        "no credit was sent twice after the outage"
     );
-    report("bot 503 for 100 paid, then sweeps", backend, 100, delivered);
+    let left: Vec<_> = app
+        .stores
+        .snapshot()
+        .into_keys()
+        .filter(|(_, k)| k.starts_with("slot:due:") || k.starts_with("count:due:"))
+        .collect();
+    assert!(left.is_empty(), "credit tasks left: {left:?}");
+    row("bot 503 for 100 paid, then sweeps", backend, 100, delivered);
 }
 
 async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
@@ -144,6 +154,8 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
     app.bot.set_mode(BotMode::Hang);
     let http = app.http.clone();
     let body = paid_body(&id, &reference, 5000);
+    // The owner recording this payment holds it for the lease (3 s) from about now.
+    let lease_ends = now_ms() + 3_000;
     let signature = crate::support::sign(SECRET, body.as_bytes());
     let in_flight = tokio::spawn(async move {
         http.try_send(
@@ -184,7 +196,8 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
         (json!("PAID"), json!(false))
     );
 
-    // The gateway resends the callback it got no answer to: a duplicate.
+    // The gateway resends the callback it got no answer to: a duplicate, which has a sweep
+    // look at the credit when the dead owner's lease ends.
     let resend = app.callback(&paid_body(&id, &reference, 5000)).await;
     assert_eq!(resend.status, 200);
     assert_eq!(
@@ -193,40 +206,37 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
         "the held credit was never applied, the resend sent none"
     );
 
-    tokio::time::sleep(Duration::from_millis(2_100)).await; // the dead owner's lease ends
-    let sweep = app.sweep().await;
+    // Real time must pass: the lease (3 s), then that 1 s bucket's 2 s margin.
+    let answers = app
+        .sweep_until(Duration::from_secs(10), |a| total(a, "attempted") > 0)
+        .await;
+    let last = answers.last().unwrap();
     assert_eq!(
-        (sweep["attempted"].clone(), sweep["credited"].clone()),
+        (last["attempted"].clone(), last["credited"].clone()),
         (json!(1), json!(1)),
-        "{sweep}"
+        "{answers:?}"
+    );
+    assert!(
+        now_ms() >= lease_ends,
+        "a sweep took the credit over before its owner's lease ended"
     );
     assert_eq!(app.view(&id).await["credited"], true);
+    assert_eq!(app.bot.credits(&id), 1);
 
     // The held request from before the kill finally lands: same Idempotency-Key, no new credit.
     app.bot.release();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(app.bot.credits(&id), 1);
-    let keys: Vec<_> = app
-        .bot
-        .deliveries(&id)
-        .iter()
-        .map(|d| d.header("idempotency-key").map(str::to_string))
-        .collect();
-    assert!(
-        keys.iter().all(|k| k.as_deref() == Some(id.as_str())),
-        "{keys:?}"
+    assert_eq!(
+        app.bot.deliveries(&id).len(),
+        2,
+        "the held one and the sweep's"
     );
-    let bodies: Vec<_> = app
-        .bot
-        .deliveries(&id)
-        .iter()
-        .map(|d| d.body.clone())
-        .collect();
     assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every delivery carries the same bytes"
+        app.resends_identical(&id),
+        "every delivery carries the same bytes and Idempotency-Key"
     );
-    report(
+    row(
         "SIGKILL mid-credit, restart, sweep",
         backend,
         1,
@@ -288,7 +298,7 @@ async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
     assert_eq!(view["review"]["reason"], "AMOUNT_MISMATCH");
     assert_eq!(view["creditResult"]["error"], "AMOUNT_MISMATCH");
     assert_eq!(app.bot.credits(&id), 0);
-    report("amount mismatch", backend, 0, app.bot.credits(&id));
+    row("amount mismatch", backend, 0, app.bot.credits(&id));
 
     // FAILED after PAID: ignored and recorded.
     let (id2, reference2) = app.new_deposit("u2", 5000).await;
@@ -303,7 +313,7 @@ async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
         (json!("PAID"), json!(true))
     );
     assert_eq!(view["ignoredEvents"][0]["status"], "FAILED");
-    report("FAILED after PAID", backend, 1, app.bot.credits(&id2));
+    row("FAILED after PAID", backend, 1, app.bot.credits(&id2));
 
     // Rotation: the new secret is current, the old one still accepted inbound.
     app.restart_with(&[
@@ -354,54 +364,84 @@ async fn mismatch_failed_after_paid_and_secret_rotation(backend: Backend) {
         )
         .await;
     assert_eq!(new.status, 200);
-    report("rotated secret accepted / old refused after", backend, 0, 0);
+    row("rotated secret accepted / old refused after", backend, 0, 0);
 }
 
-async fn a_retried_slow_create_leaves_two_invoices_and_credits_once(backend: Backend) {
+async fn a_retried_slow_create_is_told_to_wait_then_gets_the_same_invoice(backend: Backend) {
     // The bot gives up on a slow create and sends it again while the first is still waiting
-    // for the PG: both reach the PG, which issues two invoices for one deposit.
+    // for the PG: the id is claimed before the PG call, so the retry is told to come back
+    // (409 CREATE_IN_PROGRESS, Retry-After) and never makes a second invoice.
     let app = TestApp::start(backend, &[]).await;
     app.pg.set_mode(PgMode::Slow(Duration::from_millis(1_000)));
-    let body = json!({"userId": "u1", "amount": 5000, "depositId": "DEP-RETRIED"});
+    let id = "DEP-RETRIED";
+    let body = json!({"userId": "u1", "amount": 5000, "depositId": id});
     let (first, second) = tokio::join!(app.create(&body), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The retry goes out while the first create is at the PG.
+        for _ in 0..100 {
+            if !app.pg.received().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(app.pg.received().len(), 1, "the first create is at the PG");
         app.create(&body).await
     });
-    assert_eq!((first.status, second.status), (200, 200));
-    assert_eq!(app.pg.received().len(), 2, "both creates reached the PG");
-    let invoices = [&first, &second].map(|r| r.json()["reference"].as_str().unwrap().to_string());
-    assert_ne!(invoices[0], invoices[1]);
+    assert_eq!(first.status, 200, "{}", first.json());
+    assert_eq!(
+        (second.status, second.json()["error"].clone()),
+        (409, json!("CREATE_IN_PROGRESS")),
+        "{}",
+        second.json()
+    );
+    let retry_after: u64 = second
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=15).contains(&retry_after), "Retry-After {retry_after}");
 
-    // The user pays the invoice the bot showed first, then (by mistake) the other one too.
-    let id = "DEP-RETRIED";
-    for invoice in &invoices {
-        let reply = app.callback(&paid_body(id, invoice, 5000)).await;
+    // The bot retries once the first create has answered: the stored invoice, replayed.
+    let third = app.create(&body).await;
+    assert_eq!(third.status, 200, "{}", third.json());
+    assert_eq!(third.json()["replayed"], true);
+    for field in ["reference", "paymentUrl"] {
+        assert_eq!(third.json()[field], first.json()[field], "{field}");
+    }
+    assert_eq!(app.pg.received().len(), 1, "one invoice for one deposit");
+
+    // The user pays it; the gateway's callback arrives twice.
+    let invoice = first.json()["reference"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let reply = app.callback(&paid_body(id, &invoice, 5000)).await;
         assert_eq!(reply.status, 200, "{}", reply.json());
     }
     assert_eq!(app.bot.credits(id), 1);
     assert_eq!(app.bot.deliveries(id).len(), 1);
     assert_eq!(
         app.bot.deliveries(id)[0].json()["reference"],
-        invoices[0].as_str()
+        invoice.as_str()
     );
     let view = app.view(id).await;
     assert_eq!(
         (view["credited"].clone(), view["reference"].clone()),
-        (json!(true), json!(invoices[0]))
+        (json!(true), json!(invoice))
     );
-    assert_eq!(
-        (
-            view["refundsDue"][0]["reference"].clone(),
-            view["refundsDue"][0]["creditedReference"].clone()
-        ),
-        (json!(invoices[1]), json!(invoices[0])),
-        "{view}"
-    );
+    assert!(view["refundsDue"]
+        .as_array()
+        .is_none_or(|refunds| refunds.is_empty()));
     report(
-        "retried create, both invoices paid",
+        "create retried while the first waits for the PG",
         backend,
-        1,
-        app.bot.credits(id),
+        "409 CREATE_IN_PROGRESS, then the same invoice; 1 invoice, 1 credit",
+        &format!(
+            "{} {}, then {} same={}; {} invoice(s), {} credit(s)",
+            second.status,
+            second.json()["error"].as_str().unwrap_or("?"),
+            third.status,
+            third.json()["reference"] == first.json()["reference"],
+            app.pg.received().len(),
+            app.bot.credits(id)
+        ),
     );
 }
 
@@ -422,5 +462,5 @@ crate::on_both_backends!(
     killed_host_mid_credit_is_finished_by_a_sweep,
     a_caller_hanging_up_does_not_stop_a_credit,
     mismatch_failed_after_paid_and_secret_rotation,
-    a_retried_slow_create_leaves_two_invoices_and_credits_once,
+    a_retried_slow_create_is_told_to_wait_then_gets_the_same_invoice,
 );

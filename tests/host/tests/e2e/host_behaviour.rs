@@ -89,6 +89,9 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
     );
 
     let (id, reference_id) = reference.new_deposit("u1", 5000).await;
+    // The create wrote the deposit and its expiry task (whose slot counter is in `claims`);
+    // the refused callback must change nothing at all.
+    let before = reference.stores.snapshot();
     let body = crate::support::paid_body(&id, &reference_id, 5000);
     let signature = crate::support::sign(SECRET, body.as_bytes());
     let paid = http
@@ -110,7 +113,15 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
         paid.json()
     );
     assert!(reference.bot.received().is_empty());
-    assert!(reference.stores.keys("claims").is_empty());
+    assert_eq!(
+        reference.stores.snapshot(),
+        before,
+        "a callback refused for want of its store wrote something"
+    );
+    assert!(!reference
+        .stores
+        .keys("claims")
+        .contains(&format!("paid:{id}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
