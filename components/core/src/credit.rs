@@ -220,6 +220,13 @@ pub struct CreditLog {
 }
 
 impl CreditLog {
+    /// The last generation handed out when its owner has written nothing yet: it is between
+    /// its claim and its first write (a few milliseconds) or died there.
+    pub fn unwritten_generation(&self) -> Option<u32> {
+        let written = self.latest.as_ref().map_or(0, |c| c.generation);
+        (self.generation > written).then_some(self.generation)
+    }
+
     /// The current state: the latest record, unless any record already says credited (a
     /// success is final whoever recorded it).
     pub fn current(&self) -> Option<&Credit> {

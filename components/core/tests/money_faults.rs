@@ -199,6 +199,36 @@ fn a_removal_that_stopped_half_way_does_not_poison_the_next_deposit_of_its_id() 
 }
 
 #[test]
+fn overlapping_sweeps_never_deliver_one_credit_together() {
+    // Found by the three-process e2e test: sweep B read the credit log after sweep A took
+    // generation 1 but before A wrote it, saw the old due record, and took generation 2 at
+    // once; both delivered. B must leave a generation it cannot see yet to its owner.
+    let p = platform();
+    paid_with_bot_down(&p, "D1");
+    let inline = credits_sent(&p, "D1").len();
+    set_bot(&p, 200);
+    p.clock.advance(Duration::from_secs(3600));
+    let records = Interleaved::new(&p.records, ("increment", "gen:"), || {
+        let _ = sweep_on(&p.platform());
+    });
+    let sweep_a = Platform {
+        records: &records,
+        ..p.platform()
+    };
+    assert_eq!(sweep_on(&sweep_a).status, 200);
+    assert_eq!(view(&p, "D1")["credited"], true);
+    // The inline attempts with the bot down, then one delivery by the two sweeps.
+    let sent = credits_sent(&p, "D1");
+    assert_eq!(sent.len(), inline + 1, "{sent:?}");
+    // B's deferred look, a lease later, finds the credit done and sends nothing.
+    for _ in 0..3 {
+        p.clock.advance(Duration::from_secs(60));
+        let _ = sweep_on(&p.platform());
+    }
+    assert_eq!(credits_sent(&p, "D1").len(), inline + 1);
+}
+
+#[test]
 fn a_callback_that_failed_early_does_not_burn_its_nonce() {
     // Defect 5: a store error before the payment is recorded answers 503; the PG's retry
     // with the same X-Nonce must be processed, not refused as a replay.

@@ -59,6 +59,15 @@ pub fn retry_one(
         already_credited: already,
         credit_result: result,
     };
+    if let Some(generation) = log.unwritten_generation() {
+        if !log.current().is_some_and(|c| c.is_credited()) {
+            // An owner took the next generation and has not written it yet; a sweep takes
+            // over one lease from now if it never does.
+            let lease_ms = millis(delivery.credit_lease);
+            store.schedule_credit_wait(id, now.saturating_add(lease_ms), generation)?;
+            return Err(in_progress(lease_ms.div_ceil(1000)));
+        }
+    }
     let owned = match log.current() {
         None => {
             let notes = store.notes(id)?;

@@ -184,7 +184,7 @@ impl Sweep<'_, '_> {
 
     fn run(&mut self, task: Task) -> Result<(), StoreError> {
         let outcome = match &task {
-            Task::Credit { id } => self.check_credit(id),
+            Task::Credit { id, waited } => self.check_credit(id, *waited),
             Task::Expire { id } => expire(&self.store, self.lifetime, id).map(|expired| {
                 if expired == Expired::Removed {
                     self.report.cleaned += 1;
@@ -197,7 +197,7 @@ impl Sweep<'_, '_> {
         match outcome {
             Err(StoreError::Corrupt(reason)) => {
                 let what = match &task {
-                    Task::Credit { id } | Task::Expire { id } => format!("deposit {id}"),
+                    Task::Credit { id, .. } | Task::Expire { id } => format!("deposit {id}"),
                     Task::Nonce { nonce } => format!("nonce {nonce}"),
                 };
                 self.quarantine(&what, &reason)
@@ -211,14 +211,26 @@ impl Sweep<'_, '_> {
         self.store.quarantine(what, reason)
     }
 
-    fn check_credit(&mut self, id: &DepositId) -> Result<(), StoreError> {
+    fn check_credit(&mut self, id: &DepositId, waited: Option<u32>) -> Result<(), StoreError> {
         let store = &self.store;
         let now = store.now();
         // The deposit's record (if it is there) says which records are its own.
         let epoch = store.deposit(id)?.map(|d| d.v.epoch);
         let log = store.credit_log(id)?.of_epoch(epoch);
+        let unwritten = log.unwritten_generation();
+        let owner_died = unwritten.is_some() && unwritten == waited;
+        if let (Some(generation), false) = (unwritten, owner_died) {
+            if !log.current().is_some_and(Credit::is_credited) {
+                // Another owner took the next generation and has not written it yet: give it
+                // a lease to do so before anyone else may take over.
+                let at = now.saturating_add(millis(self.delivery.credit_lease));
+                return store.schedule_credit_wait(id, at, generation);
+            }
+        }
         let orphan = match log.current() {
-            Some(credit) if credit.is_credited() || credit.is_exhausted() => return Ok(()),
+            Some(credit) if credit.is_credited() => return Ok(()),
+            Some(_) if owner_died => None,
+            Some(credit) if credit.is_exhausted() => return Ok(()),
             Some(credit) if !credit.is_due(now) => {
                 // Moved later by an owner: look again then.
                 let at = credit.next_attempt_at().unwrap_or(now);

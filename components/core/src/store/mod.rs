@@ -309,14 +309,26 @@ impl<'a> DepositStore<'a> {
         at: u64,
         records: Vec<(String, Vec<u8>)>,
     ) -> Result<(), StoreError> {
-        CREDITS.add(
-            self.claims,
-            self.records,
-            self.clock,
-            at,
-            &Task::Credit { id: id.clone() },
-            records,
-        )
+        let task = Task::Credit {
+            id: id.clone(),
+            waited: None,
+        };
+        CREDITS.add(self.claims, self.records, self.clock, at, &task, records)
+    }
+
+    /// Adds a task to look at deposit `id`'s credit again at `at`, when generation `waited`
+    /// (taken, nothing written yet) has had time to write.
+    pub fn schedule_credit_wait(
+        &self,
+        id: &DepositId,
+        at: u64,
+        waited: u32,
+    ) -> Result<(), StoreError> {
+        let task = Task::Credit {
+            id: id.clone(),
+            waited: Some(waited),
+        };
+        CREDITS.add(self.claims, self.records, self.clock, at, &task, Vec::new())
     }
 
     // ----- notes

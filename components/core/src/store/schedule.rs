@@ -34,6 +34,10 @@ pub enum Task {
     Credit {
         /// The deposit.
         id: DepositId,
+        /// A generation whose owner had written nothing when this look was scheduled, a lease
+        /// earlier: if it still has not, it died and may be taken over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited: Option<u32>,
     },
     /// Remove a deposit whose lifetime ended, unless something is still owed on it.
     Expire {
