@@ -354,6 +354,10 @@ fn one_corrupt_record_does_not_stop_the_sweep() {
     for id in ["D1", "D3"] {
         assert_eq!(view(&p, id)["credited"], true, "{id}");
     }
+    // The operator finds it by id in every later sweep's answer until it is dealt with.
+    let later = sweep(&p);
+    assert_eq!(later["quarantined"], 0);
+    assert_eq!(later["quarantine"][0]["what"], "deposit D2", "{later}");
 }
 
 #[test]

@@ -50,8 +50,12 @@ pub struct SweepReport {
     pub recovered: u32,
     /// Deposits and nonces removed at the end of their life.
     pub cleaned: u32,
-    /// Records it could not read, set aside for an operator (see `GET /internal/credit-retry`).
+    /// Records it could not read, set aside for an operator.
     pub quarantined: u32,
+    /// Every record set aside so far (by this or an earlier sweep; the last 100, newest
+    /// first): what it is, why, and when. Absent while there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quarantine: Vec<serde_json::Value>,
 }
 
 struct Sweep<'a, 'p> {
@@ -88,6 +92,7 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
     sweep.run_schedule(&CREDITS)?;
     sweep.flush()?;
     sweep.run_schedule(&EXPIRY)?;
+    sweep.report.quarantine = sweep.store.quarantined()?;
     Ok(sweep.report)
 }
 
