@@ -79,6 +79,12 @@ async fn three_concurrent_sweeps_credit_thirty_owed_once_each() {
         assert!(app.resends_identical(id), "{id}");
         sent += app.bot.deliveries(id).len() - inline;
     }
+    // A sweep leaves a generation it cannot see yet to its owner: no credit is sent twice.
+    assert_eq!(
+        sent,
+        deposits.len(),
+        "overlapping sweeps sent a credit twice"
+    );
     report(
         "3 concurrent sweeps (one per process) over 30 owed",
         Backend::Redis,
