@@ -161,21 +161,36 @@ pub async fn run(quick: bool) -> Result<()> {
         }
     };
     let mut plan = plan;
-    // `--history-sizes=10000,100000` overrides the history sizes (nonces stay as planned).
-    for arg in std::env::args() {
+    // `--history-sizes=10000,100000`, `--history-nonces=N`, `--history-expiring=N` override
+    // the plan.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for arg in &args {
         if let Some(list) = arg.strip_prefix("--history-sizes=") {
             plan.sizes = list
                 .split(',')
                 .filter_map(|v| v.trim().parse().ok())
                 .collect();
         }
+        if let Some(n) = arg
+            .strip_prefix("--history-nonces=")
+            .and_then(|v| v.parse().ok())
+        {
+            plan.nonces = n;
+        }
+        if let Some(n) = arg
+            .strip_prefix("--history-expiring=")
+            .and_then(|v| v.parse().ok())
+        {
+            plan.expiring = n;
+        }
     }
     let mut md = String::new();
     writeln!(md, "## Store at volume\n")?;
-    writeln!(md, "Produced by `topup-bench --history-only{}` (also run at the end of a full bench). \
+    writeln!(md, "Produced by `topup-bench {}` (also run at the end of a full bench). \
         Store operations are the host's counters (a host process is started per measurement; a process that only started and answered one health check is subtracted). \
         `get-many` is never used by the app, so reads are keys read. Machine busy = share of both cores in use during the measurement, by anything.\n",
-        if quick { " --quick" } else { "" })?;
+        args.join(" "))?;
+    ensure!(!plan.sizes.is_empty(), "no history sizes");
     for backend in [Backend::Sqlite, Backend::Redis] {
         sweep_history(backend, &plan, &mut md).await?;
         write_section(&md)?;
