@@ -2,6 +2,8 @@
 //! every route, on SQLite and Redis, plus a native baseline. Prints figures and writes
 //! BENCHMARKS.md; it never fails on speed.
 
+mod clone;
+mod history;
 mod load;
 mod native;
 
@@ -41,6 +43,7 @@ struct Options {
     duration: Duration,
     out: PathBuf,
     size_deposits: usize,
+    quick: bool,
 }
 
 fn root() -> PathBuf {
@@ -57,10 +60,15 @@ fn main() -> Result<()> {
         duration: Duration::from_secs(if quick { 1 } else { 5 }),
         out: root().join("BENCHMARKS.md"),
         size_deposits: if quick { 10_000 } else { 100_000 },
+        quick,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.iter().any(|a| a == "--history-only") {
+        // Only the "Store at volume" section (replaced in BENCHMARKS.md).
+        return runtime.block_on(history::run(quick));
+    }
     runtime.block_on(bench(&options))
 }
 
@@ -335,7 +343,8 @@ async fn bench(options: &Options) -> Result<()> {
     }
     bench_native(options, &mut report).await?;
     store_size(options, &mut report).await?;
-    write_report(options, &report)
+    write_report(options, &report)?;
+    history::run(options.quick).await
 }
 
 async fn bench_backend(backend: Backend, options: &Options, report: &mut Report) -> Result<()> {

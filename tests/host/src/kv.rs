@@ -82,6 +82,7 @@ pub trait Backend: Send + Sync {
 /// Operation counts of one label (written to the stats file for benchmarks).
 #[derive(Debug, Default, Serialize)]
 pub struct OpCounts {
+    opens: AtomicU64,
     reads: AtomicU64,
     writes: AtomicU64,
     increments: AtomicU64,
@@ -117,6 +118,13 @@ impl Stores {
         self.labels.contains_key(label)
     }
 
+    /// Counts an open of a label (for the benchmark's round trips per request).
+    pub fn count_open(&self, label: &str) {
+        if let Some(label) = self.labels.get(label) {
+            count(&label.counts.opens);
+        }
+    }
+
     /// Counters per label, as JSON.
     pub fn stats(&self) -> serde_json::Value {
         self.labels
@@ -126,6 +134,7 @@ impl Stores {
                 (
                     name.clone(),
                     serde_json::json!({
+                        "opens": c.opens.load(Ordering::Relaxed),
                         "reads": c.reads.load(Ordering::Relaxed),
                         "writes": c.writes.load(Ordering::Relaxed),
                         "increments": c.increments.load(Ordering::Relaxed),
@@ -425,6 +434,7 @@ impl store::Host for HostState {
         if !self.stores.contains(&identifier) {
             return Ok(Err(store::Error::NoSuchStore));
         }
+        self.stores.count_open(&identifier);
         Ok(Ok(self.table.push(Bucket { label: identifier })?))
     }
 }
