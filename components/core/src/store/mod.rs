@@ -430,24 +430,22 @@ impl<'a> DepositStore<'a> {
 
     // ----- removal
 
-    /// Deletes every key of a deposit: first what finds it (its invoices, then its record),
-    /// so a removal that stops half-way leaves nothing a reader can see; then its notes,
-    /// credit records, counters and claims, which a repeat of the removal finds by name.
+    /// Deletes every key of a deposit in two deletes, one per label (each one statement on
+    /// SQLite, one `DEL` on Redis): first what finds it (its invoices, then its record) with
+    /// its notes and credit records, then its claims, the removal marker last. A removal that
+    /// stops between them leaves only claims, which a repeat finds by name.
     pub fn remove_deposit(
         &self,
         id: &DepositId,
         references: &[Reference],
         generation: u32,
     ) -> Result<(), StoreError> {
-        // A deposit of the id made before this removal ends gets another epoch.
+        // A create of the id waits until this removal ends (see `removal_unfinished`).
         self.claims.increment(&keys::life(id), 1)?;
-        let invoices: Vec<String> = references.iter().map(keys::reference).collect();
-        if !invoices.is_empty() {
-            self.records.delete_many(&invoices)?;
-        }
-        self.records.delete(&keys::deposit(id))?;
         let notes = Self::counter(self.records, &keys::note_count(id))?;
-        let mut doomed: Vec<String> = (1..=notes).map(|n| keys::note(id, n)).collect();
+        let mut doomed: Vec<String> = references.iter().map(keys::reference).collect();
+        doomed.push(keys::deposit(id));
+        doomed.extend((1..=notes).map(|n| keys::note(id, n)));
         doomed.extend((1..=generation).map(|g| keys::credit(id, g)));
         doomed.extend([
             keys::note_count(id),
@@ -459,8 +457,10 @@ impl<'a> DepositStore<'a> {
         doomed
             .chunks(1000)
             .try_for_each(|chunk| self.records.delete_many(chunk))?;
-        self.claims
-            .delete_many(&[keys::payment_claim(id), keys::create_claim(id)])?;
-        self.claims.delete(&keys::life(id))
+        self.claims.delete_many(&[
+            keys::payment_claim(id),
+            keys::create_claim(id),
+            keys::life(id),
+        ])
     }
 }
