@@ -165,22 +165,8 @@ pub fn deliver_inline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credit::PaymentFacts;
     use crate::signature::verify_signature;
-    use crate::testing::{sample_invoice, test_config, ManualClock, ScriptedHttp};
-
-    fn paid(now: u64) -> Credit {
-        Credit::new(
-            &sample_invoice("DEP1", 50_000),
-            PaymentFacts {
-                paid_at: now,
-                payment_method: Some("VC".into()),
-                result_code: Some("00".into()),
-            },
-            0,
-            Duration::from_secs(30),
-        )
-    }
+    use crate::testing::{sample_credit, test_config, ManualClock, ScriptedHttp};
 
     #[test]
     fn credit_request_follows_the_protocol() {
@@ -188,7 +174,7 @@ mod tests {
         let request = credit_request(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &paid(1_000),
+            &sample_credit(1_000),
             5_000,
             Duration::from_secs(2),
         );
@@ -219,7 +205,7 @@ mod tests {
     #[test]
     fn resends_carry_identical_bodies() {
         let config = test_config();
-        let credit = paid(1_000);
+        let credit = sample_credit(1_000);
         let a = credit_request(
             config.auth().unwrap(),
             config.delivery().unwrap(),
@@ -281,7 +267,7 @@ mod tests {
         let (outcome, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &paid(0),
+            &sample_credit(0),
             &http,
             &clock,
         );
@@ -300,7 +286,7 @@ mod tests {
         let (outcome, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &paid(0),
+            &sample_credit(0),
             &http,
             &clock,
         );
@@ -326,7 +312,7 @@ mod tests {
         let (_, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &paid(0),
+            &sample_credit(0),
             &http,
             &clock,
         );

@@ -258,20 +258,7 @@ mod tests {
     use super::*;
     use crate::bot::DeliveryOutcome;
     use crate::platform::TransportError;
-    use crate::testing::{sample_invoice, test_config};
-
-    fn paid(now: u64) -> Credit {
-        Credit::new(
-            &sample_invoice("DEP1", 50_000),
-            PaymentFacts {
-                paid_at: now,
-                payment_method: Some("VC".into()),
-                result_code: Some("00".into()),
-            },
-            0,
-            Duration::from_secs(30),
-        )
-    }
+    use crate::testing::{sample_credit, test_config};
 
     #[test]
     fn schedule_backs_off_then_caps_then_exhausts() {
@@ -279,7 +266,7 @@ mod tests {
         config.credit_retry_schedule = vec![Duration::from_secs(60), Duration::from_secs(300)];
         config.credit_max_retries = 3;
         let fail = DeliveryOutcome::Unreachable(TransportError::Timeout);
-        let mut credit = paid(0);
+        let mut credit = sample_credit(0);
 
         credit.record(&fail, 3, AttemptKind::Inline, 1_000, &config);
         assert_eq!(credit.state, CreditState::Scheduled { next_at: 61_000 });
@@ -315,7 +302,7 @@ mod tests {
 
     #[test]
     fn lease_and_due() {
-        let credit = paid(1_000);
+        let credit = sample_credit(1_000);
         assert!(credit.is_in_flight(30_999));
         assert!(!credit.is_due(30_999));
         assert!(credit.is_due(31_000));
@@ -330,9 +317,9 @@ mod tests {
 
     #[test]
     fn a_credited_record_wins_over_a_later_generation() {
-        let mut credited = paid(0);
+        let mut credited = sample_credit(0);
         credited.state = CreditState::Credited;
-        let stale = paid(0).taken_over(2, 10, Duration::from_secs(30));
+        let stale = sample_credit(0).taken_over(2, 10, Duration::from_secs(30));
         let log = CreditLog {
             head: Some(credited.clone()),
             generation: 2,
@@ -340,7 +327,7 @@ mod tests {
         };
         assert_eq!(log.current(), Some(&credited));
         let log = CreditLog {
-            head: Some(paid(0)),
+            head: Some(sample_credit(0)),
             generation: 2,
             latest: Some(stale.clone()),
         };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{Config, VARIABLES};
+use crate::credit::{Credit, PaymentFacts};
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::ids::{DepositId, Reference};
 use crate::platform::{
@@ -365,6 +366,20 @@ pub fn sample_invoice(deposit_id: &str, amount: u64) -> Invoice {
         amount,
         reference: reference(deposit_id),
     }
+}
+
+/// A payment of `sample_invoice("DEP1", 50_000)` recorded at `paid_at`, not yet delivered.
+pub fn sample_credit(paid_at: u64) -> Credit {
+    Credit::new(
+        &sample_invoice("DEP1", 50_000),
+        PaymentFacts {
+            paid_at,
+            payment_method: Some("VC".into()),
+            result_code: Some("00".into()),
+        },
+        0,
+        Duration::from_secs(30),
+    )
 }
 
 /// Owns one of every stand-in; [`TestPlatform::platform`] lends them to a handler.

@@ -4,7 +4,6 @@ use crate::config::Lifetime;
 use crate::flow::life::{life, Life, LifeFacts};
 use crate::ids::{DepositId, Reference};
 use crate::platform::StoreError;
-use crate::store::schedule::{Task, EXPIRY};
 use crate::store::DepositStore;
 
 /// What an expiry task did.
@@ -17,14 +16,7 @@ pub enum Expired {
 }
 
 fn check_again(store: &DepositStore, id: &DepositId, at: u64) -> Result<Expired, StoreError> {
-    EXPIRY.add(
-        store.claims,
-        store.records,
-        store.clock,
-        at,
-        &Task::Expire { id: id.clone() },
-        Vec::new(),
-    )?;
+    store.schedule_expiry(id, at, Vec::new())?;
     Ok(Expired::NotYet)
 }
 

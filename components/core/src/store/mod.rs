@@ -104,14 +104,9 @@ impl<'a> DepositStore<'a> {
     /// write plus the schedule's slot number (a generated id: nobody else can hold it).
     pub fn insert_open(&self, deposit: &Deposit, invoice: &Invoice) -> Result<(), StoreError> {
         let exp = self.expiry_from(deposit.created_at);
-        EXPIRY.add(
-            self.claims,
-            self.records,
-            self.clock,
+        self.schedule_expiry(
+            &deposit.deposit_id,
             exp,
-            &Task::Expire {
-                id: deposit.deposit_id.clone(),
-            },
             vec![
                 (keys::deposit(&deposit.deposit_id), encode(deposit, exp)),
                 (keys::reference(&invoice.reference), encode(invoice, exp)),
@@ -123,16 +118,19 @@ impl<'a> DepositStore<'a> {
     /// create never finishes.
     pub fn insert_intent(&self, deposit: &Deposit) -> Result<(), StoreError> {
         let exp = self.expiry_from(deposit.created_at);
-        EXPIRY.add(
-            self.claims,
-            self.records,
-            self.clock,
-            exp,
-            &Task::Expire {
-                id: deposit.deposit_id.clone(),
-            },
-            vec![(keys::deposit(&deposit.deposit_id), encode(deposit, exp))],
-        )
+        let record = (keys::deposit(&deposit.deposit_id), encode(deposit, exp));
+        self.schedule_expiry(&deposit.deposit_id, exp, vec![record])
+    }
+
+    /// Adds the task that removes deposit `id` at `at`, with `records` in the same write.
+    pub fn schedule_expiry(
+        &self,
+        id: &DepositId,
+        at: u64,
+        records: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let task = Task::Expire { id: id.clone() };
+        EXPIRY.add(self.claims, self.records, self.clock, at, &task, records)
     }
 
     /// Rewrites a deposit record (its creation moved on), keeping its expiry.
@@ -173,14 +171,7 @@ impl<'a> DepositStore<'a> {
     /// in case the id is never created).
     pub fn save_hold(&self, id: &DepositId, hold: Hold) -> Result<(), StoreError> {
         let exp = self.expiry_from(hold.since);
-        EXPIRY.add(
-            self.claims,
-            self.records,
-            self.clock,
-            exp,
-            &Task::Expire { id: id.clone() },
-            vec![(keys::hold(id), encode(&hold, exp))],
-        )
+        self.schedule_expiry(id, exp, vec![(keys::hold(id), encode(&hold, exp))])
     }
 
     /// Counts one more create of `id`; returns its number.
@@ -309,11 +300,7 @@ impl<'a> DepositStore<'a> {
         at: u64,
         records: Vec<(String, Vec<u8>)>,
     ) -> Result<(), StoreError> {
-        let task = Task::Credit {
-            id: id.clone(),
-            waited: None,
-        };
-        CREDITS.add(self.claims, self.records, self.clock, at, &task, records)
+        self.add_credit_task(id, at, None, records)
     }
 
     /// Adds a task to look at deposit `id`'s credit again at `at`, when generation `waited`
@@ -324,11 +311,21 @@ impl<'a> DepositStore<'a> {
         at: u64,
         waited: u32,
     ) -> Result<(), StoreError> {
+        self.add_credit_task(id, at, Some(waited), Vec::new())
+    }
+
+    fn add_credit_task(
+        &self,
+        id: &DepositId,
+        at: u64,
+        waited: Option<u32>,
+        records: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
         let task = Task::Credit {
             id: id.clone(),
-            waited: Some(waited),
+            waited,
         };
-        CREDITS.add(self.claims, self.records, self.clock, at, &task, Vec::new())
+        CREDITS.add(self.claims, self.records, self.clock, at, &task, records)
     }
 
     // ----- notes
