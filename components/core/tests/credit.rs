@@ -252,6 +252,25 @@ fn a_sweep_costs_what_is_due_not_the_history() {
 }
 
 #[test]
+fn a_sweep_that_finds_nothing_new_writes_nothing() {
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    assert_eq!(callback(&p, &paid_body("D1", 5000)).status, 200);
+    p.clock.advance(Duration::from_secs(60));
+    sweep(&p);
+    // Same instant: neither cursor moves, so neither is written again.
+    let records = Counting::new(&p.records);
+    let claims = Counting::new(&p.claims);
+    let platform = Platform {
+        records: &records,
+        claims: &claims,
+        ..p.platform()
+    };
+    assert_eq!(sweep_on(&platform).status, 200);
+    assert_eq!(records.writes.get() + claims.writes.get(), 0);
+}
+
+#[test]
 fn a_backlog_of_due_credits_is_worked_off_over_bounded_sweeps() {
     let p = platform();
     set_bot(&p, 503);

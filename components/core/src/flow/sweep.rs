@@ -108,8 +108,10 @@ impl Sweep<'_, '_> {
         let store = &self.store;
         let now = store.now();
         let until = schedule.open_from(now);
+        let mut stored = true;
         let mut cursor = match schedule.cursor(store.records, now) {
             Err(StoreError::Corrupt(reason)) => {
+                stored = false;
                 self.quarantine(&format!("cursor:{}", schedule.name), &reason)?;
                 Cursor {
                     bucket: until.saturating_sub(schedule.lookback_ms / schedule.width_ms),
@@ -118,6 +120,7 @@ impl Sweep<'_, '_> {
             }
             other => other?,
         };
+        let started_at = cursor;
         let mut reads = 0;
         loop {
             if self.out_of_budget() {
@@ -183,6 +186,11 @@ impl Sweep<'_, '_> {
                 bucket: bucket.bucket + 1,
                 slot: 1,
             };
+        }
+        // A sweep that passed nothing writes nothing (frequent sweeps stay read-only); a corrupt
+        // cursor is always replaced.
+        if stored && cursor == started_at {
+            return Ok(());
         }
         schedule.save_cursor(self.store.records, cursor)
     }
