@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the app locally on the SQLite default (runtime-config.toml).
 # With the Spin CLI on PATH: `spin build` + `spin up`. Without it: the same components on
-# the wasmtime test host (tests/host), which follows Spin's behaviour.
+# our wasmtime runtime (host/), which follows Spin's behaviour.
 #
 # Upstreams: set SPIN_VARIABLE_SHARED_SECRET, SPIN_VARIABLE_CENTRAL_PG_BASE_URL and
 # SPIN_VARIABLE_BOT_BACKEND_URL to talk to a real Central PG and bot. Leave the URLs unset to
@@ -24,8 +24,8 @@ if [ -z "${SPIN_VARIABLE_CENTRAL_PG_BASE_URL:-}" ] || [ -z "${SPIN_VARIABLE_BOT_
   export SPIN_VARIABLE_SHARED_SECRET
   export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:3081"
   export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:3082"
-  cargo build --profile host -p topup-host
-  ./target/host/topup-host mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 &
+  cargo build --profile host -p topup-testkit --bin topup-mocks
+  ./target/host/topup-mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 &
   mocks=$!
   trap 'kill $mocks 2>/dev/null' EXIT
   echo "Local mock PG and bot started; the shared secret is in .spin/dev-secret"

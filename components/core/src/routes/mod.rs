@@ -3,10 +3,10 @@
 
 pub mod callback;
 pub mod create;
-pub mod credit_retry;
 pub mod health;
-pub mod retry_credit;
+pub mod manual_retry;
 pub mod status;
+pub mod sweep;
 
 use crate::config::{Config, Section};
 use crate::error::ApiError;
@@ -20,8 +20,8 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/deposit/create", &create::ROUTE),
     ("/internal/payment-callback", &callback::ROUTE),
     ("/deposit/status", &status::ROUTE),
-    ("/internal/credit-retry", &credit_retry::ROUTE),
-    ("/deposit/retry-credit", &retry_credit::ROUTE),
+    ("/internal/credit-retry", &sweep::ROUTE),
+    ("/deposit/retry-credit", &manual_retry::ROUTE),
 ];
 
 impl Route {

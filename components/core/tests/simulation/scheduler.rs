@@ -316,8 +316,8 @@ impl Sim {
         let handler: fn(&Request, &topup_core::platform::Platform) -> Response = match &call {
             Call::Create { .. } => routes::create::handle,
             Call::Callback { .. } | Call::Duplicate { .. } => routes::callback::handle,
-            Call::Sweep { .. } => routes::credit_retry::handle,
-            Call::ManualRetry(_) => routes::retry_credit::handle,
+            Call::Sweep { .. } => routes::sweep::handle,
+            Call::ManualRetry(_) => routes::manual_retry::handle,
             Call::Status(_) => routes::status::handle,
         };
         let world = self.world.clone();

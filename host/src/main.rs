@@ -1,0 +1,57 @@
+//! `topup-host serve`: run the app like `spin up`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use topup_host::{App, AppOptions};
+
+const USAGE: &str = "usage:
+  topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000] [--stats-file FILE]";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.first().map(String::as_str) {
+        Some("serve") => runtime.block_on(serve(&args[1..])),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Result<Option<String>> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .with_context(|| format!("{name} needs a value\n{USAGE}")),
+    }
+}
+
+async fn serve(args: &[String]) -> Result<()> {
+    let manifest = flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into());
+    let runtime_config = flag(args, "--runtime-config-file")?.map(PathBuf::from);
+    let listen = flag(args, "--listen")?.unwrap_or_else(|| "127.0.0.1:3000".into());
+    let stats_file = flag(args, "--stats-file")?.map(PathBuf::from);
+
+    let app = App::load(&AppOptions::new(manifest, runtime_config)).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!("Serving http://{}", listener.local_addr()?);
+
+    let server = tokio::spawn(app.clone().serve(listener));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = server => result??,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    if let Some(path) = stats_file {
+        std::fs::write(&path, serde_json::to_vec_pretty(&app.store_stats())?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
