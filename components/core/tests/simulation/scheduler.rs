@@ -321,10 +321,11 @@ impl Sim {
             Call::Status(_) => routes::status::handle,
         };
         let world = self.world.clone();
+        #[allow(clippy::expect_used, reason = "the simulation cannot run without stacks")]
         let stack = self
             .stacks
             .pop()
-            .unwrap_or_else(|| DefaultStack::new(STACK_SIZE).expect("stack"));
+            .unwrap_or_else(|| DefaultStack::new(STACK_SIZE).expect("a coroutine stack"));
         let co = Coroutine::with_stack(stack, move |channel, _first: Resume| {
             let platform = SimPlatform::new(&world, channel);
             handler(&request, &platform.platform())
