@@ -26,7 +26,10 @@ pub fn load_component(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<
     if artifact.exists() {
         // SAFETY: the artifact was written by `Component::serialize` in this cache, keyed by
         // the source's hash; wasmtime still checks it matches this engine and version.
-        #[allow(unsafe_code, reason = "the only unsafe call in the workspace; see SAFETY")]
+        #[allow(
+            unsafe_code,
+            reason = "the only unsafe call in the workspace; see SAFETY"
+        )]
         let cached = unsafe { Component::deserialize_file(engine, &artifact) };
         if let Ok(component) = cached {
             return Ok(component);

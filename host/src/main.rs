@@ -1,4 +1,5 @@
-//! `topup-host serve`: run the app like `spin up`.
+//! `topup-host serve`: run the app like `spin up`; `topup-host cloud-manifest`: write the
+//! manifest Fermyon Cloud needs.
 
 use std::path::PathBuf;
 
@@ -6,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use topup_host::{App, AppOptions};
 
 const USAGE: &str = "usage:
-  topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000] [--stats-file FILE]";
+  topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000] [--stats-file FILE]
+  topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
+      (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +18,7 @@ fn main() -> Result<()> {
         .build()?;
     match args.first().map(String::as_str) {
         Some("serve") => runtime.block_on(serve(&args[1..])),
+        Some("cloud-manifest") => write_cloud_manifest(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
@@ -53,5 +57,19 @@ async fn serve(args: &[String]) -> Result<()> {
         std::fs::write(&path, serde_json::to_vec_pretty(&app.store_stats())?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn write_cloud_manifest(args: &[String]) -> Result<()> {
+    let manifest = PathBuf::from(flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into()));
+    let out = PathBuf::from(flag(args, "--out")?.unwrap_or_else(|| "spin.cloud.toml".into()));
+    let parsed = topup_host::manifest::Manifest::load(&manifest)?;
+    let text = std::fs::read_to_string(&manifest)?;
+    let cloud = topup_host::cloud_manifest::cloud_manifest(
+        &text,
+        topup_host::cloud_manifest::from_environment(&parsed),
+    )?;
+    std::fs::write(&out, cloud).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
     Ok(())
 }

@@ -105,11 +105,6 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let raw: RawManifest = toml::from_str(&text)
-            .with_context(|| format!("invalid manifest {}", path.display()))?;
-        if raw.spin_manifest_version != 2 {
-            bail!("only spin_manifest_version = 2 is supported");
-        }
         let dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -119,6 +114,15 @@ impl Manifest {
         } else {
             dir
         };
+        Self::parse(&text, dir).with_context(|| format!("invalid manifest {}", path.display()))
+    }
+
+    /// Validates manifest `text` whose component sources are relative to `dir`.
+    pub fn parse(text: &str, dir: PathBuf) -> Result<Self> {
+        let raw: RawManifest = toml::from_str(text)?;
+        if raw.spin_manifest_version != 2 {
+            bail!("only spin_manifest_version = 2 is supported");
+        }
 
         for (name, decl) in &raw.variables {
             validate_manifest_variable_name(name)?;

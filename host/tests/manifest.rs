@@ -107,13 +107,22 @@ fn runtime_configs_define_both_labels() {
 #[test]
 fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
     let out = root().join("target").join("spin.cloud.test.toml");
-    let status = std::process::Command::new("bash")
-        .arg(root().join("scripts/cloud-manifest.sh"))
-        .args(["https://pg.example.com", "https://bot.example.com:8443"])
-        .env("OUT", &out)
-        .status()
-        .expect("run cloud-manifest.sh");
-    assert!(status.success());
+    let run = |pg: &str, bot: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_topup-host"))
+            .args(["cloud-manifest", "--manifest"])
+            .arg(root().join("spin.toml"))
+            .arg("--out")
+            .arg(&out)
+            .env("SPIN_VARIABLE_CENTRAL_PG_BASE_URL", pg)
+            .env("SPIN_VARIABLE_BOT_BACKEND_URL", bot)
+            .output()
+            .expect("run topup-host cloud-manifest")
+    };
+    assert!(
+        run("https://pg.example.com", "https://bot.example.com:8443")
+            .status
+            .success()
+    );
     let original = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let cloud = std::fs::read_to_string(&out).unwrap();
     let changed: Vec<_> = original
@@ -132,20 +141,14 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         .contains(&r#"allowed_outbound_hosts = ["https://bot.example.com:8443"]"#.to_string()));
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
-    let copy = root().join("spin.cloud.check.toml");
-    std::fs::copy(&out, &copy).unwrap();
-    let loaded = Manifest::load(&copy);
-    let _ = std::fs::remove_file(&copy);
+    let loaded = Manifest::parse(&cloud, root());
     assert_eq!(loaded.expect("cloud manifest loads").components.len(), 6);
 
-    let refused = std::process::Command::new("bash")
-        .arg(root().join("scripts/cloud-manifest.sh"))
-        .args(["https://pg.example.com/api", "https://bot.example.com"])
-        .env("OUT", &out)
-        .output()
-        .unwrap();
+    let refused = run("https://pg.example.com/api", "https://bot.example.com");
     assert!(
         !refused.status.success(),
         "an origin with a path is refused"
     );
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert!(reason.contains("not an origin"), "{reason}");
 }

@@ -3,7 +3,11 @@
 //! Every scenario runs once per backend (`sqlite::` and `redis::` test names), except the
 //! several-process ones, which need one shared Redis.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
 
 mod api;
 mod create_race;

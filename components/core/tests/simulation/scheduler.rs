@@ -321,7 +321,10 @@ impl Sim {
             Call::Status(_) => routes::status::handle,
         };
         let world = self.world.clone();
-        #[allow(clippy::expect_used, reason = "the simulation cannot run without stacks")]
+        #[allow(
+            clippy::expect_used,
+            reason = "the simulation cannot run without stacks"
+        )]
         let stack = self
             .stacks
             .pop()
