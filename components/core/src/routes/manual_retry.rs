@@ -1,6 +1,6 @@
 //! `POST /deposit/retry-credit?depositId=…`: an operator's manual retry of one credit.
 
-use super::{serve, Route};
+use super::route::{serve, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::retry::retry_one;

@@ -1,6 +1,6 @@
 //! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
 
-use super::{serve, Route};
+use super::route::{serve, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::sweep::run_sweep;
