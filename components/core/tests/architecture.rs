@@ -1,6 +1,8 @@
 //! The core's layering, checked from its source: no module imports another that (directly or
 //! through others) imports it back, so each module can be read after the ones it uses.
 
+#![allow(clippy::expect_used, reason = "a test fails by panicking")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
