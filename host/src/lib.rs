@@ -4,6 +4,7 @@
 //! and the benchmark use it, and it serves the app on a machine without Spin.
 
 pub mod cache;
+pub mod clock;
 pub mod cloud_manifest;
 pub mod kv;
 pub mod manifest;

@@ -8,6 +8,7 @@ use topup_host::{App, AppOptions};
 
 const USAGE: &str = "usage:
   topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000] [--stats-file FILE]
+      [--clock-offset-file FILE]   (tests: the components' clock runs FILE's milliseconds ahead)
   topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
       (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)";
 
@@ -40,7 +41,9 @@ async fn serve(args: &[String]) -> Result<()> {
     let listen = flag(args, "--listen")?.unwrap_or_else(|| "127.0.0.1:3000".into());
     let stats_file = flag(args, "--stats-file")?.map(PathBuf::from);
 
-    let app = App::load(&AppOptions::new(manifest, runtime_config)).await?;
+    let mut options = AppOptions::new(manifest, runtime_config);
+    options.clock.offset_file = flag(args, "--clock-offset-file")?.map(PathBuf::from);
+    let app = App::load(&options).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

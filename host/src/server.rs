@@ -22,6 +22,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::clock::ClockSource;
 use crate::kv::{self, AllowedStores, Stores};
 use crate::manifest::Manifest;
 use crate::outbound::{pooled_client, AllowedHosts, OutboundHooks, PooledClient};
@@ -38,6 +39,8 @@ pub struct AppOptions {
     pub runtime_config: Option<PathBuf>,
     /// The environment `SPIN_VARIABLE_*` values are read from.
     pub env: HashMap<String, String>,
+    /// The wall clock components read (the system clock unless a test shifts it).
+    pub clock: ClockSource,
 }
 
 impl AppOptions {
@@ -47,6 +50,7 @@ impl AppOptions {
             manifest: manifest.into(),
             runtime_config,
             env: std::env::vars().collect(),
+            clock: ClockSource::default(),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct App {
     components: Vec<LoadedComponent>,
     stores: Arc<Stores>,
     client: PooledClient,
+    clock: ClockSource,
 }
 
 /// Per-instance state.
@@ -182,6 +187,7 @@ impl App {
             components,
             stores,
             client: pooled_client(),
+            clock: options.clock.clone(),
         }))
     }
 
@@ -269,7 +275,11 @@ impl App {
             &self.engine,
             HostState {
                 table: ResourceTable::new(),
-                wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+                wasi: WasiCtx::builder()
+                    .inherit_stdout()
+                    .inherit_stderr()
+                    .wall_clock(self.clock.wall_clock())
+                    .build(),
                 http: WasiHttpCtx::new(),
                 hooks: OutboundHooks {
                     allowed: component.allowed_hosts.clone(),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::json;
 use topup_testkit::mocks::{BotMode, PgMode};
 
-use crate::support::{failed_body, mentions, now_ms, paid_body, total, Backend, TestApp, SECRET};
+use crate::support::{failed_body, mentions, paid_body, total, Backend, TestApp, SECRET};
 
 async fn paid_flow_credits_the_bot_once(backend: Backend) {
     let app = TestApp::start(backend, &[("public_base_url", "https://topup.example")]).await;
@@ -586,16 +586,10 @@ async fn expired_deposit_reads_as_missing_then_a_sweep_removes_it(backend: Backe
         .keys("default")
         .contains(&format!("deposit:{id}")));
 
-    // Real time must pass for the TTL to run out: poll until the deposit reads as missing.
-    let deadline = std::time::Instant::now() + Duration::from_secs(13);
-    while app.status(&format!("depositId={id}")).await.status == 200 {
-        assert!(std::time::Instant::now() < deadline, "never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        now_ms() >= expires_at,
-        "read as missing before its TTL ran out"
-    );
+    // Just before its TTL runs out it still reads; just after, it reads as missing.
+    app.clock.advance_to(expires_at - 500);
+    assert_eq!(app.status(&format!("depositId={id}")).await.status, 200);
+    app.clock.advance_to(expires_at + 1);
 
     // Reads never write: an expired deposit reads as 404 and its keys stay as they were.
     let before = app.stores.snapshot();
@@ -617,7 +611,7 @@ async fn expired_deposit_reads_as_missing_then_a_sweep_removes_it(backend: Backe
         .await;
     assert!(total(&answers, "cleaned") >= 1, "{answers:?}");
     assert!(
-        now_ms() <= expires_at + 12_000 + 2_000,
+        app.clock.now_ms() <= expires_at + 12_000 + 2_000,
         "removed later than one expiry bucket and its margin after the TTL"
     );
     assert_eq!(app.status(&format!("depositId={id}")).await.status, 404);

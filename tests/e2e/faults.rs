@@ -5,10 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use topup_testkit::mocks::{BotMode, PgMode};
 
-use crate::support::{
-    bearer, failed_body, now_ms, paid_body, report, total, until_sweepable, Backend, TestApp,
-    SECRET,
-};
+use crate::support::{bearer, failed_body, paid_body, report, total, Backend, TestApp, SECRET};
 
 /// One row of the closing note's table: `expected` and `delivered` credits.
 fn row(scenario: &str, backend: Backend, expected: u32, delivered: u32) {
@@ -99,10 +96,10 @@ async fn bot_outage_then_sweeps_credit_each_once(backend: Backend) {
 
     // Once every retry is due (and its bucket visited), one sweep delivers all 100.
     app.bot.set_mode(BotMode::Accept);
-    until_sweepable(due).await;
+    app.clock.until_sweepable(due);
     let sent_before = app.bot.received().len();
     let swept = app.sweep().await;
-    let swept_at = now_ms();
+    let swept_at = app.clock.now_ms();
     assert_eq!(
         (
             swept["attempted"].clone(),
@@ -121,7 +118,7 @@ async fn bot_outage_then_sweeps_credit_each_once(backend: Backend) {
     }
     // Each take-over also scheduled a check at the end of its lease (3 s): once those are
     // visited they find every credit delivered and send nothing, and the schedule is empty.
-    until_sweepable(swept_at + 3_000).await;
+    app.clock.until_sweepable(swept_at + 3_000);
     let idle = app.sweep().await;
     assert_eq!(
         (
@@ -156,7 +153,7 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
     let http = app.http.clone();
     let body = paid_body(&id, &reference, 5000);
     // The owner recording this payment holds it for the lease (3 s) from about now.
-    let lease_ends = now_ms() + 3_000;
+    let lease_ends = app.clock.now_ms() + 3_000;
     let signature = crate::support::sign(SECRET, body.as_bytes());
     let in_flight = tokio::spawn(async move {
         http.try_send(
@@ -207,7 +204,7 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
         "the held credit was never applied, the resend sent none"
     );
 
-    // Real time must pass: the lease (3 s), then that 1 s bucket's 2 s margin.
+    // The lease (3 s) must pass, then that 1 s bucket's 2 s margin (sweep_until moves the clock).
     let answers = app
         .sweep_until(Duration::from_secs(10), |a| total(a, "attempted") > 0)
         .await;
@@ -218,15 +215,22 @@ async fn killed_host_mid_credit_is_finished_by_a_sweep(backend: Backend) {
         "{answers:?}"
     );
     assert!(
-        now_ms() >= lease_ends,
+        app.clock.now_ms() >= lease_ends,
         "a sweep took the credit over before its owner's lease ended"
     );
     assert_eq!(app.view(&id).await["credited"], true);
     assert_eq!(app.bot.credits(&id), 1);
 
-    // The held request from before the kill finally lands: same Idempotency-Key, no new credit.
+    // The held request from before the kill finally lands (the bot finishes it although the
+    // caller is gone): same Idempotency-Key, no new credit.
     app.bot.release();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..500 {
+        if app.bot.decided(&id) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.bot.decided(&id), 2, "the held request was answered");
     assert_eq!(app.bot.credits(&id), 1);
     assert_eq!(
         app.bot.deliveries(&id).len(),
@@ -269,6 +273,9 @@ async fn a_caller_hanging_up_does_not_stop_a_credit(backend: Backend) {
     }
     assert_eq!(app.bot.deliveries(&id).len(), 1, "the credit is at the bot");
     drop(stream); // the gateway gives up on the connection
+                  // Not synchronisation of what is asserted: the host cannot tell us when it saw the hang-up,
+                  // so this only gives it time to, so that the release below comes after it. Were the
+                  // release first, the assertions below would still hold (the test would be weaker).
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.bot.release();
     for _ in 0..100 {

@@ -10,13 +10,15 @@ use topup_host::{App, AppOptions};
 use crate::support::{bearer, manifest, Backend, TempDir, TestApp, SECRET};
 
 /// A copy of spin.toml (next to the original, so sources resolve) with `edit` applied.
+/// An edited copy of spin.toml in `dir` (never in the repository), its component sources
+/// pointing at the built components.
 fn edited_manifest(dir: &TempDir, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
     let original = std::fs::read_to_string(manifest()).unwrap();
-    let path = manifest().with_file_name(format!(
-        "spin.test-{}.toml",
-        dir.path().file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&path, edit(&original)).unwrap();
+    let root = manifest().parent().unwrap().display().to_string();
+    let edited =
+        edit(&original).replace("source = \"target/", &format!("source = \"{root}/target/"));
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, edited).unwrap();
     path
 }
 
@@ -58,9 +60,9 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
         manifest: path.clone(),
         runtime_config: Some(reference.stores.runtime_config()),
         env: env(&reference.pg.url(), &reference.bot.url()),
+        clock: Default::default(),
     };
     let http = serve(&options).await;
-    let _ = std::fs::remove_file(&path);
 
     let bearer = bearer(SECRET);
     let create = http
@@ -133,6 +135,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: None,
         env: missing,
+        clock: Default::default(),
     })
     .await
     .err()
@@ -155,6 +158,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: Some(config),
         env: env("http://127.0.0.1:1", "http://127.0.0.1:2"),
+        clock: Default::default(),
     })
     .await
     .err()

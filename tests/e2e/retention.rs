@@ -7,14 +7,14 @@
 //! creation.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use topup_core::store::schedule::{Schedule, CREDITS, EXPIRY};
 use topup_testkit::mocks::BotMode;
 
 use crate::support::{
-    failed_body, mentions, now_ms, paid_body, report, total, Backend, Snapshot, TestApp, SECRET,
+    failed_body, mentions, paid_body, report, total, Backend, Snapshot, TestApp, SECRET,
 };
 
 /// 0.00003 days = 2.592 s.
@@ -49,18 +49,17 @@ async fn a_credit_owed_past_the_ttl_is_still_delivered(backend: Backend) {
 
     // The bot stays down past the TTL and until the deposit's expiry task has run (its slot
     // is gone); sweeps keep failing the retries meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut answers = Vec::new();
-    while app
-        .stores
-        .snapshot()
-        .contains_key(&("default".to_string(), first_check[0].clone()))
-    {
-        assert!(Instant::now() < deadline, "the expiry task never ran");
-        answers.push(app.sweep().await);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(now_ms() > created_at + TTL_MS, "the TTL has run out");
+    let answers = app
+        .sweep_until(Duration::from_secs(30), |_| {
+            !app.stores
+                .snapshot()
+                .contains_key(&("default".to_string(), first_check[0].clone()))
+        })
+        .await;
+    assert!(
+        app.clock.now_ms() > created_at + TTL_MS,
+        "the TTL has run out"
+    );
     assert_eq!(app.bot.credits(&id), 0);
     assert!(
         total(&answers, "failed") >= 1,
@@ -97,7 +96,7 @@ async fn a_credit_owed_past_the_ttl_is_still_delivered(backend: Backend) {
         "still readable and owed after expiry ran, then delivered once",
         &format!(
             "PAID/owed {} s after creation with its keys, then credited {} ({} sweeps)",
-            (now_ms() - created_at) / 1000,
+            (app.clock.now_ms() - created_at) / 1000,
             app.bot.credits(&id),
             answers.len() + after.len()
         ),

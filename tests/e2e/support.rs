@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+use topup_host::clock::ClockSource;
 use topup_host::{App, AppOptions};
 use topup_testkit::mocks::{BotMode, MockBot, MockPg};
 
@@ -315,26 +316,59 @@ pub fn report(scenario: &str, backend: Backend, expected: &str, observed: &str) 
     println!("FAULT-TABLE | {scenario} | {backend:?} | {expected} | {observed}");
 }
 
-/// Unix time in ms, by the clock the app also reads.
-pub fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis(),
-    )
-    .expect("ms fit u64")
+/// The clock the app under test reads: the system clock plus an offset the test moves forward
+/// (the host's `--clock-offset-file`), so leases, retry times and TTLs pass without waiting.
+pub struct TestClock {
+    file: PathBuf,
+    offset_ms: AtomicU64,
 }
 
-/// Waits until a credit due at `due_ms` (a view's `nextCreditAttemptAt`) is in a bucket a
-/// sweep visits. Real time must pass here: credits due are kept in 1 s buckets and a bucket is
-/// visited only once its end is 2 s in the past (components/core/src/store/schedule.rs), so
-/// this is at most ~3 s after `due_ms`.
-pub async fn until_sweepable(due_ms: u64) {
-    let visible = (due_ms / 1_000 + 1) * 1_000 + 2_000 + 50;
-    let now = now_ms();
-    if visible > now {
-        tokio::time::sleep(Duration::from_millis(visible - now)).await;
+impl TestClock {
+    fn new(dir: &Path) -> Self {
+        let file = dir.join("clock-offset-ms");
+        std::fs::write(&file, "0").expect("write clock offset");
+        Self {
+            file,
+            offset_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The host's view of this clock.
+    pub fn source(&self) -> ClockSource {
+        ClockSource {
+            offset_file: Some(self.file.clone()),
+        }
+    }
+
+    /// Unix time in ms as the app reads it now.
+    pub fn now_ms(&self) -> u64 {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis();
+        u64::try_from(system).expect("ms fit u64") + self.offset_ms.load(Ordering::SeqCst)
+    }
+
+    /// Moves the app's clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).expect("ms fit u64");
+        let offset = self.offset_ms.fetch_add(ms, Ordering::SeqCst) + ms;
+        std::fs::write(&self.file, offset.to_string()).expect("write clock offset");
+    }
+
+    /// Moves the clock until a credit due at `due_ms` (a view's `nextCreditAttemptAt`) is in
+    /// a bucket a sweep visits: credits due are kept in 1 s buckets and a bucket is visited
+    /// once its end is 2 s in the past (components/core/src/store/schedule.rs).
+    pub fn until_sweepable(&self, due_ms: u64) {
+        self.advance_to((due_ms / 1_000 + 1) * 1_000 + 2_000 + 50);
+    }
+
+    /// Moves the clock to `at_ms` (not back).
+    pub fn advance_to(&self, at_ms: u64) {
+        let now = self.now_ms();
+        if at_ms > now {
+            self.advance(Duration::from_millis(at_ms - now));
+        }
     }
 }
 
@@ -410,6 +444,8 @@ pub struct TestApp {
     pub stores: Stores,
     /// Address the app listens on.
     pub addr: SocketAddr,
+    /// The clock the app reads.
+    pub clock: TestClock,
     server: Option<Server>,
     env: HashMap<String, String>,
     _dir: TempDir,
@@ -465,6 +501,7 @@ impl TestApp {
             addr: "127.0.0.1:1".parse().expect("addr"),
             server: None,
             env,
+            clock: TestClock::new(dir.path()),
             _dir: dir,
         };
         app.launch_in_process().await;
@@ -476,6 +513,7 @@ impl TestApp {
             manifest: manifest(),
             runtime_config: Some(self.stores.runtime_config()),
             env: self.env.clone(),
+            clock: self.clock.source(),
         };
         let app = App::load(&options).await.expect("load app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -511,6 +549,8 @@ impl TestApp {
                 .arg("--runtime-config-file")
                 .arg(self.stores.runtime_config())
                 .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--clock-offset-file")
+                .arg(&self.clock.file)
                 .env_clear()
                 .envs(&self.env)
                 .stdout(Stdio::null())
@@ -680,36 +720,34 @@ impl Api {
         assert_eq!(reply.status, 200, "{}", reply.json());
         reply.json()
     }
+}
 
-    /// Sweeps every 200 ms until `done` holds for the answers so far (each must be 200), for
-    /// at most `limit`; returns the answers.
+impl TestApp {
+    /// Sweeps, moving the app's clock 1 s forward between sweeps, until `done` holds for the
+    /// answers so far (each must be 200), for at most `limit` of the app's time; returns them.
     pub async fn sweep_until(
         &self,
         limit: Duration,
         mut done: impl FnMut(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = std::time::Instant::now() + limit;
         let mut answers = Vec::new();
-        loop {
+        for _ in 0..=limit.as_secs() {
             answers.push(self.sweep().await);
             if done(&answers) {
                 return answers;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not done after {limit:?} ({} sweeps, {} cleaned, {} credited, {} quarantined); last: {}",
-                answers.len(),
-                total(&answers, "cleaned"),
-                total(&answers, "credited"),
-                total(&answers, "quarantined"),
-                answers.last().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.clock.advance(Duration::from_secs(1));
         }
+        panic!(
+            "not done after {limit:?} ({} sweeps, {} cleaned, {} credited, {} quarantined); last: {}",
+            answers.len(),
+            total(&answers, "cleaned"),
+            total(&answers, "credited"),
+            total(&answers, "quarantined"),
+            answers.last().map(Value::to_string).unwrap_or_default()
+        )
     }
-}
 
-impl TestApp {
     /// Creates `n` deposits of `amount` and pays each with the bot answering 503, through
     /// `apis` in turn, so every credit is owed; returns them (id, reference) and when the last
     /// of their retries is due. The bot is left answering 503.

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use topup_testkit::mocks::BotMode;
 
-use crate::support::{
-    bearer, report, total, until_sweepable, Backend, Reply, TestApp, WriteBlock, SECRET,
-};
+use crate::support::{bearer, report, total, Backend, Reply, TestApp, WriteBlock, SECRET};
 
 /// Sends one sweep while writes are blocked (the guard is dropped once it has answered, so
 /// the block outlasts any wait the store did); returns its answer and how long it took.
@@ -38,7 +36,7 @@ async fn a_sweep_whose_writes_fail_loses_nothing(backend: Backend) {
     // 1. The sweep finds the store refusing writes before it delivers anything.
     // SQLite: another connection holds default.db's write lock (BEGIN IMMEDIATE); Redis: OOM.
     app.bot.set_mode(BotMode::Hang);
-    until_sweepable(due).await;
+    app.clock.until_sweepable(due);
     let (_, took_before) = sweep_while_blocked(&app, app.stores.block_writes()).await;
     assert_eq!(app.bot.credits(&first), 0);
     for id in [&first, &second] {
@@ -118,7 +116,7 @@ async fn a_corrupt_record_is_set_aside_and_the_others_are_credited(backend: Back
         .map(|(id, _)| id.clone())
         .collect();
     app.bot.set_mode(BotMode::Accept);
-    until_sweepable(due).await;
+    app.clock.until_sweepable(due);
 
     let answers = app
         .sweep_until(Duration::from_secs(10), |answers| {
@@ -177,7 +175,7 @@ async fn sigkill_during_a_sweep_of_40_then_every_credit_arrives_once(backend: Ba
     // time. Once the second batch has reached the bot, the first is recorded as credited, the
     // second is applied but unrecorded, the rest untouched: SIGKILL then.
     app.bot.set_mode(BotMode::Slow(Duration::from_millis(300)));
-    until_sweepable(due).await;
+    app.clock.until_sweepable(due);
     let sent_before = app.bot.received().len();
     let http = app.http.clone();
     let sweep = tokio::spawn(async move {
@@ -209,20 +207,19 @@ async fn sigkill_during_a_sweep_of_40_then_every_credit_arrives_once(backend: Ba
     // dead owner's lease (3 s) has ended and its 1 s bucket is visited (2 s later).
     app.restart_as_process().await;
     app.bot.set_mode(BotMode::Accept);
-    let deadline = Instant::now() + Duration::from_secs(15);
     let mut answers: Vec<Value> = Vec::new();
-    loop {
+    for round in 0.. {
         answers.push(app.sweep().await);
         let views = futures::future::join_all(ids.iter().map(|id| app.view(id))).await;
         if views.iter().all(|view| view["credited"] == true) {
             break;
         }
         assert!(
-            Instant::now() < deadline,
+            round < 15,
             "not all credited: {} of 40, sweeps {answers:?}",
             views.iter().filter(|v| v["credited"] == true).count()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.clock.advance(Duration::from_secs(1));
     }
     let mut resent = 0;
     for (id, inline) in ids.iter().zip(&inline) {

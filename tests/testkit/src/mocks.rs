@@ -274,6 +274,8 @@ struct Ledger {
     received: Vec<Received>,
     /// Credits applied per deposit id (once per Idempotency-Key).
     applied: HashMap<String, u32>,
+    /// Requests per deposit id the bot has finished deciding (applied, duplicate or refused).
+    decided: HashMap<String, u32>,
     keys: HashMap<String, ()>,
 }
 
@@ -335,6 +337,16 @@ impl MockBot {
             .unwrap_or(0)
     }
 
+    /// Requests for one deposit the bot has finished deciding (a held one counts once it is
+    /// released and answered).
+    pub fn decided(&self, deposit_id: &str) -> u32 {
+        lock(&self.state.ledger)
+            .decided
+            .get(deposit_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Credits applied for every deposit.
     pub fn all_credits(&self) -> HashMap<String, u32> {
         lock(&self.state.ledger).applied.clone()
@@ -348,7 +360,11 @@ impl Party for BotState {
 
     async fn answer(&self, received: Received) -> (u16, Reply) {
         let mode = lock(&self.mode).clone();
+        let deposit = received.json()["depositId"].as_str().map(str::to_string);
         let (status, text) = self.credit(received, &mode).await;
+        if let Some(deposit) = deposit {
+            *lock(&self.ledger).decided.entry(deposit).or_default() += 1;
+        }
         match mode {
             BotMode::Trickle(every) if status == 200 => (
                 status,
@@ -465,7 +481,7 @@ fn length_required() -> hyper::Response<MockBody> {
 async fn serve<F, Fut>(addr: &str, answer: F) -> Result<SocketAddr>
 where
     F: Fn(Received) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = (u16, Reply)> + Send,
+    Fut: Future<Output = (u16, Reply)> + Send + 'static,
 {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -504,7 +520,11 @@ where
                                 headers,
                                 body: body_in,
                             };
-                            let (status, reply) = answer(received).await;
+                            // Like a real server's handler, the answer runs to its end even
+                            // if the caller hangs up meanwhile.
+                            let (status, reply) = tokio::spawn(answer(received))
+                                .await
+                                .unwrap_or((500, Reply::Whole("mock failed".into())));
                             let mut response = hyper::Response::new(body(reply));
                             *response.status_mut() =
                                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
