@@ -4,12 +4,14 @@
 //! and the benchmark use it, and it serves the app on a machine without Spin.
 
 pub mod cache;
+pub mod duration;
 pub mod kv;
 pub mod manifest;
 pub mod outbound;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod tls;
 pub mod variables;
 
 pub use server::{App, AppOptions};

@@ -27,10 +27,11 @@ use crate::manifest::Manifest;
 use crate::outbound::{pooled_client, AllowedHosts, OutboundHooks, PooledClient};
 use crate::routing::{self, Route};
 use crate::runtime_config::{self, StoreDefinition};
+use crate::tls::TlsOptions;
 use crate::variables::{AppVariables, ComponentVariables};
 
 /// How to load an application.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AppOptions {
     /// Path of `spin.toml`.
     pub manifest: PathBuf,
@@ -38,6 +39,10 @@ pub struct AppOptions {
     pub runtime_config: Option<PathBuf>,
     /// The environment `SPIN_VARIABLE_*` values are read from.
     pub env: HashMap<String, String>,
+    /// Outbound TLS: extra trusted CA files (`--extra-ca`).
+    pub tls: TlsOptions,
+    /// Limit of one key-value call (`--store-timeout`; [`kv::DEFAULT_STORE_TIMEOUT`] if unset).
+    pub store_timeout: Option<std::time::Duration>,
 }
 
 impl AppOptions {
@@ -47,6 +52,7 @@ impl AppOptions {
             manifest: manifest.into(),
             runtime_config,
             env: std::env::vars().collect(),
+            ..Self::default()
         }
     }
 }
@@ -131,7 +137,10 @@ impl App {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = AppVariables::resolve(&manifest, &options.env)?;
         let definitions = runtime_config::load(options.runtime_config.as_deref())?;
-        let stores = Arc::new(open_stores(&manifest, &definitions).await?);
+        let mut stores = open_stores(&manifest, &definitions).await?;
+        stores.set_timeout(options.store_timeout.unwrap_or(kv::DEFAULT_STORE_TIMEOUT));
+        let stores = Arc::new(stores);
+        let client = pooled_client(crate::tls::client_config(&options.tls)?);
 
         let engine = engine()?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -181,7 +190,7 @@ impl App {
             routes,
             components,
             stores,
-            client: pooled_client(),
+            client,
         }))
     }
 

@@ -58,6 +58,7 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
         manifest: path.clone(),
         runtime_config: Some(reference.stores.runtime_config()),
         env: env(&reference.pg.url(), &reference.bot.url()),
+        ..AppOptions::default()
     };
     let http = serve(&options).await;
     let _ = std::fs::remove_file(&path);
@@ -133,6 +134,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: None,
         env: missing,
+        ..AppOptions::default()
     })
     .await
     .err()
@@ -155,6 +157,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: Some(config),
         env: env("http://127.0.0.1:1", "http://127.0.0.1:2"),
+        ..AppOptions::default()
     })
     .await
     .err()
