@@ -146,6 +146,11 @@ impl Stores {
         path
     }
 
+    /// The Redis server behind the stores (to stop or pause it), if they are on Redis.
+    pub fn redis(&self) -> Option<&RedisServer> {
+        self.redis.as_ref()
+    }
+
     /// Every key and value of both labels. On Redis both labels live in database 0 (key
     /// names never collide), so it is read once and each key is put under its label by prefix.
     pub fn snapshot(&self) -> Snapshot {
@@ -353,8 +358,8 @@ pub fn mentions(snapshot: &Snapshot, needle: &str) -> Vec<(String, String)> {
 pub enum Server {
     /// Inside the test process.
     InProcess(tokio::task::JoinHandle<()>),
-    /// A `topup-host serve` child process.
-    Process(Process),
+    /// A `topup-host serve` child process (boxed: its HTTP client is large).
+    Process(Box<Process>),
 }
 
 /// The app's HTTP API as the bot, the gateway and the scheduler call it, on one instance.
@@ -412,6 +417,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     server: Option<Server>,
     env: HashMap<String, String>,
+    /// CA files the app trusts for outbound HTTPS (`--extra-ca`).
+    extra_ca: Vec<PathBuf>,
     _dir: TempDir,
 }
 
@@ -448,12 +455,24 @@ fn base_env(pg: &str, bot: &str, extra: &[(&str, &str)]) -> HashMap<String, Stri
 impl TestApp {
     /// Starts the app in-process with `vars` (lower-case Spin variable names).
     pub async fn start(backend: Backend, vars: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new();
-        let stores = Stores::new(backend, dir.path());
         let pg = MockPg::start("127.0.0.1:0", SECRET).await.expect("mock pg");
         let bot = MockBot::start("127.0.0.1:0", SECRET)
             .await
             .expect("mock bot");
+        Self::start_with_mocks(backend, vars, pg, bot, Vec::new()).await
+    }
+
+    /// Starts the app in-process against `pg` and `bot` (HTTPS mocks, say), trusting the CA
+    /// certificates in the `extra_ca` PEM files as `topup-host serve --extra-ca` does.
+    pub async fn start_with_mocks(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        pg: MockPg,
+        bot: MockBot,
+        extra_ca: Vec<PathBuf>,
+    ) -> Self {
+        let dir = TempDir::new();
+        let stores = Stores::new(backend, dir.path());
         let env = base_env(&pg.url(), &bot.url(), vars);
         let mut app = Self {
             api: Api {
@@ -465,6 +484,7 @@ impl TestApp {
             addr: "127.0.0.1:1".parse().expect("addr"),
             server: None,
             env,
+            extra_ca,
             _dir: dir,
         };
         app.launch_in_process().await;
@@ -476,6 +496,10 @@ impl TestApp {
             manifest: manifest(),
             runtime_config: Some(self.stores.runtime_config()),
             env: self.env.clone(),
+            tls: topup_host::tls::TlsOptions {
+                extra_ca: self.extra_ca.clone(),
+            },
+            ..AppOptions::default()
         };
         let app = App::load(&options).await.expect("load app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -511,6 +535,11 @@ impl TestApp {
                 .arg("--runtime-config-file")
                 .arg(self.stores.runtime_config())
                 .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(
+                    self.extra_ca
+                        .iter()
+                        .flat_map(|ca| [Path::new("--extra-ca"), ca]),
+                )
                 .env_clear()
                 .envs(&self.env)
                 .stdout(Stdio::null())
@@ -555,7 +584,7 @@ impl TestApp {
         let process = self.spawn_process().await;
         self.addr = process.addr;
         self.api = process.api.clone();
-        self.server = Some(Server::Process(process));
+        self.server = Some(Server::Process(Box::new(process)));
     }
 
     /// Kills the app (SIGKILL for a process), leaving the stores as they are.

@@ -48,6 +48,18 @@ impl RedisServer {
         bail!("redis-server did not start")
     }
 
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the server: to crash or pause it.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .context("kill")?;
+        if !status.success() {
+            bail!("kill -s {signal} {} failed: {status}", self.child.id());
+        }
+        Ok(())
+    }
+
     /// URL of database `db`.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)
