@@ -111,6 +111,23 @@ async fn paid_flow_over_https_http1_only(backend: Backend) {
 
 crate::on_both_backends!(paid_flow_over_https_h2, paid_flow_over_https_http1_only);
 
+/// `topup-host serve --extra-ca FILE`: the same flow in a child process given the CA file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topup_host_serve_trusts_the_extra_ca_file() {
+    let ca = TrustedCa::new();
+    let pg = https_pg(ca.server(&LOOPBACK, Alpn::H2AndHttp11)).await;
+    let bot = https_bot(ca.server(&LOOPBACK, Alpn::H2AndHttp11)).await;
+    let mut app =
+        TestApp::start_with_mocks(Backend::Sqlite, &[], pg, bot, vec![ca.file.clone()]).await;
+    app.restart_as_process().await;
+    let (id, reference) = app.new_deposit("u1", 5000).await;
+    let reply = app.callback(&paid_body(&id, &reference, 5000)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(app.bot.credits(&id), 1);
+    assert_received(&app.bot.deliveries(&id)[0], http::Version::HTTP_2);
+    assert_eq!(app.view(&id).await["credited"], true);
+}
+
 /// Asserts a 502 create whose reason names a TLS certificate failure, with nothing stored.
 async fn assert_refused_tls(app: &TestApp, case: &str) {
     let reply = app.create(&json!({"userId": "u", "amount": 5000})).await;
