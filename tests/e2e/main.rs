@@ -16,5 +16,7 @@ mod host_behaviour;
 mod instances;
 mod outbound;
 mod retention;
+mod store_timeout;
 mod support;
 mod sweep_faults;
+mod tls;
