@@ -8,6 +8,7 @@ mod create_race;
 mod faults;
 mod host_behaviour;
 mod instances;
+mod operations;
 mod outbound;
 mod retention;
 mod support;
