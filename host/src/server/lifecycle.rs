@@ -251,7 +251,12 @@ impl App {
                 _ = stop.wait_for(|stopped| *stopped) => return,
                 _ = ticks.tick() => {}
             }
-            while self.sweep_once(&host).await && !*stop.borrow() {}
+            // Checked before each sweep, so that none starts once stopping has begun.
+            while !*stop.borrow() {
+                if !self.sweep_once(&host).await {
+                    break;
+                }
+            }
         }
     }
 
