@@ -662,7 +662,9 @@ impl TestApp {
                 child,
                 group: runtime != Runtime::Host,
             };
-            for _ in 0..500 {
+            // `spin up` compiles the components at start: give it longer.
+            let polls = if runtime == Runtime::Host { 500 } else { 3000 };
+            for _ in 0..polls {
                 if let Ok(Some(status)) = process.child.try_wait() {
                     exits.push(status);
                     break;
@@ -680,7 +682,8 @@ impl TestApp {
             }
             assert!(
                 !exits.is_empty(),
-                "{runtime:?} on {addr} did not come up in 10 s"
+                "{runtime:?} on {addr} did not come up in {} s",
+                polls / 50
             );
         }
         panic!("{runtime:?} exited at startup: {exits:?}")
