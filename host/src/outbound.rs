@@ -234,6 +234,8 @@ pub struct OutboundHooks {
     pub allowed: Arc<AllowedHosts>,
     /// The shared pool.
     pub client: PooledClient,
+    /// Where outbound calls are counted (per destination and outcome).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 type SendFuture = Box<
@@ -257,6 +259,50 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> SendFuture {
         let allowed = self.allowed.clone();
         let client = self.client.clone();
+        let metrics = self.metrics.clone();
+        let destination = format!(
+            "{}://{}",
+            request.uri().scheme_str().unwrap_or("http"),
+            request
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("self")
+        );
+        let sent = self.send(allowed, client, request, options);
+        Box::new(async move {
+            let result = Box::into_pin(sent).await;
+            metrics.outbound(&destination, &outcome(&result));
+            result
+        })
+    }
+}
+
+/// How an outbound call ended, for the metrics: the answer's status class, or why none came.
+fn outcome<B, F>(result: &Result<(http::Response<B>, F), Error>) -> String {
+    match result {
+        Ok((response, _)) => format!("{}xx", response.status().as_u16() / 100),
+        Err(Error::HttpRequestDenied) => "denied".into(),
+        Err(Error::ConnectionRefused) => "refused".into(),
+        Err(Error::ConnectionTimeout | Error::ConnectionReadTimeout) => "timeout".into(),
+        Err(
+            Error::Tls(_)
+            | Error::TlsProtocolError
+            | Error::TlsCertificateError
+            | Error::TlsAlertReceived { .. },
+        ) => "tls_error".into(),
+        Err(_) => "error".into(),
+    }
+}
+
+impl OutboundHooks {
+    fn send(
+        &self,
+        allowed: Arc<AllowedHosts>,
+        client: PooledClient,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> SendFuture {
         Box::new(async move {
             if let AllowedHosts::Invalid(reason) = &*allowed {
                 eprintln!("ERROR outbound: Error parsing allowed outbound hosts err={reason}");

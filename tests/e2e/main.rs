@@ -14,6 +14,7 @@ mod create_race;
 mod faults;
 mod host_behaviour;
 mod instances;
+mod operations;
 mod outbound;
 mod retention;
 mod store_timeout;

@@ -255,6 +255,7 @@ async fn host_error_codes_for_tls_failures() {
     let hooks_for = |entries: &[String]| OutboundHooks {
         allowed: Arc::new(AllowedHosts::from_entries(entries)),
         client: client.clone(),
+        metrics: Arc::default(),
     };
     let mut hooks = hooks_for(&[stalled.url(), untrusted.url(), good.url()]);
 
