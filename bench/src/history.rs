@@ -15,7 +15,7 @@ use topup_testkit::mocks::BotMode;
 
 use crate::clone::{Cloner, Raw, Template};
 use crate::load::{self, Http};
-use crate::{AppProcess, Backend, Stack, SECRET};
+use crate::stack::{AppProcess, Backend, Stack, SECRET};
 
 mod measure;
 mod routes;
@@ -218,7 +218,7 @@ pub async fn run(quick: bool) -> Result<()> {
 
 /// Replaces (or appends) the section in BENCHMARKS.md.
 fn write_section(section: &str) -> Result<()> {
-    let path = crate::root().join("BENCHMARKS.md");
+    let path = crate::stack::root().join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let kept = match old.find("## Store at volume") {
         Some(at) => old[..at].to_string(),

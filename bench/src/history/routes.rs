@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::measure::{cpu_ticks, machine_busy, machine_snapshot, per_request};
 use super::{baseline, flows, name, start, sweep, Plan};
 use crate::load::{self, Http};
-use crate::{Backend, Stack, SECRET};
+use crate::stack::{Backend, Stack, SECRET};
 
 pub async fn round_trips(backend: Backend, plan: &Plan, md: &mut String) -> Result<()> {
     let label = name(backend);
