@@ -101,3 +101,116 @@ fn fact_target(fact: &Fact) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::load::Outcome;
+    use crate::report::Row;
+
+    fn outcome(per_second: f64, p99_ms: f64) -> Outcome {
+        Outcome {
+            operations: 1,
+            errors: 0,
+            per_second,
+            p50_ms: 1.0,
+            p99_ms,
+            max_ms: 1.0,
+        }
+    }
+
+    fn row(server: Server, scenario: Scenario, per_second: f64) -> Row {
+        Row {
+            server,
+            scenario,
+            concurrency: 16,
+            outcome: outcome(per_second, 3.51),
+        }
+    }
+
+    /// Facts render exactly as the string-based report wrote them before the split.
+    #[test]
+    fn facts_render_as_before() {
+        let per_label =
+            json!({"claims": {"batchWrites": 0, "increments": 100, "reads": 0, "writes": 0}});
+        let cases = [
+            (
+                Fact::WasmSize {
+                    component: "health",
+                    bytes: 160836,
+                },
+                "size of health.wasm: 160836 bytes (157.1 KiB)",
+            ),
+            (
+                Fact::WarmStart(Backend::Sqlite, Duration::from_millis(12)),
+                "sqlite: start to first 200, warm (median of 3): 12 ms",
+            ),
+            (
+                Fact::PaidFlowWrites {
+                    backend: Backend::Redis,
+                    nonce: true,
+                    flows: 100,
+                    writes: 600,
+                    per_label,
+                },
+                "redis: store writes per paid flow with X-Nonce: 6.00 (100 flows; per label: {\"claims\":{\"batchWrites\":0,\"increments\":100,\"reads\":0,\"writes\":0}})",
+            ),
+            (
+                Fact::PeakMemory(Backend::Sqlite, 52 * 1024 + 100),
+                "sqlite: peak resident memory of the app process under load: 52 MiB",
+            ),
+            (
+                Fact::StoreSize {
+                    backend: Backend::Sqlite,
+                    deposits: 100_000,
+                    bytes: 97_700_000,
+                },
+                "Sqlite store size after 100000 paid and credited deposits: 93.2 MiB (977 bytes per deposit; deposit, invoice, credit and success records), SQLite file",
+            ),
+        ];
+        for (fact, line) in cases {
+            assert_eq!(format!("{}: {fact}", fact.name()), line);
+        }
+    }
+
+    /// Targets read the typed figures: rates, writes per flow, sizes, start times, overhead.
+    #[test]
+    fn targets_read_typed_figures() {
+        let mut report = Report::default();
+        report
+            .rows
+            .push(row(Server::App(Backend::Sqlite), Scenario::Status, 13894.0));
+        report
+            .rows
+            .push(row(Server::Native, Scenario::Status, 37941.0));
+        report.facts.push(Fact::PaidFlowWrites {
+            backend: Backend::Sqlite,
+            nonce: false,
+            flows: 100,
+            writes: 600,
+            per_label: json!({}),
+        });
+        report.facts.push(Fact::WasmSize {
+            component: "health",
+            bytes: 160836,
+        });
+        report
+            .facts
+            .push(Fact::WarmStart(Backend::Redis, Duration::from_millis(10)));
+        assert_eq!(
+            targets(&report),
+            [
+                "met: sqlite status reads at 16 connections >= 4,400/s with p99 <= 10 ms: 13894/s, p99 3.51 ms",
+                "met: sqlite status at least twice the original worker (~2200/s): 13894/s = 6.3x",
+                "NOT met: at most 5 store writes per paid flow (sqlite: store writes per paid flow): 6.00",
+                "met: size of health.wasm <= 300 KiB: 157.1 KiB",
+                "met: redis: start to first 200, warm (median of 3) <= 500 ms: 10 ms",
+                "NOT met: wasm overhead vs native on SQLite <= 2x (status): x2.73",
+            ]
+        );
+    }
+}
