@@ -65,15 +65,18 @@ async fn owed_sweep(
         .map(|(id, reference)| load::pay(http, SECRET, id, reference, 10_000, None));
     futures::future::join_all(pays).await;
     stack.bot.set_mode(BotMode::Accept);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Retries are due 1 s after the failed attempts, in 1 s buckets a sweep visits once their
+    // end is 2 s past: wait that out, then sweep until every owed credit is delivered.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
     let started = Instant::now();
     let (mut sweeps, mut credited) = (0, 0);
-    loop {
+    while credited < owed.len() as u64 && sweeps < 100 {
         let body = load::sweep(http, SECRET).await?;
         sweeps += 1;
-        credited += body["credited"].as_u64().unwrap_or(0);
-        if body["remaining"] == 0 || sweeps > 100 {
-            break;
+        let now = body["credited"].as_u64().unwrap_or(0);
+        credited += now;
+        if now == 0 && body["more"] != true {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     report.fact(Fact::OwedSweep {
