@@ -2,6 +2,7 @@
 applies each Idempotency-Key once, aiogram tells the user on Telegram."""
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -57,9 +58,11 @@ def make_notifier():
 
 def connect() -> sqlite3.Connection:
     # autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
-    db = sqlite3.connect(DB_PATH, isolation_level=None, timeout=5)
-    db.executescript(SCHEMA)
-    return db
+    return sqlite3.connect(DB_PATH, isolation_level=None, timeout=5)
+
+
+with contextlib.closing(connect()) as schema_db:
+    schema_db.executescript(SCHEMA)
 
 
 def apply_credit(key: str, user_id: str, amount: int, reference: str) -> bool:
@@ -136,7 +139,6 @@ async def tell_user(user_id: str, amount: int, deposit_id: str) -> None:
 
 
 if __name__ == "__main__":
-    connect().close()  # create the schema before the first request
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))
     listener = socket.create_server((host, port))  # bound before we say so
     print(f"listening on {host}:{port}", flush=True)
