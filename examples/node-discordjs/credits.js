@@ -40,6 +40,8 @@ export async function openStore(file) {
     }
   }
 
+  persist(); // the file exists, with its tables, from the start
+
   return {
     /** Records the key and adds to the balance in one transaction; false if the key was seen. */
     apply(key, userId, amount, reference) {
