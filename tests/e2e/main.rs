@@ -15,6 +15,7 @@ mod faults;
 mod host_behaviour;
 mod instances;
 mod outbound;
+mod receivers;
 mod retention;
 mod support;
 mod sweep_faults;
