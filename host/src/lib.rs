@@ -6,12 +6,14 @@
 pub mod cache;
 pub mod clock;
 pub mod cloud_manifest;
+pub mod duration;
 pub mod kv;
 pub mod manifest;
 pub mod outbound;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod tls;
 pub mod variables;
 
 pub use server::{App, AppOptions};

@@ -8,9 +8,15 @@ use topup_host::{App, AppOptions};
 
 const USAGE: &str = "usage:
   topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000] [--stats-file FILE]
-      [--clock-offset-file FILE]   (tests: the components' clock runs FILE's milliseconds ahead)
+      [--extra-ca FILE]... [--store-timeout 2s] [--clock-offset-file FILE]
   topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
-      (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)";
+      (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)
+
+  --extra-ca FILE       also trust the CA certificates in this PEM file for outbound HTTPS
+                        (repeatable; the system's roots and the bundled Mozilla roots stay trusted)
+  --store-timeout D     limit of one key-value call (default 2s): past it the request fails
+                        with 503 STORE_UNAVAILABLE instead of waiting for the store
+  --clock-offset-file F for tests: the components' clock runs F's milliseconds ahead";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +41,20 @@ fn flag(args: &[String], name: &str) -> Result<Option<String>> {
     }
 }
 
+/// Every value of a repeatable flag.
+fn all_flags(args: &[String], name: &str) -> Result<Vec<String>> {
+    let mut values = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if arg == name {
+            let value = args
+                .get(i + 1)
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))?;
+            values.push(value.clone());
+        }
+    }
+    Ok(values)
+}
+
 async fn serve(args: &[String]) -> Result<()> {
     let manifest = flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into());
     let runtime_config = flag(args, "--runtime-config-file")?.map(PathBuf::from);
@@ -43,6 +63,14 @@ async fn serve(args: &[String]) -> Result<()> {
 
     let mut options = AppOptions::new(manifest, runtime_config);
     options.clock.offset_file = flag(args, "--clock-offset-file")?.map(PathBuf::from);
+    options.tls.extra_ca = all_flags(args, "--extra-ca")?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    options.store_timeout = flag(args, "--store-timeout")?
+        .map(|text| topup_host::duration::parse(&text).context("--store-timeout"))
+        .transpose()?;
+
     let app = App::load(&options).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

@@ -28,10 +28,11 @@ use crate::manifest::Manifest;
 use crate::outbound::{pooled_client, AllowedHosts, OutboundHooks, PooledClient};
 use crate::routing::{self, Route};
 use crate::runtime_config::{self, StoreDefinition};
+use crate::tls::TlsOptions;
 use crate::variables::{AppVariables, ComponentVariables};
 
 /// How to load an application.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AppOptions {
     /// Path of `spin.toml`.
     pub manifest: PathBuf,
@@ -41,6 +42,10 @@ pub struct AppOptions {
     pub env: HashMap<String, String>,
     /// The wall clock components read (the system clock unless a test shifts it).
     pub clock: ClockSource,
+    /// Outbound TLS: extra trusted CA files (`--extra-ca`).
+    pub tls: TlsOptions,
+    /// Limit of one key-value call (`--store-timeout`; [`kv::DEFAULT_STORE_TIMEOUT`] if unset).
+    pub store_timeout: Option<std::time::Duration>,
 }
 
 impl AppOptions {
@@ -50,7 +55,7 @@ impl AppOptions {
             manifest: manifest.into(),
             runtime_config,
             env: std::env::vars().collect(),
-            clock: ClockSource::default(),
+            ..Self::default()
         }
     }
 }
@@ -136,7 +141,10 @@ impl App {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = AppVariables::resolve(&manifest, &options.env)?;
         let definitions = runtime_config::load(options.runtime_config.as_deref())?;
-        let stores = Arc::new(open_stores(&manifest, &definitions).await?);
+        let mut stores = open_stores(&manifest, &definitions).await?;
+        stores.set_timeout(options.store_timeout.unwrap_or(kv::DEFAULT_STORE_TIMEOUT));
+        let stores = Arc::new(stores);
+        let client = pooled_client(crate::tls::client_config(&options.tls)?);
 
         let engine = engine()?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -186,7 +194,7 @@ impl App {
             routes,
             components,
             stores,
-            client: pooled_client(),
+            client,
             clock: options.clock.clone(),
         }))
     }

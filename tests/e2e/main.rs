@@ -17,5 +17,7 @@ mod instances;
 mod outbound;
 mod receivers;
 mod retention;
+mod store_timeout;
 mod support;
 mod sweep_faults;
+mod tls;

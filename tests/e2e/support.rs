@@ -147,6 +147,11 @@ impl Stores {
         path
     }
 
+    /// The Redis server behind the stores (to stop or pause it), if they are on Redis.
+    pub fn redis(&self) -> Option<&RedisServer> {
+        self.redis.as_ref()
+    }
+
     /// Every key and value of both labels. On Redis both labels live in database 0 (key
     /// names never collide), so it is read once and each key is put under its label by prefix.
     pub fn snapshot(&self) -> Snapshot {
@@ -387,8 +392,8 @@ pub fn mentions(snapshot: &Snapshot, needle: &str) -> Vec<(String, String)> {
 pub enum Server {
     /// Inside the test process.
     InProcess(tokio::task::JoinHandle<()>),
-    /// A `topup-host serve` child process.
-    Process(Process),
+    /// A `topup-host serve` child process (boxed: its HTTP client is large).
+    Process(Box<Process>),
 }
 
 /// The app's HTTP API as the bot, the gateway and the scheduler call it, on one instance.
@@ -448,6 +453,8 @@ pub struct TestApp {
     pub clock: TestClock,
     server: Option<Server>,
     env: HashMap<String, String>,
+    /// CA files the app trusts for outbound HTTPS (`--extra-ca`).
+    extra_ca: Vec<PathBuf>,
     _dir: TempDir,
 }
 
@@ -484,12 +491,24 @@ fn base_env(pg: &str, bot: &str, extra: &[(&str, &str)]) -> HashMap<String, Stri
 impl TestApp {
     /// Starts the app in-process with `vars` (lower-case Spin variable names).
     pub async fn start(backend: Backend, vars: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new();
-        let stores = Stores::new(backend, dir.path());
         let pg = MockPg::start("127.0.0.1:0", SECRET).await.expect("mock pg");
         let bot = MockBot::start("127.0.0.1:0", SECRET)
             .await
             .expect("mock bot");
+        Self::start_with_mocks(backend, vars, pg, bot, Vec::new()).await
+    }
+
+    /// Starts the app in-process against `pg` and `bot` (HTTPS mocks, say), trusting the CA
+    /// certificates in the `extra_ca` PEM files as `topup-host serve --extra-ca` does.
+    pub async fn start_with_mocks(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        pg: MockPg,
+        bot: MockBot,
+        extra_ca: Vec<PathBuf>,
+    ) -> Self {
+        let dir = TempDir::new();
+        let stores = Stores::new(backend, dir.path());
         let env = base_env(&pg.url(), &bot.url(), vars);
         let mut app = Self {
             api: Api {
@@ -502,6 +521,7 @@ impl TestApp {
             server: None,
             env,
             clock: TestClock::new(dir.path()),
+            extra_ca,
             _dir: dir,
         };
         app.launch_in_process().await;
@@ -514,6 +534,10 @@ impl TestApp {
             runtime_config: Some(self.stores.runtime_config()),
             env: self.env.clone(),
             clock: self.clock.source(),
+            tls: topup_host::tls::TlsOptions {
+                extra_ca: self.extra_ca.clone(),
+            },
+            ..AppOptions::default()
         };
         let app = App::load(&options).await.expect("load app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -551,6 +575,11 @@ impl TestApp {
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .arg("--clock-offset-file")
                 .arg(&self.clock.file)
+                .args(
+                    self.extra_ca
+                        .iter()
+                        .flat_map(|ca| [Path::new("--extra-ca"), ca]),
+                )
                 .env_clear()
                 .envs(&self.env)
                 .stdout(Stdio::null())
@@ -595,7 +624,7 @@ impl TestApp {
         let process = self.spawn_process().await;
         self.addr = process.addr;
         self.api = process.api.clone();
-        self.server = Some(Server::Process(process));
+        self.server = Some(Server::Process(Box::new(process)));
     }
 
     /// Kills the app (SIGKILL for a process), leaving the stores as they are.
