@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing (the wasm32-wasip2
 # target, redis-server, openssl), checks formatting and lints, builds the components,
-# runs the core's native tests and the end-to-end suite on SQLite and on Redis.
+# runs the core's native tests and the end-to-end suite on SQLite and on Redis, including the
+# example receivers (examples/) against the app, with their dependencies cached in target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -13,8 +14,14 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --profile host -- -D warnings
 cargo clippy --target wasm32-wasip2 --release -- -D warnings
 
+echo "== example receivers: dependencies (npm, PyPI, crates.io; cached in target/receivers) and lints"
+scripts/receivers.sh
+cargo fmt --manifest-path examples/rust-axum/Cargo.toml -- --check
+cargo clippy --quiet --locked --manifest-path examples/rust-axum/Cargo.toml \
+  --target-dir target/receivers/rust-axum/target -- -D warnings
+
 echo "== build: components (wasm32-wasip2, release) and native binaries"
 build_app
 
-echo "== tests: core natively, host, end to end on SQLite and Redis"
+echo "== tests: core natively, host, end to end on SQLite and Redis, example receivers"
 cargo test --workspace --profile host

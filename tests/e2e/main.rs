@@ -16,6 +16,7 @@ mod host_behaviour;
 mod instances;
 mod operations;
 mod outbound;
+mod receivers;
 mod retention;
 mod store_timeout;
 mod support;
