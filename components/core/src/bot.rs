@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use crate::config::{Auth, Delivery};
 use crate::credit::{millis, Credit};
 use crate::http::body_excerpt;
-use crate::platform::{Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use crate::platform::{
+    Clock, HttpClient, HttpMethod, OutboundRequest, OutboundResponse, TransportError,
+};
 use crate::signature::signed_headers;
 
 /// Total time the PAID callback spends on inline credit attempts.
@@ -51,6 +53,7 @@ pub fn credit_request(
     })
     .unwrap_or_default();
     OutboundRequest {
+        method: HttpMethod::Post,
         url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
         headers: signed_headers(auth, &body, now)
             .into_iter()

@@ -1,17 +1,28 @@
-//! The Central PG (Duitku-compatible): the create-invoice call, and in [`notification`] the
-//! PAID/FAILED callback it sends.
+//! The payment gateways behind one interface, [`PaymentGateway`]: build the create-invoice
+//! request and read its answer, verify and read a notification, build a status query and read
+//! its answer. Adapters build requests and read answers only; the flows send them through
+//! [`HttpClient`]. One file per adapter: [`central`] (the Central PG, the default), [`duitku`],
+//! [`midtrans`], [`xendit`], [`tripay`]; [`notification`] holds the Central PG's callback body.
 
+pub mod central;
+pub mod duitku;
+pub mod midtrans;
 pub mod notification;
+pub mod tripay;
+pub mod xendit;
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use std::fmt;
 
-use crate::config::{Auth, Gateway};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::config::{Auth, Gateway, Secret};
 use crate::deposit::request::CreateDeposit;
-use crate::http::body_excerpt;
+use crate::error::ApiError;
+use crate::http::{body_excerpt, Request};
 use crate::ids::{DepositId, Reference};
-use crate::platform::{HttpClient, OutboundRequest, TransportError};
-use crate::signature::signed_headers;
+use crate::platform::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use notification::{CallbackStatus, PaymentCallback};
 
 /// The invoice the PG created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,61 +73,215 @@ impl GatewayFailure {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InvoiceBody<'a> {
-    order_id: &'a str,
-    amount: u64,
-    product_details: &'a str,
-    email: &'a str,
-    phone_number: &'a str,
-    user_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    callback_url: Option<String>,
+/// The gateways this service speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayName {
+    /// The Central PG (Duitku-compatible, run by the seller); the default.
+    Central,
+    /// Duitku POP.
+    Duitku,
+    /// Midtrans Snap.
+    Midtrans,
+    /// Xendit Invoices.
+    Xendit,
+    /// Tripay closed payments.
+    Tripay,
 }
 
-/// Default product description when the bot sends none.
-pub fn default_product_details(amount: u64) -> String {
-    format!("Top up saldo Rp {amount}")
-}
+impl GatewayName {
+    /// Every gateway, in the order they are documented.
+    pub const ALL: [GatewayName; 5] = [
+        GatewayName::Central,
+        GatewayName::Duitku,
+        GatewayName::Midtrans,
+        GatewayName::Xendit,
+        GatewayName::Tripay,
+    ];
 
-/// The signed create-invoice request.
-pub fn invoice_request(
-    auth: &Auth,
-    gateway: &Gateway,
-    deposit_id: &DepositId,
-    create: &CreateDeposit,
-    product_details: &str,
-    now: u64,
-) -> OutboundRequest {
-    let body = serde_json::to_vec(&InvoiceBody {
-        order_id: deposit_id.as_str(),
-        amount: create.amount,
-        product_details,
-        email: create.email.as_deref().unwrap_or(""),
-        phone_number: create.msisdn.as_deref().unwrap_or(""),
-        user_id: &create.user_id,
-        callback_url: gateway
-            .public_base_url
-            .as_ref()
-            .map(|base| format!("{base}/internal/payment-callback")),
-    })
-    .unwrap_or_default();
-    OutboundRequest {
-        url: format!(
-            "{}{}",
-            gateway.central_pg_base_url, gateway.central_pg_create_path
-        ),
-        headers: signed_headers(auth, &body, now),
-        body,
-        timeout: gateway.central_pg_timeout,
+    /// The name used in variables, requests and routes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayName::Central => "central",
+            GatewayName::Duitku => "duitku",
+            GatewayName::Midtrans => "midtrans",
+            GatewayName::Xendit => "xendit",
+            GatewayName::Tripay => "tripay",
+        }
+    }
+
+    /// The gateway called `name` (exact, lower case).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    /// The path of this gateway's callback route.
+    pub fn callback_path(self) -> &'static str {
+        match self {
+            GatewayName::Central => "/internal/payment-callback",
+            GatewayName::Duitku => "/callback/duitku",
+            GatewayName::Midtrans => "/callback/midtrans",
+            GatewayName::Xendit => "/callback/xendit",
+            GatewayName::Tripay => "/callback/tripay",
+        }
     }
 }
 
-/// Sends the request and reads the invoice from the answer.
-pub fn create_invoice(
+impl fmt::Display for GatewayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a gateway is asked to bill: one deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceOrder<'a> {
+    /// Our deposit id, sent as the gateway's order id.
+    pub deposit_id: &'a DepositId,
+    /// Amount in rupiah.
+    pub amount: u64,
+    /// What the buyer sees.
+    pub product_details: &'a str,
+    /// The bot's user.
+    pub user_id: &'a str,
+    /// Buyer's e-mail, when the bot sent one.
+    pub email: Option<&'a str>,
+    /// Buyer's phone number, when the bot sent one.
+    pub phone: Option<&'a str>,
+    /// This app's public URL (no trailing slash); the gateway's callback route hangs off it.
+    pub public_base_url: Option<&'a str>,
+}
+
+impl InvoiceOrder<'_> {
+    /// The callback URL of `gateway` on this app, when the public URL is known.
+    pub fn callback_url(&self, gateway: GatewayName) -> Option<String> {
+        self.public_base_url
+            .map(|base| format!("{base}{}", gateway.callback_path()))
+    }
+}
+
+/// Which transaction a status query asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusQuery<'a> {
+    /// Our deposit id (the gateway's order id).
+    pub deposit_id: &'a DepositId,
+    /// The gateway's reference of the invoice.
+    pub reference: &'a Reference,
+}
+
+/// What a notification or a status answer says about a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeStatus {
+    /// Money received.
+    Paid,
+    /// Payment failed, was denied or cancelled.
+    Failed,
+    /// The invoice expired unpaid.
+    Expired,
+    /// Nothing final yet (or nothing this service acts on, such as a refund).
+    Pending,
+}
+
+/// A verified notification or status answer, the same for every gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotice {
+    /// Our deposit id, when the gateway sent it.
+    pub deposit_id: Option<DepositId>,
+    /// The gateway's reference, when it is the one stored for the invoice.
+    pub reference: Option<Reference>,
+    /// What happened.
+    pub status: NoticeStatus,
+    /// The gateway's own status or result code, kept in notes.
+    pub result_code: Option<String>,
+    /// Amount as sent, and its integer value when it is a whole number.
+    pub amount: Option<(String, Option<u64>)>,
+    /// Payment method.
+    pub payment_method: Option<String>,
+}
+
+impl PaymentNotice {
+    /// "Nothing final yet", when the gateway does not know the transaction yet.
+    pub fn pending() -> Self {
+        Self {
+            deposit_id: None,
+            reference: None,
+            status: NoticeStatus::Pending,
+            result_code: None,
+            amount: None,
+            payment_method: None,
+        }
+    }
+
+    /// The money path's input (`apply_callback`); `None` for a notice that changes nothing.
+    /// An expiry is recorded as a failure (both only add notes and never undo a payment).
+    pub fn into_callback(self) -> Option<PaymentCallback> {
+        let status = match self.status {
+            NoticeStatus::Paid => CallbackStatus::Paid,
+            NoticeStatus::Failed | NoticeStatus::Expired => CallbackStatus::Failed,
+            NoticeStatus::Pending => return None,
+        };
+        Some(PaymentCallback {
+            order_id: self.deposit_id,
+            reference: self.reference,
+            status,
+            result_code: self.result_code,
+            amount: self.amount,
+            payment_method: self.payment_method,
+        })
+    }
+}
+
+impl From<PaymentCallback> for PaymentNotice {
+    fn from(callback: PaymentCallback) -> Self {
+        Self {
+            deposit_id: callback.order_id,
+            reference: callback.reference,
+            status: match callback.status {
+                CallbackStatus::Paid => NoticeStatus::Paid,
+                CallbackStatus::Failed => NoticeStatus::Failed,
+            },
+            result_code: callback.result_code,
+            amount: callback.amount,
+            payment_method: callback.payment_method,
+        }
+    }
+}
+
+/// One payment gateway's protocol. Builds requests and reads answers; never does I/O.
+pub trait PaymentGateway {
+    /// Which gateway this is.
+    fn name(&self) -> GatewayName;
+
+    /// The create-invoice request for `order`; `now` is epoch milliseconds.
+    fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest;
+
+    /// The invoice in a 2xx create answer, or why there is none.
+    fn read_invoice(&self, body: &[u8]) -> Result<CreatedInvoice, &'static str>;
+
+    /// Verifies a notification (raw body and headers) and reads it. Anything not proven to
+    /// come from the gateway is `InvalidSignature`/`Unauthorized` (401).
+    fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError>;
+
+    /// The status query for a transaction; `None` when the gateway has none.
+    fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest>;
+
+    /// The notice in a status answer (any HTTP status: some say "not yet" with a 404).
+    fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str>;
+}
+
+/// Sends a create-invoice request and reads the answer with `gateway`.
+pub fn create_invoice_at(
+    gateway: &dyn PaymentGateway,
     http: &dyn HttpClient,
     request: OutboundRequest,
+) -> Result<CreatedInvoice, GatewayFailure> {
+    send_create(http, request, |body| gateway.read_invoice(body))
+}
+
+fn send_create(
+    http: &dyn HttpClient,
+    request: OutboundRequest,
+    read: impl Fn(&[u8]) -> Result<CreatedInvoice, &'static str>,
 ) -> Result<CreatedInvoice, GatewayFailure> {
     let response = http.send(request).map_err(GatewayFailure::Transport)?;
     if !(200..300).contains(&response.status) {
@@ -125,43 +290,159 @@ pub fn create_invoice(
             body: body_excerpt(&response.body),
         });
     }
-    parse_invoice(&response.body).map_err(|reason| GatewayFailure::Malformed {
+    read(&response.body).map_err(|reason| GatewayFailure::Malformed {
         status: response.status,
         reason,
         body: body_excerpt(&response.body),
     })
 }
 
-/// Accepts `{reference, paymentUrl}` at the top level or under `data` (Duitku style, where a
-/// `statusCode` other than `"00"` is a failure).
-fn parse_invoice(body: &[u8]) -> Result<CreatedInvoice, &'static str> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
-    for holder in [Some(&value), value.get("data")].into_iter().flatten() {
-        if let Some(code) = holder.get("statusCode") {
-            if code != "00" {
-                return Err("statusCode is not \"00\"");
-            }
-        }
-    }
-    let holder = if value.get("reference").is_some() {
-        &value
-    } else {
-        value.get("data").ok_or("no reference in response")?
+/// Asks `gateway` for a transaction's status; `Ok(None)` when it has no status query.
+pub fn query_status(
+    gateway: &dyn PaymentGateway,
+    http: &dyn HttpClient,
+    query: &StatusQuery,
+    now: u64,
+) -> Result<Option<PaymentNotice>, GatewayFailure> {
+    let Some(request) = gateway.status_request(query, now) else {
+        return Ok(None);
     };
-    let reference = holder
-        .get("reference")
-        .and_then(Value::as_str)
+    let response = http.send(request).map_err(GatewayFailure::Transport)?;
+    gateway
+        .read_status(&response)
+        .map(Some)
+        .map_err(|reason| GatewayFailure::Malformed {
+            status: response.status,
+            reason,
+            body: body_excerpt(&response.body),
+        })
+}
+
+/// Default product description when the bot sends none.
+pub fn default_product_details(amount: u64) -> String {
+    format!("Top up saldo Rp {amount}")
+}
+
+/// The Central PG's signed create-invoice request.
+pub fn invoice_request(
+    auth: &Auth,
+    gateway: &Gateway,
+    deposit_id: &DepositId,
+    create: &CreateDeposit,
+    product_details: &str,
+    now: u64,
+) -> OutboundRequest {
+    let order = InvoiceOrder {
+        deposit_id,
+        amount: create.amount,
+        product_details,
+        user_id: &create.user_id,
+        email: create.email.as_deref(),
+        phone: create.msisdn.as_deref(),
+        public_base_url: gateway.public_base_url.as_deref(),
+    };
+    central::Central { auth, gateway }.invoice_request(&order, now)
+}
+
+/// Sends a Central PG create-invoice request and reads the invoice from the answer.
+pub fn create_invoice(
+    http: &dyn HttpClient,
+    request: OutboundRequest,
+) -> Result<CreatedInvoice, GatewayFailure> {
+    send_create(http, request, central::read_invoice)
+}
+
+/// A checked invoice: `reference` a valid reference, `payment_url` an http(s) URL.
+fn checked_invoice(
+    reference: Option<&str>,
+    payment_url: Option<&str>,
+) -> Result<CreatedInvoice, &'static str> {
+    let reference = reference
         .and_then(Reference::parse)
         .ok_or("reference missing or invalid")?;
-    let payment_url = holder
-        .get("paymentUrl")
-        .and_then(Value::as_str)
+    let payment_url = payment_url
         .filter(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2048)
         .ok_or("paymentUrl missing or not an http(s) URL")?;
     Ok(CreatedInvoice {
         reference,
         payment_url: payment_url.to_string(),
     })
+}
+
+/// A JSON object body, or why not.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(ApiError::InvalidJson("expected a JSON object".into())),
+        Err(e) => Err(ApiError::InvalidJson(e.to_string())),
+    }
+}
+
+/// `Authorization: Basic base64(user:)`: Midtrans and Xendit take the secret key as the user
+/// name and an empty password.
+fn basic_auth(user: &Secret) -> String {
+    let mut credentials = user.expose().to_vec();
+    credentials.push(b':');
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// A notice's order id: a valid deposit id, or a 400 naming `field`.
+fn deposit_id_field(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<DepositId, ApiError> {
+    notification::text(fields, field)?
+        .and_then(|id| DepositId::parse(&id))
+        .ok_or_else(|| {
+            ApiError::field(
+                "INVALID_CALLBACK",
+                field,
+                format!("{field} is missing or not a valid deposit id"),
+            )
+        })
+}
+
+/// An optional reference field: absent, or a valid reference (else a 400 naming `field`).
+fn reference_field(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Reference>, ApiError> {
+    match notification::text(fields, field)? {
+        None => Ok(None),
+        Some(r) => Reference::parse(&r).map(Some).ok_or_else(|| {
+            ApiError::field("INVALID_CALLBACK", field, format!("{field} is not valid"))
+        }),
+    }
+}
+
+/// Refuses a PAID notice without an amount: the amount is always checked against the deposit.
+fn paid_needs_amount(
+    notice: PaymentNotice,
+    field: &'static str,
+) -> Result<PaymentNotice, ApiError> {
+    if notice.status == NoticeStatus::Paid && notice.amount.is_none() {
+        return Err(ApiError::field(
+            "INVALID_CALLBACK",
+            field,
+            format!("a paid notification must carry {field}"),
+        ));
+    }
+    Ok(notice)
+}
+
+/// A single-valued request header, or a 400.
+fn one_header<'r>(request: &'r Request, name: &'static str) -> Result<Option<&'r str>, ApiError> {
+    crate::routes::header(request, name)
+}
+
+/// Whether the request's content type is `essence` (parameters ignored).
+fn content_type_is(request: &Request, essence: &str) -> Result<bool, ApiError> {
+    let value = one_header(request, "content-type")?.unwrap_or("");
+    let given = value.split(';').next().unwrap_or("").trim();
+    Ok(given.eq_ignore_ascii_case(essence))
 }
 
 #[cfg(test)]
