@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
+use crate::gateway::GatewayName;
 use crate::platform::{VariableError, Variables};
 
 const MS_PER_DAY: u64 = 86_400_000;
@@ -164,4 +165,26 @@ pub(super) fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
         return Err(ConfigError::new(NAME, "must list at least one delay"));
     }
     Ok(delays)
+}
+
+/// `gateways_enabled`: comma-separated gateway names, at least one, none twice.
+pub(super) fn parse_gateways(raw: &str) -> Result<Vec<GatewayName>, ConfigError> {
+    const NAME: &str = "gateways_enabled";
+    let mut enabled = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let gateway = GatewayName::parse(part).ok_or_else(|| {
+            ConfigError::new(
+                NAME,
+                format!("`{part}` is not one of central, duitku, midtrans, xendit, tripay"),
+            )
+        })?;
+        if enabled.contains(&gateway) {
+            return Err(ConfigError::new(NAME, format!("`{part}` is listed twice")));
+        }
+        enabled.push(gateway);
+    }
+    if enabled.is_empty() {
+        return Err(ConfigError::new(NAME, "must name at least one gateway"));
+    }
+    Ok(enabled)
 }

@@ -13,6 +13,7 @@ pub mod view;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::GatewayName;
 use crate::ids::{DepositId, Reference};
 
 /// The record at `deposit:{id}`: who, how much, and where its creation stands.
@@ -39,6 +40,9 @@ pub struct Deposit {
     pub created_at: u64,
     /// Where its creation stands.
     pub creation: Creation,
+    /// The gateway that bills it (omitted for the Central PG, as in older records).
+    #[serde(default, skip_serializing_if = "GatewayName::is_central")]
+    pub gateway: GatewayName,
 }
 
 /// Where a deposit's creation stands.

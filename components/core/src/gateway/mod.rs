@@ -16,7 +16,7 @@ use std::fmt;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::config::{Auth, Gateway, Secret};
+use crate::config::{Auth, Config, ConfigError, Gateway, Secret};
 use crate::deposit::request::CreateDeposit;
 use crate::error::ApiError;
 use crate::http::{body_excerpt, Request};
@@ -127,6 +127,20 @@ impl GatewayName {
     }
 }
 
+impl Default for GatewayName {
+    /// Records written before there were several gateways are the Central PG's.
+    fn default() -> Self {
+        GatewayName::Central
+    }
+}
+
+impl GatewayName {
+    /// Whether this is the Central PG (records of the default gateway omit the field).
+    pub fn is_central(&self) -> bool {
+        *self == GatewayName::Central
+    }
+}
+
 impl fmt::Display for GatewayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -212,15 +226,17 @@ impl PaymentNotice {
         }
     }
 
-    /// The money path's input (`apply_callback`); `None` for a notice that changes nothing.
-    /// An expiry is recorded as a failure (both only add notes and never undo a payment).
-    pub fn into_callback(self) -> Option<PaymentCallback> {
+    /// The money path's input (`apply_callback`) for a notice from `gateway`; `None` for a
+    /// notice that changes nothing. An expiry is recorded as a failure (both only add notes
+    /// and never undo a payment).
+    pub fn into_callback(self, gateway: GatewayName) -> Option<PaymentCallback> {
         let status = match self.status {
             NoticeStatus::Paid => CallbackStatus::Paid,
             NoticeStatus::Failed | NoticeStatus::Expired => CallbackStatus::Failed,
             NoticeStatus::Pending => return None,
         };
         Some(PaymentCallback {
+            gateway,
             order_id: self.deposit_id,
             reference: self.reference,
             status,
@@ -267,6 +283,44 @@ pub trait PaymentGateway {
 
     /// The notice in a status answer (any HTTP status: some say "not yet" with a 404).
     fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str>;
+}
+
+impl<T: PaymentGateway + ?Sized> PaymentGateway for &T {
+    fn name(&self) -> GatewayName {
+        (**self).name()
+    }
+    fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest {
+        (**self).invoice_request(order, now)
+    }
+    fn read_invoice(&self, body: &[u8]) -> Result<CreatedInvoice, &'static str> {
+        (**self).read_invoice(body)
+    }
+    fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
+        (**self).read_notice(request)
+    }
+    fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
+        (**self).status_request(query, now)
+    }
+    fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str> {
+        (**self).read_status(response)
+    }
+}
+
+/// The adapter of `gateway`, built from the configuration the route read.
+pub fn adapter<'a>(
+    config: &'a Config,
+    gateway: GatewayName,
+) -> Result<Box<dyn PaymentGateway + 'a>, ConfigError> {
+    Ok(match gateway {
+        GatewayName::Central => Box::new(central::Central {
+            auth: config.central_auth()?,
+            gateway: config.gateway()?,
+        }),
+        GatewayName::Duitku => Box::new(config.duitku()?),
+        GatewayName::Midtrans => Box::new(config.midtrans()?),
+        GatewayName::Xendit => Box::new(config.xendit()?),
+        GatewayName::Tripay => Box::new(config.tripay()?),
+    })
 }
 
 /// Sends a create-invoice request and reads the answer with `gateway`.
@@ -460,6 +514,7 @@ mod tests {
             email: Some("a@b.co".into()),
             product_details: None,
             deposit_id: None,
+            gateway: None,
         }
     }
 

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::gateway::GatewayName;
 use crate::ids::{DepositId, Reference};
 
 /// Final status reported by the gateway.
@@ -17,6 +18,8 @@ pub enum CallbackStatus {
 /// A validated callback body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentCallback {
+    /// The gateway it came from; it must be the deposit's.
+    pub gateway: GatewayName,
     /// Our deposit id.
     pub order_id: Option<DepositId>,
     /// Gateway reference.
@@ -119,6 +122,7 @@ impl PaymentCallback {
             }
         }
         Ok(Self {
+            gateway: GatewayName::Central,
             order_id,
             reference,
             status,

@@ -1,6 +1,6 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
-use super::{header, serve, Route};
+use super::{header, serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::payment::apply_callback;
@@ -14,10 +14,11 @@ use crate::replay::{check_timestamp, validate_nonce};
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::CentralPg),
     json_body: true,
     sections: &[
         Section::Auth,
+        Section::CentralPg,
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
@@ -30,7 +31,7 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    authenticate(config.auth()?, request)?;
+    authenticate(config.central_auth()?, request)?;
     check_timestamp(
         header(request, "x-timestamp")?,
         config.replay()?,

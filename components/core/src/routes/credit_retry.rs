@@ -1,6 +1,6 @@
 //! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
 
-use super::{serve, Route};
+use super::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::sweep::run_sweep;
@@ -11,7 +11,7 @@ use crate::platform::Platform;
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
 };

@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod create;
 pub mod credit_retry;
+pub mod gateway_callback;
 pub mod health;
 pub mod retry_credit;
 pub mod status;
@@ -43,17 +44,27 @@ impl Route {
 pub const CORS_ALLOW_HEADERS: &str =
     "Authorization, Content-Type, X-Signature, X-Timestamp, X-Nonce";
 
+/// Who must present a bearer token on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// The bot: `shared_secret` (or the previous one).
+    Bot,
+    /// The Central PG: `pg_shared_secret`, or the bot's secrets when it is unset.
+    CentralPg,
+}
+
 /// What a route accepts.
 pub struct Route {
     /// The one method the route serves besides OPTIONS.
     pub method: &'static str,
     /// Value of `Allow` / `Access-Control-Allow-Methods`.
     pub allow: &'static str,
-    /// Whether the bearer token is required.
-    pub auth: bool,
+    /// Whose bearer token is required, if any.
+    pub auth: Option<Peer>,
     /// Whether the body must be `application/json`.
     pub json_body: bool,
-    /// The configuration it reads (besides CORS); `Auth` when `auth` is set.
+    /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and
+    /// `CentralPg` for the Central PG).
     pub sections: &'static [Section],
 }
 
@@ -91,9 +102,13 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiE
     if request.method != route.method && !(route.method == "GET" && request.method == "HEAD") {
         return Err(ApiError::MethodNotAllowed { allow: route.allow });
     }
-    if route.auth {
+    if let Some(peer) = route.auth {
         let authorization = header(request, "authorization")?;
-        if !verify_bearer(config.auth()?.inbound_secrets(), authorization) {
+        let secrets = match peer {
+            Peer::Bot => config.auth()?,
+            Peer::CentralPg => config.central_auth()?,
+        };
+        if !verify_bearer(secrets.inbound_secrets(), authorization) {
             return Err(ApiError::Unauthorized);
         }
     }

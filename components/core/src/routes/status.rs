@@ -1,6 +1,6 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
-use super::{serve, Route};
+use super::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::view::DepositView;
 use crate::deposit::Creation;
@@ -15,7 +15,7 @@ use crate::store::DepositStore;
 pub const ROUTE: Route = Route {
     method: "GET",
     allow: "GET, HEAD, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime],
 };
