@@ -85,6 +85,8 @@ pub enum Section {
     Xendit,
     /// Tripay's credentials (read only while Tripay is enabled).
     Tripay,
+    /// How the sweep asks gateways about deposits still pending.
+    Reconcile,
 }
 
 impl Section {
@@ -114,7 +116,13 @@ impl Section {
                 "credit_lease_seconds",
             ],
             Section::CentralPg => &["pg_shared_secret"],
-            Section::Gateways => &["gateways_enabled", "gateway_default", "gateway_timeout_ms"],
+            Section::Gateways => &[
+                "gateways_enabled",
+                "gateway_default",
+                "gateway_timeout_ms",
+                "reconcile_after_seconds",
+            ],
+            Section::Reconcile => &["reconcile_schedule", "reconcile_max_per_sweep"],
             Section::Duitku => &[
                 "duitku_base_url",
                 "duitku_merchant_code",
@@ -168,6 +176,7 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Midtrans,
     Section::Xendit,
     Section::Tripay,
+    Section::Reconcile,
 ];
 
 /// Every gateway's credentials section.
@@ -247,6 +256,18 @@ pub struct Gateways {
     pub default: GatewayName,
     /// Timeout of one call to Duitku, Midtrans, Xendit or Tripay.
     pub timeout: Duration,
+    /// How long after its create a pending deposit is first checked at its gateway (ms).
+    pub reconcile_after_ms: u64,
+}
+
+/// How the sweep asks gateways about deposits still pending.
+#[derive(Debug, Clone)]
+pub struct Reconcile {
+    /// Delays between checks of one deposit, the last repeating (the first check comes
+    /// `reconcile_after_seconds` after the create).
+    pub schedule: Vec<Duration>,
+    /// Most status queries one sweep sends.
+    pub max_per_sweep: u32,
 }
 
 impl Gateways {
@@ -297,6 +318,7 @@ pub struct Config {
     midtrans: Option<Midtrans>,
     xendit: Option<Xendit>,
     tripay: Option<Tripay>,
+    reconcile: Option<Reconcile>,
 }
 
 /// Every variable the service reads, with its default (`None` = required).
@@ -346,6 +368,12 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("tripay_api_key", Some("")),
     ("tripay_private_key", Some("")),
     ("tripay_method", Some("QRIS")),
+    ("reconcile_after_seconds", Some("600")),
+    (
+        "reconcile_schedule",
+        Some("600,1800,3600,10800,21600,86400"),
+    ),
+    ("reconcile_max_per_sweep", Some("20")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
@@ -374,6 +402,7 @@ impl Config {
             midtrans: None,
             xendit: None,
             tripay: None,
+            reconcile: None,
         };
         if wants(Section::Auth) {
             let shared_secret = get("shared_secret")?;
@@ -437,7 +466,10 @@ impl Config {
                 bot_backend_url: parse_origin("bot_backend_url", &get("bot_backend_url")?)?,
                 bot_credit_path: parse_path("bot_credit_path", &get("bot_credit_path")?)?,
                 bot_timeout: parse_millis("bot_timeout_ms", &get("bot_timeout_ms")?)?,
-                credit_retry_schedule: parse_schedule(&get("credit_retry_schedule")?)?,
+                credit_retry_schedule: parse_schedule(
+                    "credit_retry_schedule",
+                    &get("credit_retry_schedule")?,
+                )?,
                 credit_max_retries: parse_u64("credit_max_retries", &get("credit_max_retries")?)?
                     .try_into()
                     .map_err(|_| ConfigError::new("credit_max_retries", "too large"))?,
@@ -474,6 +506,29 @@ impl Config {
                 enabled,
                 default,
                 timeout: parse_millis("gateway_timeout_ms", &get("gateway_timeout_ms")?)?,
+                reconcile_after_ms: parse_seconds(
+                    "reconcile_after_seconds",
+                    &get("reconcile_after_seconds")?,
+                )?,
+            });
+        }
+        if wants(Section::Reconcile) {
+            let schedule = parse_schedule("reconcile_schedule", &get("reconcile_schedule")?)?;
+            if schedule.iter().any(Duration::is_zero) {
+                return Err(ConfigError::new(
+                    "reconcile_schedule",
+                    "every delay must be at least 1 second",
+                ));
+            }
+            let max = parse_u64("reconcile_max_per_sweep", &get("reconcile_max_per_sweep")?)?;
+            config.reconcile = Some(Reconcile {
+                schedule,
+                max_per_sweep: u32::try_from(max)
+                    .ok()
+                    .filter(|m| (1..=1000).contains(m))
+                    .ok_or_else(|| {
+                        ConfigError::new("reconcile_max_per_sweep", "must be 1 to 1000")
+                    })?,
             });
         }
         for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {
@@ -697,6 +752,13 @@ impl Config {
             .ok_or_else(|| self.gateway_missing(GatewayName::Xendit, Section::Xendit))
     }
 
+    /// How the sweep reconciles pending deposits.
+    pub fn reconcile(&self) -> Result<&Reconcile, ConfigError> {
+        self.reconcile
+            .as_ref()
+            .ok_or_else(|| not_read(Section::Reconcile))
+    }
+
     /// Tripay's settings (while enabled).
     pub fn tripay(&self) -> Result<&Tripay, ConfigError> {
         self.tripay
@@ -861,6 +923,20 @@ mod tests {
             (&[("gateways_enabled", "Central")], "gateways_enabled"),
             (&[("gateway_default", "xendit")], "gateway_default"),
             (&[("gateway_timeout_ms", "0")], "gateway_timeout_ms"),
+            (
+                &[("reconcile_after_seconds", "0")],
+                "reconcile_after_seconds",
+            ),
+            (&[("reconcile_schedule", "600,soon")], "reconcile_schedule"),
+            (&[("reconcile_schedule", "600,0")], "reconcile_schedule"),
+            (
+                &[("reconcile_max_per_sweep", "0")],
+                "reconcile_max_per_sweep",
+            ),
+            (
+                &[("reconcile_max_per_sweep", "5000")],
+                "reconcile_max_per_sweep",
+            ),
             (
                 &[("gateways_enabled", "central,midtrans")],
                 "midtrans_server_key",

@@ -145,8 +145,8 @@ pub(super) fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(origins)
 }
 
-pub(super) fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
-    const NAME: &str = "credit_retry_schedule";
+/// A comma-separated list of seconds, at least one.
+pub(super) fn parse_schedule(name: &'static str, raw: &str) -> Result<Vec<Duration>, ConfigError> {
     let delays = raw
         .split(',')
         .map(|part| {
@@ -155,14 +155,14 @@ pub(super) fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
                 .map(Duration::from_secs)
                 .map_err(|_| {
                     ConfigError::new(
-                        NAME,
+                        name,
                         format!("`{raw}` is not a comma-separated list of seconds"),
                     )
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if delays.is_empty() {
-        return Err(ConfigError::new(NAME, "must list at least one delay"));
+        return Err(ConfigError::new(name, "must list at least one delay"));
     }
     Ok(delays)
 }

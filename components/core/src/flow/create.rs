@@ -14,6 +14,7 @@ use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::error::ApiError;
 use crate::flow::life::{life, LifeFacts};
+use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
 };
@@ -187,6 +188,8 @@ fn create_generated(
     let invoice = invoice_for(store, platform, config, &deposit, &input)?;
     let invoice = open(&mut deposit, 0, invoice);
     deposit.created_at = store.now();
+    // Before the deposit: a check without its deposit is dropped; never the other way round.
+    schedule_first_check(store, config, &deposit)?;
     store.insert_open(&deposit, &invoice)?;
     hand_out(store, deposit, &invoice)
 }
@@ -324,6 +327,7 @@ fn create_chosen(
     }
     let invoice = open(&mut deposit, token, invoice);
     deposit.created_at = store.now();
+    schedule_first_check(store, config, &deposit)?;
     store.save_deposit(&deposit, Some(&invoice))?;
     hand_out(store, deposit, &invoice)
 }

@@ -13,7 +13,17 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    sections: &[
+        Section::Auth,
+        Section::Lifetime,
+        Section::Delivery,
+        Section::Gateways,
+        Section::Duitku,
+        Section::Midtrans,
+        Section::Xendit,
+        Section::Tripay,
+        Section::Reconcile,
+    ],
 };
 
 /// Serves `/internal/credit-retry`.
