@@ -417,6 +417,11 @@ fn forged_or_unsigned_callbacks_are_refused_and_change_nothing() {
             let response = notify(&p, gateway, &forged);
             assert_eq!(response.status, 401, "{gateway}: {}", response.json_body());
             assert_eq!(response.json_body()["ok"], false, "{gateway}");
+            assert_eq!(
+                response.json_body()["error"],
+                "INVALID_SIGNATURE",
+                "{gateway}"
+            );
         }
         assert_eq!(store_snapshot(&p), snapshot, "{gateway}");
         assert!(credits_sent(&p, &id).is_empty(), "{gateway}");

@@ -17,6 +17,7 @@ use crate::flow::life::{life, LifeFacts};
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
+    PaymentGateway,
 };
 use crate::ids::DepositId;
 use crate::platform::Platform;
@@ -127,7 +128,7 @@ fn invoice_for(
         public_base_url: config.gateway()?.public_base_url.as_deref(),
     };
     let request = gateway.invoice_request(&order, store.now());
-    let invoice = create_invoice_at(&*gateway, platform.http, request)
+    let invoice = create_invoice_at(&gateway, platform.http, request)
         .map_err(|failure| ApiError::Gateway(failure.detail()))?;
     if let Some(owner) = store.invoice(&invoice.reference)? {
         if owner.deposit_id != deposit.deposit_id {

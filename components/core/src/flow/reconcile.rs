@@ -10,7 +10,9 @@ use crate::config::Config;
 use crate::deposit::Deposit;
 use crate::error::ApiError;
 use crate::flow::payment::{apply_callback, CallbackOutcome};
-use crate::gateway::{adapter, GatewayName, NoticeStatus, PaymentNotice, StatusQuery};
+use crate::gateway::{
+    adapter, GatewayName, NoticeStatus, PaymentGateway, PaymentNotice, StatusQuery,
+};
 use crate::ids::{DepositId, Reference};
 use crate::platform::{Platform, StoreError};
 use crate::store::DepositStore;

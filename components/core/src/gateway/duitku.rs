@@ -152,10 +152,10 @@ impl PaymentGateway for Duitku {
         let merchant_code = field("merchantCode")?.unwrap_or_default();
         let amount = field("amount")?.unwrap_or_default();
         let order_id = field("merchantOrderId")?.unwrap_or_default();
-        let signature = field("signature")?.ok_or(ApiError::InvalidSignature)?;
+        let signature = field("signature")?.ok_or(ApiError::GatewayProof("signature"))?;
         // The signed string uses `amount` exactly as received.
         if !self.signed(&[&merchant_code, &amount, &order_id], &signature) {
-            return Err(ApiError::InvalidSignature);
+            return Err(ApiError::GatewayProof("signature"));
         }
         if merchant_code != self.merchant_code {
             return Err(ApiError::field(

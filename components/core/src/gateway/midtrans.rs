@@ -148,7 +148,7 @@ impl PaymentGateway for Midtrans {
         }
         let fields = json_object(&request.body)?;
         if !self.signature_valid(&fields)? {
-            return Err(ApiError::InvalidSignature);
+            return Err(ApiError::GatewayProof("signature_key"));
         }
         Self::notice(&fields)
     }

@@ -13,7 +13,6 @@ pub mod xendit;
 
 use std::fmt;
 
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::config::{Auth, Config, ConfigError, Gateway, Secret};
@@ -275,7 +274,7 @@ pub trait PaymentGateway {
     fn read_invoice(&self, body: &[u8]) -> Result<CreatedInvoice, &'static str>;
 
     /// Verifies a notification (raw body and headers) and reads it. Anything not proven to
-    /// come from the gateway is `InvalidSignature`/`Unauthorized` (401).
+    /// come from the gateway is a 401 (`INVALID_SIGNATURE`).
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError>;
 
     /// The status query for a transaction; `None` when the gateway has none.
@@ -306,26 +305,73 @@ impl<T: PaymentGateway + ?Sized> PaymentGateway for &T {
     }
 }
 
+/// One of the adapters, chosen at run time. Dispatch is a `match` rather than a trait object
+/// so that a component links only the operations it calls (a `dyn` links every method of
+/// every adapter: about 40 KiB more in the create and sweep components).
+pub enum Adapter<'a> {
+    /// The Central PG.
+    Central(central::Central<'a>),
+    /// Duitku.
+    Duitku(&'a duitku::Duitku),
+    /// Midtrans.
+    Midtrans(&'a midtrans::Midtrans),
+    /// Xendit.
+    Xendit(&'a xendit::Xendit),
+    /// Tripay.
+    Tripay(&'a tripay::Tripay),
+}
+
+/// Calls `$method` on whichever adapter `$adapter` holds.
+macro_rules! dispatch {
+    ($adapter:expr, $method:ident($($arg:expr),*)) => {
+        match $adapter {
+            Adapter::Central(g) => g.$method($($arg),*),
+            Adapter::Duitku(g) => g.$method($($arg),*),
+            Adapter::Midtrans(g) => g.$method($($arg),*),
+            Adapter::Xendit(g) => g.$method($($arg),*),
+            Adapter::Tripay(g) => g.$method($($arg),*),
+        }
+    };
+}
+
+impl PaymentGateway for Adapter<'_> {
+    fn name(&self) -> GatewayName {
+        dispatch!(self, name())
+    }
+    fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest {
+        dispatch!(self, invoice_request(order, now))
+    }
+    fn read_invoice(&self, body: &[u8]) -> Result<CreatedInvoice, &'static str> {
+        dispatch!(self, read_invoice(body))
+    }
+    fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
+        dispatch!(self, read_notice(request))
+    }
+    fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
+        dispatch!(self, status_request(query, now))
+    }
+    fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str> {
+        dispatch!(self, read_status(response))
+    }
+}
+
 /// The adapter of `gateway`, built from the configuration the route read.
-pub fn adapter<'a>(
-    config: &'a Config,
-    gateway: GatewayName,
-) -> Result<Box<dyn PaymentGateway + 'a>, ConfigError> {
+pub fn adapter(config: &Config, gateway: GatewayName) -> Result<Adapter<'_>, ConfigError> {
     Ok(match gateway {
-        GatewayName::Central => Box::new(central::Central {
+        GatewayName::Central => Adapter::Central(central::Central {
             auth: config.central_auth()?,
             gateway: config.gateway()?,
         }),
-        GatewayName::Duitku => Box::new(config.duitku()?),
-        GatewayName::Midtrans => Box::new(config.midtrans()?),
-        GatewayName::Xendit => Box::new(config.xendit()?),
-        GatewayName::Tripay => Box::new(config.tripay()?),
+        GatewayName::Duitku => Adapter::Duitku(config.duitku()?),
+        GatewayName::Midtrans => Adapter::Midtrans(config.midtrans()?),
+        GatewayName::Xendit => Adapter::Xendit(config.xendit()?),
+        GatewayName::Tripay => Adapter::Tripay(config.tripay()?),
     })
 }
 
 /// Sends a create-invoice request and reads the answer with `gateway`.
 pub fn create_invoice_at(
-    gateway: &dyn PaymentGateway,
+    gateway: &impl PaymentGateway,
     http: &dyn HttpClient,
     request: OutboundRequest,
 ) -> Result<CreatedInvoice, GatewayFailure> {
@@ -353,7 +399,7 @@ fn send_create(
 
 /// Asks `gateway` for a transaction's status; `Ok(None)` when it has no status query.
 pub fn query_status(
-    gateway: &dyn PaymentGateway,
+    gateway: &impl PaymentGateway,
     http: &dyn HttpClient,
     query: &StatusQuery,
     now: u64,
@@ -437,10 +483,30 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 fn basic_auth(user: &Secret) -> String {
     let mut credentials = user.expose().to_vec();
     credentials.push(b':');
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
+    format!("Basic {}", base64(&credentials))
+}
+
+/// Standard base64 with padding. Written here: the `base64` crate's engine added about
+/// 7 KiB to each component that calls Midtrans or Xendit.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A notice's order id: a valid deposit id, or a 400 naming `field`.
@@ -502,6 +568,27 @@ fn content_type_is(request: &Request, essence: &str) -> Result<bool, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 4648 section 10 test vectors.
+    #[test]
+    fn base64_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(
+            basic_auth(&Secret::new("SB-Mid-server-TEST")),
+            "Basic U0ItTWlkLXNlcnZlci1URVNUOg=="
+        );
+    }
     use crate::platform::OutboundResponse;
     use crate::signature::verify_signature;
     use crate::testing::{test_config, ScriptedHttp};

@@ -146,10 +146,10 @@ impl PaymentGateway for Tripay {
     }
 
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
-        let signature =
-            one_header(request, "x-callback-signature")?.ok_or(ApiError::InvalidSignature)?;
+        let signature = one_header(request, "x-callback-signature")?
+            .ok_or(ApiError::GatewayProof("X-Callback-Signature"))?;
         if !verify_signature([&self.private_key], &request.body, signature) {
-            return Err(ApiError::InvalidSignature);
+            return Err(ApiError::GatewayProof("X-Callback-Signature"));
         }
         let event = one_header(request, "x-callback-event")?;
         if event != Some("payment_status") {

@@ -107,9 +107,10 @@ impl PaymentGateway for Xendit {
     }
 
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
-        let token = one_header(request, "x-callback-token")?.ok_or(ApiError::Unauthorized)?;
+        let token = one_header(request, "x-callback-token")?
+            .ok_or(ApiError::GatewayProof("x-callback-token"))?;
         if !token_matches(&self.callback_token, token) {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::GatewayProof("x-callback-token"));
         }
         if !content_type_is(request, "application/json")? {
             return Err(ApiError::UnsupportedMediaType);

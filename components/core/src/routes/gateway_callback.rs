@@ -6,7 +6,7 @@ use super::{serve, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::payment::apply_callback;
-use crate::gateway::{adapter, GatewayName};
+use crate::gateway::{GatewayName, PaymentGateway};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 
@@ -43,38 +43,41 @@ pub const TRIPAY: Route = callback_route!(Section::Tripay);
 /// Serves `/callback/duitku` (form-urlencoded callback, answered 200 `OK`).
 pub fn duitku(request: &Request, platform: &Platform) -> Response {
     serve(&DUITKU, request, platform, |r, p, c| {
-        notify(GatewayName::Duitku, r, p, c)
+        notify(GatewayName::Duitku, c.duitku()?, r, p, c)
     })
 }
 
 /// Serves `/callback/midtrans` (HTTP notification, answered 200).
 pub fn midtrans(request: &Request, platform: &Platform) -> Response {
     serve(&MIDTRANS, request, platform, |r, p, c| {
-        notify(GatewayName::Midtrans, r, p, c)
+        notify(GatewayName::Midtrans, c.midtrans()?, r, p, c)
     })
 }
 
 /// Serves `/callback/xendit` (invoice callback, answered 200).
 pub fn xendit(request: &Request, platform: &Platform) -> Response {
     serve(&XENDIT, request, platform, |r, p, c| {
-        notify(GatewayName::Xendit, r, p, c)
+        notify(GatewayName::Xendit, c.xendit()?, r, p, c)
     })
 }
 
 /// Serves `/callback/tripay` (payment_status callback, answered `{"success":true}`).
 pub fn tripay(request: &Request, platform: &Platform) -> Response {
     serve(&TRIPAY, request, platform, |r, p, c| {
-        notify(GatewayName::Tripay, r, p, c)
+        notify(GatewayName::Tripay, c.tripay()?, r, p, c)
     })
 }
 
+/// Verifies and applies one notification. The route hands in its own adapter, so each
+/// component links only its gateway's code.
 fn notify(
     gateway: GatewayName,
+    adapter: &impl PaymentGateway,
     request: &Request,
     platform: &Platform,
     config: &Config,
 ) -> Result<Response, ApiError> {
-    let notice = adapter(config, gateway)?.read_notice(request)?;
+    let notice = adapter.read_notice(request)?;
     let order = notice
         .deposit_id
         .as_ref()
