@@ -107,19 +107,16 @@ fn start(request: &OutboundRequest) -> Pending {
         None => (rest, "/"),
     };
     // Without content-length Spin sends the body chunked, which many small servers read as
-    // empty (spec §4): always declare the exact length of a POST's body. A GET has none.
-    let length = (request.method == HttpMethod::Post).then(|| {
-        (
-            "content-length".to_string(),
-            request.body.len().to_string().into_bytes(),
-        )
-    });
+    // empty (spec §4): always declare the exact length (0 for a GET, which has no body).
     let headers: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
-        .chain(length)
+        .chain([(
+            "content-length".to_string(),
+            request.body.len().to_string().into_bytes(),
+        )])
         .collect();
     let fields =
         Fields::from_list(&headers).map_err(|e| TransportError::Other(format!("{e:?}")))?;
