@@ -96,12 +96,12 @@ pub const EXPIRY: Schedule = Schedule {
     lookback_ms: 86_400_000,
 };
 
-/// Pending deposits to check at their gateway: 10 s buckets, 10-minute blocks, a week of
-/// look-back on a new store.
+/// Pending deposits to check at their gateway: like [`CREDITS`], 1 s buckets, 10-minute
+/// blocks, a week of look-back on a new store.
 pub const RECONCILE: Schedule = Schedule {
     name: "rec",
-    width_ms: 10_000,
-    block: 60,
+    width_ms: 1_000,
+    block: 600,
     day: 144,
     lookback_ms: 7 * 86_400_000,
 };
