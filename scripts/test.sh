@@ -4,30 +4,17 @@
 # runs the core's native tests and the end-to-end suite on SQLite and on Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2
-fi
-rustup component list --installed | grep -q '^clippy' || rustup component add clippy
-rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v openssl >/dev/null || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/setup.sh
+ensure_rust
+ensure_packages redis-server:redis-server openssl:openssl
 
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --profile host -- -D warnings
 cargo clippy --target wasm32-wasip2 --release -- -D warnings
 
-echo "== components (wasm32-wasip2, release)"
-cargo build --target wasm32-wasip2 --release
+echo "== build: components (wasm32-wasip2, release) and native binaries"
+build_app
 
 echo "== tests: core natively, host, end to end on SQLite and Redis"
 cargo test --workspace --profile host

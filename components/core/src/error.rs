@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::config::ConfigError;
-use crate::http::{HeaderProblem, Response, MAX_BODY_BYTES};
+use crate::http::{HeaderProblem, Request, Response, MAX_BODY_BYTES};
 use crate::ids::DEPOSIT_ID_RULE;
 use crate::platform::StoreError;
 
@@ -195,6 +195,13 @@ impl ApiError {
             _ => response,
         }
     }
+}
+
+/// A single-valued header; repeated or non-UTF-8 values are refused.
+pub fn header<'r>(request: &'r Request, name: &'static str) -> Result<Option<&'r str>, ApiError> {
+    request
+        .header(name)
+        .map_err(|problem: HeaderProblem| ApiError::BadHeader { name, problem })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod replay;
 pub mod routes;
 pub mod signature;
 pub mod store;
+pub mod view;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -2,6 +2,8 @@
 //! each gateway's own callback (verified by its adapter, applied by the one money path), and
 //! the Central PG's own secret.
 
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
 mod common;
 
 use common::*;

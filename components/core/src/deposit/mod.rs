@@ -1,5 +1,5 @@
-//! Deposits: the record a create writes, the invoices that pay it, the notes callbacks leave,
-//! and the status view.
+//! Deposits: the record a create writes, the invoices that pay it and the notes callbacks
+//! leave (the status view that merges them with the credit is [`crate::view`]).
 //!
 //! A deposit's state is spread over keys that each have one kind of writer, so no write can
 //! lose another's: `deposit:{id}` (the create), `ref:{reference}` (the create, once per
@@ -9,12 +9,10 @@
 
 pub mod note;
 pub mod request;
-pub mod view;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::GatewayName;
-use crate::ids::{DepositId, Reference};
+use crate::ids::{DepositId, GatewayName, Reference};
 
 /// The record at `deposit:{id}`: who, how much, and where its creation stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@ use serde_json::{Map, Value};
 
 use crate::config::Amounts;
 use crate::error::ApiError;
-use crate::gateway::GatewayName;
 use crate::ids::DepositId;
+use crate::ids::GatewayName;
 
 /// A validated `POST /deposit/create` body.
 #[derive(Debug, Clone, PartialEq, Eq)]

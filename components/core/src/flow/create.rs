@@ -209,7 +209,7 @@ fn create_chosen(
         .gateway()?
         .create_lease()
         .max(config.gateways()?.timeout + std::time::Duration::from_secs(5));
-    let lease_ms = crate::credit::millis(lease);
+    let lease_ms = crate::platform::millis(lease);
     let existing = store.deposit(&id)?;
     let mut epoch = None;
     if let Some(existing) = &existing {

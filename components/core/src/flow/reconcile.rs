@@ -205,7 +205,7 @@ fn check_again(store: &DepositStore, config: &Config, check: &Check) -> Result<(
     let delay = reconcile
         .schedule
         .get(step)
-        .map_or(u64::MAX, |d| crate::credit::millis(*d));
+        .map_or(u64::MAX, |d| crate::platform::millis(*d));
     let at = store.now().saturating_add(delay);
     if at >= check.life_ends {
         return Ok(());

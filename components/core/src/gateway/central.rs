@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::notification::PaymentCallback;
-use super::{
+use super::protocol::{
     checked_invoice, one_header, CreatedInvoice, GatewayName, InvoiceOrder, PaymentGateway,
     PaymentNotice, StatusQuery,
 };

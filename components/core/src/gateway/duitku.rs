@@ -4,48 +4,22 @@
 //! the official PHP SDK and older docs use MD5/SHA-256 over strings that end with the API key.
 //! Which one an account gets is not documented, so the configuration selects it.
 
-use std::time::Duration;
-
 use md5::Md5;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::notification::{parse_amount, text};
-use super::{
+use super::protocol::{
     checked_invoice, content_type_is, json_object, paid_needs_amount, reference_field,
     CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
     StatusQuery,
 };
-use crate::config::Secret;
+use crate::config::{Duitku, DuitkuSignature};
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::ids::DepositId;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::{digest_matches, sign, verify_signature};
-
-/// Which signature formulas the account uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DuitkuSignature {
-    /// HMAC-SHA256 keyed with the API key (current docs).
-    Hmac,
-    /// MD5 / SHA-256 over strings ending with the API key (PHP SDK, older docs).
-    Legacy,
-}
-
-/// The Duitku adapter's settings.
-#[derive(Debug, Clone)]
-pub struct Duitku {
-    /// API origin: `https://api-sandbox.duitku.com` or `https://api-prod.duitku.com`.
-    pub base_url: String,
-    /// Merchant (project) code, e.g. `DXXXX`.
-    pub merchant_code: String,
-    /// The project's API key.
-    pub api_key: Secret,
-    /// Which signature generation the account uses.
-    pub signature: DuitkuSignature,
-    /// Timeout of one call.
-    pub timeout: Duration,
-}
 
 impl Duitku {
     /// Hex signature of `parts` concatenated: HMAC keyed with the API key, or the legacy
@@ -262,7 +236,10 @@ fn form_fields(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Secret;
     use crate::ids::Reference;
 
     fn duitku(signature: DuitkuSignature) -> Duitku {

@@ -1,35 +1,20 @@
 //! Midtrans Snap: create a Snap transaction, the HTTP notification with `signature_key`, and
 //! the GET status API. Both APIs authenticate with HTTP Basic (server key, empty password).
 
-use std::time::Duration;
-
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
 use super::notification::{parse_amount, text};
-use super::{
+use super::protocol::{
     basic_auth, checked_invoice, content_type_is, deposit_id_field, json_object, paid_needs_amount,
     CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
     StatusQuery,
 };
-use crate::config::Secret;
+use crate::config::Midtrans;
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::digest_matches;
-
-/// The Midtrans adapter's settings.
-#[derive(Debug, Clone)]
-pub struct Midtrans {
-    /// Snap origin: `https://app.sandbox.midtrans.com` or `https://app.midtrans.com`.
-    pub snap_url: String,
-    /// Core API origin (status): `https://api.sandbox.midtrans.com` or `https://api.midtrans.com`.
-    pub api_url: String,
-    /// The server key.
-    pub server_key: Secret,
-    /// Timeout of one call.
-    pub timeout: Duration,
-}
 
 impl Midtrans {
     fn headers(&self) -> Vec<(String, String)> {
@@ -182,7 +167,10 @@ impl PaymentGateway for Midtrans {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Secret;
     use crate::ids::{DepositId, Reference};
 
     fn midtrans() -> Midtrans {

@@ -3,8 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::gateway::GatewayName;
-use crate::ids::{DepositId, Reference};
+use crate::ids::{DepositId, GatewayName, Reference};
 
 /// Final status reported by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,38 +2,19 @@
 //! whose `X-Callback-Signature` is HMAC-SHA256 of the raw body, and transaction detail.
 //! Tripay's facts come from its official sample code (its developer pages were not readable).
 
-use std::time::Duration;
-
 use serde_json::{Map, Value};
 
 use super::notification::{parse_amount, text};
-use super::{
+use super::protocol::{
     checked_invoice, deposit_id_field, json_object, one_header, paid_needs_amount, reference_field,
     CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
     StatusQuery,
 };
-use crate::config::Secret;
+use crate::config::Tripay;
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::{sign, verify_signature};
-
-/// The Tripay adapter's settings.
-#[derive(Debug, Clone)]
-pub struct Tripay {
-    /// API root: `https://tripay.co.id/api-sandbox` or `https://tripay.co.id/api`.
-    pub base_url: String,
-    /// Merchant code, e.g. `T0001`.
-    pub merchant_code: String,
-    /// API key (bearer token of the API calls).
-    pub api_key: Secret,
-    /// Private key (signs requests, verifies callbacks).
-    pub private_key: Secret,
-    /// Payment channel of closed transactions, e.g. `QRIS` or `BRIVA`.
-    pub method: String,
-    /// Timeout of one call.
-    pub timeout: Duration,
-}
 
 impl Tripay {
     fn bearer(&self) -> (String, String) {
@@ -194,7 +175,10 @@ impl PaymentGateway for Tripay {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Secret;
     use crate::ids::{DepositId, Reference};
 
     fn tripay() -> Tripay {

@@ -1,34 +1,19 @@
 //! Xendit Invoices: create an invoice, the invoice callback authenticated by the
 //! `x-callback-token` header (invoices have no body signature), and get invoice by id.
 
-use std::time::Duration;
-
 use serde_json::{json, Map, Value};
 
 use super::notification::{parse_amount, text};
-use super::{
+use super::protocol::{
     basic_auth, checked_invoice, content_type_is, deposit_id_field, json_object, one_header,
     paid_needs_amount, reference_field, CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus,
     PaymentGateway, PaymentNotice, StatusQuery,
 };
-use crate::config::Secret;
+use crate::config::Xendit;
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::token_matches;
-
-/// The Xendit adapter's settings.
-#[derive(Debug, Clone)]
-pub struct Xendit {
-    /// API origin, `https://api.xendit.co` (test and live differ by key, not by host).
-    pub base_url: String,
-    /// Secret API key (the Basic auth user name).
-    pub secret_key: Secret,
-    /// The dashboard's callback verification token.
-    pub callback_token: Secret,
-    /// Timeout of one call.
-    pub timeout: Duration,
-}
 
 impl Xendit {
     fn headers(&self) -> Vec<(String, String)> {
@@ -139,7 +124,10 @@ impl PaymentGateway for Xendit {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Secret;
     use crate::ids::{DepositId, Reference};
 
     fn xendit() -> Xendit {

@@ -1,6 +1,6 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
-use super::{header, serve, Peer, Route};
+use super::route::{header, serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::payment::apply_callback;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{serve, Peer, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
 use crate::error::ApiError;

@@ -2,7 +2,7 @@
 //! adapter verifies and reads it; the money path is the Central PG's (`apply_callback`).
 //! Each answers what its gateway takes as "received" so it stops retrying.
 
-use super::{serve, Route};
+use super::route::{serve, Route};
 use crate::config::{Config, Section};
 use crate::error::ApiError;
 use crate::flow::payment::apply_callback;

@@ -1,8 +1,7 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
-use super::{serve, Peer, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
-use crate::deposit::view::DepositView;
 use crate::deposit::Creation;
 use crate::error::ApiError;
 use crate::flow::life::{life, LifeFacts};
@@ -10,6 +9,7 @@ use crate::http::{Request, Response};
 use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
 use crate::store::DepositStore;
+use crate::view::DepositView;
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {

@@ -1,0 +1,36 @@
+//! `POST /deposit/retry-credit?depositId=…`: an operator's manual retry of one credit.
+
+use super::route::{serve, Peer, Route};
+use crate::config::{Config, Section};
+use crate::error::ApiError;
+use crate::flow::retry::retry_one;
+use crate::http::{Request, Response};
+use crate::ids::DepositId;
+use crate::platform::Platform;
+
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: Some(Peer::Bot),
+    json_body: false,
+    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+};
+
+/// Serves `/deposit/retry-credit`.
+pub fn handle(request: &Request, platform: &Platform) -> Response {
+    serve(&ROUTE, request, platform, manual_retry)
+}
+
+fn manual_retry(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let id = request
+        .query_param("depositId")
+        .and_then(|id| DepositId::parse(&id))
+        .ok_or_else(ApiError::invalid_deposit_id)?;
+    let result = retry_one(platform, config, &id)?;
+    Ok(Response::json(200, &result))
+}
