@@ -21,4 +21,8 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/deposit/status", &status::ROUTE),
     ("/internal/credit-retry", &sweep::ROUTE),
     ("/deposit/retry-credit", &manual_retry::ROUTE),
+    ("/callback/duitku", &gateway_callback::DUITKU),
+    ("/callback/midtrans", &gateway_callback::MIDTRANS),
+    ("/callback/xendit", &gateway_callback::XENDIT),
+    ("/callback/tripay", &gateway_callback::TRIPAY),
 ];
