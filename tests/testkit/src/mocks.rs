@@ -4,6 +4,8 @@
 //! Like Python's `http.server` or PHP's built-in server, they need `Content-Length`: a
 //! request without one (chunked) is answered 411 and never reaches the party.
 
+pub mod gateways;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +38,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A request as a mock received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Method.
+    pub method: String,
     /// Path and query.
     pub path: String,
     /// Headers, names lower-case.
@@ -511,6 +515,7 @@ where
                                 })
                                 .collect();
                             let received = Received {
+                                method: parts.method.to_string(),
                                 path: parts
                                     .uri
                                     .path_and_query()
