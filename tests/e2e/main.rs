@@ -12,6 +12,7 @@
 mod api;
 mod create_race;
 mod faults;
+mod gateways;
 mod host_behaviour;
 mod instances;
 mod operations;

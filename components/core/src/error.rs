@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::config::ConfigError;
-use crate::http::{HeaderProblem, Response, MAX_BODY_BYTES};
+use crate::http::{HeaderProblem, Request, Response, MAX_BODY_BYTES};
 use crate::ids::DEPOSIT_ID_RULE;
 use crate::platform::StoreError;
 
@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Missing or wrong `X-Signature`.
     #[error("X-Signature is missing or does not match the request body")]
     InvalidSignature,
+    /// A gateway notification whose proof of origin (named) is missing or wrong.
+    #[error("{0} is missing or wrong: not sent by the gateway")]
+    GatewayProof(&'static str),
     /// `X-Timestamp` missing while enforced, unparsable, or outside the allowed skew.
     #[error("{0}")]
     TimestampRejected(&'static str),
@@ -114,7 +117,10 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidJson(_) | Self::InvalidField { .. } | Self::BadHeader { .. } => 400,
-            Self::Unauthorized | Self::InvalidSignature | Self::TimestampRejected(_) => 401,
+            Self::Unauthorized
+            | Self::InvalidSignature
+            | Self::GatewayProof(_)
+            | Self::TimestampRejected(_) => 401,
             Self::DepositNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::NonceReused | Self::Conflict { .. } | Self::InProgress { .. } => 409,
@@ -135,7 +141,7 @@ impl ApiError {
             | Self::InProgress { code, .. } => code,
             Self::BadHeader { .. } => "INVALID_HEADER",
             Self::Unauthorized => "UNAUTHORIZED",
-            Self::InvalidSignature => "INVALID_SIGNATURE",
+            Self::InvalidSignature | Self::GatewayProof(_) => "INVALID_SIGNATURE",
             Self::TimestampRejected(_) => "INVALID_TIMESTAMP",
             Self::NonceReused => "NONCE_REUSED",
             Self::DepositNotFound => "DEPOSIT_NOT_FOUND",
@@ -191,6 +197,13 @@ impl ApiError {
     }
 }
 
+/// A single-valued header; repeated or non-UTF-8 values are refused.
+pub fn header<'r>(request: &'r Request, name: &'static str) -> Result<Option<&'r str>, ApiError> {
+    request
+        .header(name)
+        .map_err(|problem: HeaderProblem| ApiError::BadHeader { name, problem })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +219,11 @@ mod tests {
             ),
             (ApiError::Unauthorized, 401, "UNAUTHORIZED"),
             (ApiError::InvalidSignature, 401, "INVALID_SIGNATURE"),
+            (
+                ApiError::GatewayProof("x-callback-token"),
+                401,
+                "INVALID_SIGNATURE",
+            ),
             (ApiError::TimestampRejected("old"), 401, "INVALID_TIMESTAMP"),
             (ApiError::NonceReused, 409, "NONCE_REUSED"),
             (ApiError::DepositNotFound, 404, "DEPOSIT_NOT_FOUND"),

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use crate::config::Amounts;
 use crate::error::ApiError;
 use crate::ids::DepositId;
+use crate::ids::GatewayName;
 
 /// A validated `POST /deposit/create` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct CreateDeposit {
     pub product_details: Option<String>,
     /// Caller-chosen deposit id.
     pub deposit_id: Option<DepositId>,
+    /// The gateway asked for; the configured default when absent.
+    pub gateway: Option<GatewayName>,
 }
 
 impl CreateDeposit {
@@ -47,6 +50,17 @@ impl CreateDeposit {
                 255,
             )?,
             deposit_id: parse_deposit_id(&fields)?,
+            gateway: optional_string(&fields, "gateway", "INVALID_GATEWAY", 16)?
+                .map(|name| {
+                    GatewayName::parse(&name).ok_or_else(|| {
+                        ApiError::field(
+                            "INVALID_GATEWAY",
+                            "gateway",
+                            "gateway must be one of central, duitku, midtrans, xendit, tripay",
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 }

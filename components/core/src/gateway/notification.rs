@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::ids::{DepositId, Reference};
+use crate::ids::{DepositId, GatewayName, Reference};
 
 /// Final status reported by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum CallbackStatus {
 /// A validated callback body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentCallback {
+    /// The gateway it came from; it must be the deposit's.
+    pub gateway: GatewayName,
     /// Our deposit id.
     pub order_id: Option<DepositId>,
     /// Gateway reference.
@@ -119,6 +121,7 @@ impl PaymentCallback {
             }
         }
         Ok(Self {
+            gateway: GatewayName::Central,
             order_id,
             reference,
             status,
@@ -130,7 +133,10 @@ impl PaymentCallback {
 }
 
 /// An optional string field (numbers are accepted and kept as text); at most 255 characters.
-fn text(fields: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+pub(crate) fn text(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, ApiError> {
     let value = match fields.get(field) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
@@ -158,6 +164,15 @@ fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, Ap
     let Some(raw) = text(data, "amount")? else {
         return Ok(None);
     };
+    parse_amount("duitkuData.amount", raw).map(Some)
+}
+
+/// An amount as a gateway sent it (`"150000"`, `"150000.00"`, `150000`), kept as sent, with
+/// its integer value when it is a whole number; anything else is a 400 naming `field`.
+pub(crate) fn parse_amount(
+    field: &'static str,
+    raw: String,
+) -> Result<(String, Option<u64>), ApiError> {
     let (whole, fraction) = raw.split_once('.').unwrap_or((&raw, ""));
     let numeric = !whole.is_empty()
         && whole.bytes().all(|b| b.is_ascii_digit())
@@ -165,7 +180,7 @@ fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, Ap
     if !numeric {
         return Err(ApiError::field(
             "INVALID_CALLBACK",
-            "duitkuData.amount",
+            field,
             "amount must be a number",
         ));
     }
@@ -174,7 +189,7 @@ fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, Ap
         .all(|b| b == b'0')
         .then(|| whole.parse::<u64>().ok())
         .flatten();
-    Ok(Some((raw, value)))
+    Ok((raw, value))
 }
 
 #[cfg(test)]
