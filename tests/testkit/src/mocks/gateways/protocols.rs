@@ -1,299 +1,13 @@
-//! Mock payment gateways: Duitku POP, Midtrans Snap, Xendit Invoices and Tripay closed
-//! payments, each as strict as the real one about what it receives (credentials, request
-//! signatures, required fields, a repeated order id) and each answering in its own format.
-//! A mock never calls back by itself: [`MockGateway::pay`] and [`MockGateway::expire`] change
-//! an order and return the notification the gateway would send, signed as it signs it, for
-//! the test to deliver (or to drop, as a lost callback).
+//! Each gateway's own protocol: what its create, status and notification look like.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use anyhow::Result;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::Sha512;
+use std::collections::HashMap;
 
-use super::{lock, serve, Received, Reply};
-
-/// Which gateway a mock plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Duitku POP (HMAC-SHA256 signatures keyed with the API key).
-    Duitku,
-    /// Midtrans Snap and its status API.
-    Midtrans,
-    /// Xendit Invoices.
-    Xendit,
-    /// Tripay closed payments (sandbox paths).
-    Tripay,
-}
-
-impl Protocol {
-    /// The gateway's name in this app (`gateway` of a create, `/callback/<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Duitku => "duitku",
-            Protocol::Midtrans => "midtrans",
-            Protocol::Xendit => "xendit",
-            Protocol::Tripay => "tripay",
-        }
-    }
-
-    /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
-        Protocol::Duitku,
-        Protocol::Midtrans,
-        Protocol::Xendit,
-        Protocol::Tripay,
-    ];
-}
-
-/// The credentials a mock gateway holds; the app must be configured with the same.
-pub const MERCHANT_CODE: &str = "DMOCK1";
-/// Duitku API key, Midtrans server key, Xendit secret key or Tripay API key.
-pub const API_KEY: &str = "mock-gateway-api-key";
-/// Tripay's private key.
-pub const PRIVATE_KEY: &str = "mock-tripay-private-key";
-/// Xendit's callback verification token.
-pub const CALLBACK_TOKEN: &str = "mock-xendit-callback-token";
-
-/// Where an order stands at the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    /// Waiting for the buyer.
-    Pending,
-    /// Paid.
-    Paid,
-    /// Expired unpaid.
-    Expired,
-}
-
-#[derive(Debug, Clone)]
-struct Order {
-    amount: u64,
-    reference: String,
-    status: OrderStatus,
-}
-
-/// A notification as the gateway would send it.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// The app's route for it.
-    pub path: String,
-    /// Its headers.
-    pub headers: Vec<(String, String)>,
-    /// Its exact body.
-    pub body: Vec<u8>,
-}
-
-struct GatewayState {
-    protocol: Protocol,
-    /// Orders by our order id.
-    orders: Mutex<HashMap<String, Order>>,
-    received: Mutex<Vec<Received>>,
-    counter: AtomicU64,
-}
-
-/// A mock payment gateway served over HTTP on loopback.
-pub struct MockGateway {
-    addr: SocketAddr,
-    state: Arc<GatewayState>,
-}
-
-type Answer = (u16, String);
-
-fn hmac_hex(key: &str, message: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn basic(key: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
-    )
-}
-
-fn refused(status: u16, message: &str) -> Answer {
-    (status, json!({ "message": message }).to_string())
-}
-
-impl MockGateway {
-    /// Listens on a free loopback port.
-    pub async fn start(protocol: Protocol) -> Result<Self> {
-        let state = Arc::new(GatewayState {
-            protocol,
-            orders: Mutex::new(HashMap::new()),
-            received: Mutex::new(Vec::new()),
-            counter: AtomicU64::new(0),
-        });
-        let handler = state.clone();
-        let addr = serve(
-            "127.0.0.1:0",
-            move |received: Received| {
-                let state = handler.clone();
-                async move {
-                    let (status, text) = state.answer(&received);
-                    lock(&state.received).push(received);
-                    (status, Reply::Whole(text))
-                }
-            },
-            None,
-        )
-        .await?;
-        Ok(Self { addr, state })
-    }
-
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The app's variables that point it at this mock, with its credentials.
-    pub fn app_variables(&self) -> Vec<(&'static str, String)> {
-        let url = self.url();
-        match self.state.protocol {
-            Protocol::Duitku => vec![
-                ("duitku_base_url", url),
-                ("duitku_merchant_code", MERCHANT_CODE.into()),
-                ("duitku_api_key", API_KEY.into()),
-                ("duitku_signature", "hmac".into()),
-            ],
-            Protocol::Midtrans => vec![
-                ("midtrans_snap_url", url.clone()),
-                ("midtrans_api_url", url),
-                ("midtrans_server_key", API_KEY.into()),
-            ],
-            Protocol::Xendit => vec![
-                ("xendit_base_url", url),
-                ("xendit_secret_key", API_KEY.into()),
-                ("xendit_callback_token", CALLBACK_TOKEN.into()),
-            ],
-            Protocol::Tripay => vec![
-                ("tripay_base_url", url),
-                ("tripay_api_path", "/api-sandbox".into()),
-                ("tripay_merchant_code", MERCHANT_CODE.into()),
-                ("tripay_api_key", API_KEY.into()),
-                ("tripay_private_key", PRIVATE_KEY.into()),
-            ],
-        }
-    }
-
-    /// Every request so far.
-    pub fn received(&self) -> Vec<Received> {
-        lock(&self.state.received).clone()
-    }
-
-    /// Status queries received so far.
-    pub fn status_queries(&self) -> usize {
-        self.received()
-            .iter()
-            .filter(|r| self.state.is_status_query(&r.path))
-            .count()
-    }
-
-    /// Invoices created so far.
-    pub fn orders(&self) -> usize {
-        lock(&self.state.orders).len()
-    }
-
-    /// The buyer pays order `order_id`; returns the gateway's PAID notification.
-    pub fn pay(&self, order_id: &str) -> Notification {
-        self.settle(order_id, OrderStatus::Paid)
-    }
-
-    /// Order `order_id` expires; returns the gateway's notification of it.
-    pub fn expire(&self, order_id: &str) -> Notification {
-        self.settle(order_id, OrderStatus::Expired)
-    }
-
-    fn settle(&self, order_id: &str, status: OrderStatus) -> Notification {
-        let order = {
-            let mut orders = lock(&self.state.orders);
-            let order = orders
-                .get_mut(order_id)
-                .unwrap_or_else(|| panic!("no order {order_id} at the mock gateway"));
-            order.status = status;
-            order.clone()
-        };
-        self.state.notification(order_id, &order)
-    }
-}
+use super::*;
 
 impl GatewayState {
-    fn is_status_query(&self, path: &str) -> bool {
-        match self.protocol {
-            Protocol::Duitku => path == "/api/merchant/transactionStatus",
-            Protocol::Midtrans => path.starts_with("/v2/") && path.ends_with("/status"),
-            Protocol::Xendit => path.starts_with("/v2/invoices/"),
-            Protocol::Tripay => path.starts_with("/api-sandbox/transaction/detail"),
-        }
-    }
-
-    fn answer(&self, r: &Received) -> Answer {
-        match (self.protocol, r.method.as_str(), r.path.as_str()) {
-            (Protocol::Duitku, "POST", "/api/merchant/createInvoice") => self.duitku_create(r),
-            (Protocol::Duitku, "POST", "/api/merchant/transactionStatus") => self.duitku_status(r),
-            (Protocol::Midtrans, "POST", "/snap/v1/transactions") => self.midtrans_create(r),
-            (Protocol::Midtrans, "GET", path) if self.is_status_query(path) => {
-                self.midtrans_status(r)
-            }
-            (Protocol::Xendit, "POST", "/v2/invoices") => self.xendit_create(r),
-            (Protocol::Xendit, "GET", path) if self.is_status_query(path) => self.xendit_get(r),
-            (Protocol::Tripay, "POST", "/api-sandbox/transaction/create") => self.tripay_create(r),
-            (Protocol::Tripay, "GET", path) if self.is_status_query(path) => self.tripay_detail(r),
-            _ => refused(404, "no such endpoint"),
-        }
-    }
-
-    fn next_reference(&self, prefix: &str) -> String {
-        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
-        format!("{prefix}{n:08}")
-    }
-
-    /// Registers `order_id`; a repeat with another amount, or any repeat where the gateway
-    /// takes an order id once, is refused.
-    fn open(&self, order_id: &str, amount: u64, once: bool, prefix: &str) -> Result<Order, Answer> {
-        let mut orders = lock(&self.orders);
-        if let Some(existing) = orders.get(order_id) {
-            if once {
-                return Err(refused(400, "order id has already been taken"));
-            }
-            if existing.amount != amount {
-                return Err(refused(400, "Amount is different"));
-            }
-            return Ok(existing.clone());
-        }
-        let order = Order {
-            amount,
-            reference: self.next_reference(prefix),
-            status: OrderStatus::Pending,
-        };
-        orders.insert(order_id.to_string(), order.clone());
-        Ok(order)
-    }
-
-    fn order(&self, order_id: &str) -> Option<Order> {
-        lock(&self.orders).get(order_id).cloned()
-    }
-
-    fn by_reference(&self, reference: &str) -> Option<(String, Order)> {
-        lock(&self.orders)
-            .iter()
-            .find(|(_, o)| o.reference == reference)
-            .map(|(id, o)| (id.clone(), o.clone()))
-    }
-
-    // ----- Duitku
-
-    fn duitku_create(&self, r: &Received) -> Answer {
+    pub(super) fn duitku_create(&self, r: &Received) -> Answer {
         if r.header("content-type") != Some("application/json") {
             return refused(415, "content type must be application/json");
         }
@@ -330,7 +44,7 @@ impl GatewayState {
         }
     }
 
-    fn duitku_status(&self, r: &Received) -> Answer {
+    pub(super) fn duitku_status(&self, r: &Received) -> Answer {
         let body = r.json();
         let order_id = body["merchantOrderId"].as_str().unwrap_or("");
         let signature = hmac_hex(API_KEY, format!("{MERCHANT_CODE}{order_id}").as_bytes());
@@ -356,7 +70,7 @@ impl GatewayState {
 
     // ----- Midtrans
 
-    fn midtrans_create(&self, r: &Received) -> Answer {
+    pub(super) fn midtrans_create(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(basic(API_KEY).as_str()) {
             return refused(401, "Access denied due to unauthorized transaction");
         }
@@ -399,7 +113,7 @@ impl GatewayState {
             "fraud_status": "accept", "currency": "IDR"})
     }
 
-    fn midtrans_status(&self, r: &Received) -> Answer {
+    pub(super) fn midtrans_status(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(basic(API_KEY).as_str()) {
             return refused(401, "Access denied due to unauthorized transaction");
         }
@@ -437,7 +151,7 @@ impl GatewayState {
         invoice
     }
 
-    fn xendit_create(&self, r: &Received) -> Answer {
+    pub(super) fn xendit_create(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(basic(API_KEY).as_str()) {
             return refused(401, "INVALID_API_KEY");
         }
@@ -453,7 +167,7 @@ impl GatewayState {
         }
     }
 
-    fn xendit_get(&self, r: &Received) -> Answer {
+    pub(super) fn xendit_get(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(basic(API_KEY).as_str()) {
             return refused(401, "INVALID_API_KEY");
         }
@@ -480,7 +194,7 @@ impl GatewayState {
             "status": status, "paid_at": 1_764_000_000, "note": null})
     }
 
-    fn tripay_create(&self, r: &Received) -> Answer {
+    pub(super) fn tripay_create(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(format!("Bearer {API_KEY}").as_str()) {
             return (
                 401,
@@ -539,7 +253,7 @@ impl GatewayState {
         }
     }
 
-    fn tripay_detail(&self, r: &Received) -> Answer {
+    pub(super) fn tripay_detail(&self, r: &Received) -> Answer {
         if r.header("authorization") != Some(format!("Bearer {API_KEY}").as_str()) {
             return (
                 401,
@@ -563,7 +277,7 @@ impl GatewayState {
 
     // ----- notifications
 
-    fn notification(&self, order_id: &str, order: &Order) -> Notification {
+    pub(super) fn notification(&self, order_id: &str, order: &Order) -> Notification {
         let json_headers = || vec![("content-type".to_string(), "application/json".to_string())];
         match self.protocol {
             Protocol::Duitku => {
