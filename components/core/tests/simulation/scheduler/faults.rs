@@ -1,0 +1,40 @@
+//! Faults the scheduler injects besides store errors and kills: clock jumps past leases,
+//! retry times and TTLs, and a corrupted record.
+
+use super::*;
+
+impl Sim {
+    pub(super) fn jump_clock(&mut self) {
+        let config = &self.world.config;
+        let choices = [
+            config.lease_ms + 1_000,
+            config.longest_step_ms() + 1_000,
+            config.ttl_ms + 61_000,
+            self.world.rng(|r| r.range(1_000, 60_000)),
+        ];
+        let by = choices[self.rng(|r| r.below(choices.len() as u64)) as usize];
+        self.world.count(|c| c.clock_jumps += 1);
+        self.world
+            .log(|| format!("-- the clock jumps {} s", by / 1000));
+        self.world.advance(by);
+    }
+
+    pub(super) fn corrupt_one(&mut self) {
+        let keys: Vec<String> = self
+            .world
+            .records
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with("deposit:") || k.starts_with("credit:"))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let key = keys[self.rng(|r| r.below(keys.len() as u64)) as usize].clone();
+        let id = key.split(':').nth(1).unwrap_or_default().to_string();
+        use topup_core::platform::KeyValue;
+        let _ = self.world.records.set(&key, b"\x00not a record");
+        self.world.log(|| format!("-- record {key} is corrupted"));
+        self.corrupted.insert(id);
+    }
+}
