@@ -20,6 +20,8 @@ use crate::platform::{Resume, SimPlatform, Yield};
 use crate::world::World;
 
 mod drivers;
+
+use drivers::describe;
 mod faults;
 mod observed;
 
@@ -482,20 +484,5 @@ impl Sim {
             self.spawn(Call::Status(id));
         }
         self.run_until_idle();
-    }
-}
-
-fn describe(call: &Call) -> String {
-    match call {
-        Call::Create {
-            plan,
-            requester,
-            attempt,
-        } => format!("create(plan {plan}, requester {requester}, try {attempt})"),
-        Call::Callback { chain } => format!("callback(chain {chain})"),
-        Call::Duplicate { chain } => format!("callback(copy of chain {chain})"),
-        Call::Sweep { .. } => "sweep".into(),
-        Call::ManualRetry(id) => format!("retry-credit({id})"),
-        Call::Status(id) => format!("status({id})"),
     }
 }

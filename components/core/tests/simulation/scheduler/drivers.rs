@@ -333,3 +333,18 @@ impl Sim {
         self.at(now + delay, Event::Spawn(Call::Callback { chain }));
     }
 }
+
+pub(super) fn describe(call: &Call) -> String {
+    match call {
+        Call::Create {
+            plan,
+            requester,
+            attempt,
+        } => format!("create(plan {plan}, requester {requester}, try {attempt})"),
+        Call::Callback { chain } => format!("callback(chain {chain})"),
+        Call::Duplicate { chain } => format!("callback(copy of chain {chain})"),
+        Call::Sweep { .. } => "sweep".into(),
+        Call::ManualRetry(id) => format!("retry-credit({id})"),
+        Call::Status(id) => format!("status({id})"),
+    }
+}
