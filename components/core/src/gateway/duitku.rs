@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use super::notification::{parse_amount, text};
 use super::protocol::{
     checked_invoice, content_type_is, json_object, paid_needs_amount, reference_field,
-    CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
-    StatusQuery,
+    status_fields, CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway,
+    PaymentNotice, StatusQuery,
 };
 use crate::config::{Duitku, DuitkuSignature};
 use crate::error::ApiError;
@@ -186,10 +186,7 @@ impl PaymentGateway for Duitku {
     }
 
     fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str> {
-        if !(200..300).contains(&response.status) {
-            return Err("non-2xx response");
-        }
-        let fields = json_object(&response.body).map_err(|_| "body is not a JSON object")?;
+        let fields = status_fields(response)?;
         let invalid = |_| "status answer has an invalid field";
         let status = match text(&fields, "statusCode").map_err(invalid)?.as_deref() {
             Some("00") => NoticeStatus::Paid,

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha512};
 use super::notification::{parse_amount, text};
 use super::protocol::{
     basic_auth, checked_invoice, content_type_is, deposit_id_field, json_object, paid_needs_amount,
-    CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
-    StatusQuery,
+    status_fields, CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway,
+    PaymentNotice, StatusQuery,
 };
 use crate::config::Midtrans;
 use crate::error::ApiError;
@@ -154,10 +154,7 @@ impl PaymentGateway for Midtrans {
         if response.status == 404 {
             return Ok(PaymentNotice::pending());
         }
-        if !(200..300).contains(&response.status) {
-            return Err("non-2xx response");
-        }
-        let fields = json_object(&response.body).map_err(|_| "body is not a JSON object")?;
+        let fields = status_fields(response)?;
         if fields.get("status_code").and_then(Value::as_str) == Some("404") {
             return Ok(PaymentNotice::pending());
         }

@@ -245,6 +245,16 @@ pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// The fields of a status query's 2xx JSON answer (what every gateway's status API returns).
+pub(super) fn status_fields(
+    response: &OutboundResponse,
+) -> Result<Map<String, Value>, &'static str> {
+    if !(200..300).contains(&response.status) {
+        return Err("non-2xx response");
+    }
+    json_object(&response.body).map_err(|_| "body is not a JSON object")
+}
+
 /// `Authorization: Basic base64(user:)`: Midtrans and Xendit take the secret key as the user
 /// name and an empty password.
 pub(super) fn basic_auth(user: &Secret) -> String {

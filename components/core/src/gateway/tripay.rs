@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use super::notification::{parse_amount, text};
 use super::protocol::{
     checked_invoice, deposit_id_field, json_object, one_header, paid_needs_amount, reference_field,
-    CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway, PaymentNotice,
-    StatusQuery,
+    status_fields, CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus, PaymentGateway,
+    PaymentNotice, StatusQuery,
 };
 use crate::config::Tripay;
 use crate::error::ApiError;
@@ -157,10 +157,7 @@ impl PaymentGateway for Tripay {
     }
 
     fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str> {
-        if !(200..300).contains(&response.status) {
-            return Err("non-2xx response");
-        }
-        let fields = json_object(&response.body).map_err(|_| "body is not a JSON object")?;
+        let fields = status_fields(response)?;
         if fields.get("success") != Some(&Value::Bool(true)) {
             return Err("success is not true");
         }

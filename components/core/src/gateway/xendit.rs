@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 use super::notification::{parse_amount, text};
 use super::protocol::{
     basic_auth, checked_invoice, content_type_is, deposit_id_field, json_object, one_header,
-    paid_needs_amount, reference_field, CreatedInvoice, GatewayName, InvoiceOrder, NoticeStatus,
-    PaymentGateway, PaymentNotice, StatusQuery,
+    paid_needs_amount, reference_field, status_fields, CreatedInvoice, GatewayName, InvoiceOrder,
+    NoticeStatus, PaymentGateway, PaymentNotice, StatusQuery,
 };
 use crate::config::Xendit;
 use crate::error::ApiError;
@@ -114,10 +114,7 @@ impl PaymentGateway for Xendit {
     }
 
     fn read_status(&self, response: &OutboundResponse) -> Result<PaymentNotice, &'static str> {
-        if !(200..300).contains(&response.status) {
-            return Err("non-2xx response");
-        }
-        let fields = json_object(&response.body).map_err(|_| "body is not a JSON object")?;
+        let fields = status_fields(response)?;
         Self::notice(&fields).map_err(|_| "status answer is not valid")
     }
 }
