@@ -1,9 +1,10 @@
 //! `POST /deposit/create`: the request body, validated.
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::Amounts;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::DepositId;
 
 /// A validated `POST /deposit/create` body.
@@ -23,37 +24,46 @@ pub struct CreateDeposit {
     pub deposit_id: Option<DepositId>,
 }
 
+/// The create body's fields as sent, before validation; other fields are ignored. Its field
+/// names are the ones the API documents (see `crate::schema`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDepositBody {
+    user_id: Option<Value>,
+    amount: Option<Value>,
+    msisdn: Option<Value>,
+    email: Option<Value>,
+    product_details: Option<Value>,
+    deposit_id: Option<Value>,
+}
+
 impl CreateDeposit {
     /// Parses and validates the JSON body.
     pub fn parse(body: &[u8], amounts: &Amounts) -> Result<Self, ApiError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
+        let body: CreateDepositBody = crate::schema::json_object(body)?;
         Ok(Self {
-            user_id: parse_user_id(&fields)?,
-            amount: parse_amount(&fields, amounts)?,
-            msisdn: optional_string(&fields, "msisdn", "INVALID_MSISDN", 20)?
+            user_id: parse_user_id(body.user_id.as_ref())?,
+            amount: parse_amount(body.amount.as_ref(), amounts)?,
+            msisdn: optional_string(body.msisdn.as_ref(), "msisdn", ErrorCode::InvalidMsisdn, 20)?
                 .map(|m| validate_msisdn(&m).map(|_| m))
                 .transpose()?,
-            email: optional_string(&fields, "email", "INVALID_EMAIL", 255)?
+            email: optional_string(body.email.as_ref(), "email", ErrorCode::InvalidEmail, 255)?
                 .map(|e| validate_email(&e).map(|_| e))
                 .transpose()?,
             product_details: optional_string(
-                &fields,
+                body.product_details.as_ref(),
                 "productDetails",
-                "INVALID_PRODUCT_DETAILS",
+                ErrorCode::InvalidProductDetails,
                 255,
             )?,
-            deposit_id: parse_deposit_id(&fields)?,
+            deposit_id: parse_deposit_id(body.deposit_id.as_ref())?,
         })
     }
 }
 
-fn parse_user_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
-    const CODE: &str = "INVALID_USER_ID";
-    let user_id = match fields.get("userId") {
+fn parse_user_id(value: Option<&Value>) -> Result<String, ApiError> {
+    const CODE: ErrorCode = ErrorCode::InvalidUserId;
+    let user_id = match value {
         None | Some(Value::Null) => {
             return Err(ApiError::field(CODE, "userId", "userId is required"))
         }
@@ -77,11 +87,11 @@ fn parse_user_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(user_id)
 }
 
-fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, ApiError> {
-    let amount = match fields.get("amount") {
+fn parse_amount(value: Option<&Value>, config: &Amounts) -> Result<u64, ApiError> {
+    let amount = match value {
         None | Some(Value::Null) => {
             return Err(ApiError::field(
-                "INVALID_AMOUNT",
+                ErrorCode::InvalidAmount,
                 "amount",
                 "amount is required",
             ))
@@ -91,14 +101,14 @@ fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, Ap
     }
     .ok_or_else(|| {
         ApiError::field(
-            "INVALID_AMOUNT",
+            ErrorCode::InvalidAmount,
             "amount",
             "amount must be a whole number of rupiah",
         )
     })?;
     if amount < config.min_amount || amount > config.max_amount {
         return Err(ApiError::InvalidField {
-            code: "AMOUNT_OUT_OF_RANGE",
+            code: ErrorCode::AmountOutOfRange,
             field: "amount",
             message: format!(
                 "amount must be between {} and {}",
@@ -111,12 +121,12 @@ fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, Ap
 }
 
 fn optional_string(
-    fields: &Map<String, Value>,
+    value: Option<&Value>,
     field: &'static str,
-    code: &'static str,
+    code: ErrorCode,
     max_chars: usize,
 ) -> Result<Option<String>, ApiError> {
-    match fields.get(field) {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s.chars().count() > max_chars => Err(ApiError::field(
@@ -144,7 +154,7 @@ fn validate_msisdn(msisdn: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "INVALID_MSISDN",
+            ErrorCode::InvalidMsisdn,
             "msisdn",
             "msisdn must be 6 to 16 digits, optionally starting with +",
         ))
@@ -164,15 +174,15 @@ fn validate_email(email: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "INVALID_EMAIL",
+            ErrorCode::InvalidEmail,
             "email",
             "email is not a valid address",
         ))
     }
 }
 
-fn parse_deposit_id(fields: &Map<String, Value>) -> Result<Option<DepositId>, ApiError> {
-    match fields.get("depositId") {
+fn parse_deposit_id(value: Option<&Value>) -> Result<Option<DepositId>, ApiError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) => DepositId::parse(id)
             .map(Some)

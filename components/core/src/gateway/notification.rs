@@ -1,8 +1,9 @@
 //! The Central PG's PAID/FAILED notification body, validated.
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DepositId, Reference};
 
 /// Final status reported by the gateway.
@@ -31,42 +32,58 @@ pub struct PaymentCallback {
     pub payment_method: Option<String>,
 }
 
+/// The callback body's fields as sent, before validation; other fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackBody {
+    order_id: Option<Value>,
+    reference: Option<Value>,
+    status: Option<Value>,
+    result_code: Option<Value>,
+    duitku_data: Option<Value>,
+}
+
+/// The callback's `duitkuData` fields as sent; other fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayData {
+    merchant_order_id: Option<Value>,
+    amount: Option<Value>,
+    payment_method: Option<Value>,
+}
+
 impl PaymentCallback {
     /// Parses and validates the callback body.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
-        let data = match fields.get("duitkuData") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(data)) => data.clone(),
+        let fields: CallbackBody = crate::schema::json_object(body)?;
+        let data: GatewayData = match fields.duitku_data {
+            None => GatewayData::default(),
+            Some(Value::Object(data)) => serde_json::from_value(Value::Object(data))
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?,
             Some(_) => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData",
                     "duitkuData must be an object",
                 ))
             }
         };
-
-        let order_id = text(&fields, "orderId")?;
+        let order_id = text(fields.order_id.as_ref(), "orderId")?;
         if order_id
             .as_deref()
             .is_some_and(|id| DepositId::parse(id).is_none())
         {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "orderId",
                 "orderId is not a valid deposit id",
             ));
         }
-        let merchant_order_id = text(&data, "merchantOrderId")?;
+        let merchant_order_id = text(data.merchant_order_id.as_ref(), "merchantOrderId")?;
         if let (Some(a), Some(b)) = (&order_id, &merchant_order_id) {
             if a != b {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData.merchantOrderId",
                     "merchantOrderId differs from orderId",
                 ));
@@ -75,44 +92,48 @@ impl PaymentCallback {
         let order_id = order_id
             .or(merchant_order_id)
             .and_then(|id| DepositId::parse(&id));
-        let reference = match text(&fields, "reference")? {
+        let reference = match text(fields.reference.as_ref(), "reference")? {
             None => None,
             Some(r) => Some(Reference::parse(&r).ok_or_else(|| {
-                ApiError::field("INVALID_CALLBACK", "reference", "reference is not valid")
+                ApiError::field(
+                    ErrorCode::InvalidCallback,
+                    "reference",
+                    "reference is not valid",
+                )
             })?),
         };
         if order_id.is_none() && reference.is_none() {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "orderId",
                 "orderId or reference is required",
             ));
         }
 
-        let status = match fields.get("status").and_then(Value::as_str) {
+        let status = match fields.status.as_ref().and_then(Value::as_str) {
             Some("PAID") => CallbackStatus::Paid,
             Some("FAILED") => CallbackStatus::Failed,
             _ => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "status",
                     "status must be \"PAID\" or \"FAILED\"",
                 ))
             }
         };
-        let result_code = text(&fields, "resultCode")?;
-        let amount = amount(&data)?;
+        let result_code = text(fields.result_code.as_ref(), "resultCode")?;
+        let amount = amount(data.amount.as_ref())?;
         if status == CallbackStatus::Paid {
             if result_code.as_deref().is_some_and(|code| code != "00") {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "resultCode",
                     "a PAID callback must have resultCode \"00\"",
                 ));
             }
             if amount.is_none() {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData.amount",
                     "a PAID callback must carry duitkuData.amount",
                 ));
@@ -124,20 +145,20 @@ impl PaymentCallback {
             status,
             result_code,
             amount,
-            payment_method: text(&data, "paymentMethod")?,
+            payment_method: text(data.payment_method.as_ref(), "paymentMethod")?,
         })
     }
 }
 
 /// An optional string field (numbers are accepted and kept as text); at most 255 characters.
-fn text(fields: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ApiError> {
-    let value = match fields.get(field) {
+fn text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+    let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 field,
                 format!("{field} must be a string"),
             ))
@@ -145,7 +166,7 @@ fn text(fields: &Map<String, Value>, field: &'static str) -> Result<Option<Strin
     };
     if value.chars().count() > 255 || value.chars().any(char::is_control) {
         return Err(ApiError::field(
-            "INVALID_CALLBACK",
+            ErrorCode::InvalidCallback,
             field,
             format!("{field} is not valid"),
         ));
@@ -154,8 +175,8 @@ fn text(fields: &Map<String, Value>, field: &'static str) -> Result<Option<Strin
 }
 
 /// `duitkuData.amount`: an integer or a decimal string such as `"150000"` or `"150000.00"`.
-fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
-    let Some(raw) = text(data, "amount")? else {
+fn amount(value: Option<&Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
+    let Some(raw) = text(value, "amount")? else {
         return Ok(None);
     };
     let (whole, fraction) = raw.split_once('.').unwrap_or((&raw, ""));
@@ -164,7 +185,7 @@ fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, Ap
         && fraction.bytes().all(|b| b.is_ascii_digit());
     if !numeric {
         return Err(ApiError::field(
-            "INVALID_CALLBACK",
+            ErrorCode::InvalidCallback,
             "duitkuData.amount",
             "amount must be a number",
         ));

@@ -2,7 +2,7 @@
 
 use super::{header, serve, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::gateway::notification::PaymentCallback;
 use crate::http::{Request, Response};
@@ -21,6 +21,18 @@ pub const ROUTE: Route = Route {
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
+    ],
+    errors: &[
+        ErrorCode::InvalidSignature,
+        ErrorCode::InvalidTimestamp,
+        ErrorCode::InvalidNonce,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidCallback,
+        ErrorCode::DepositNotFound,
+        ErrorCode::NonceReused,
+        ErrorCode::ReferenceMismatch,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
     ],
 };
 

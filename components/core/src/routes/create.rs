@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{serve, Route};
 use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::create::create_deposit;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -21,6 +21,22 @@ pub const ROUTE: Route = Route {
         Section::Amounts,
         Section::Gateway,
         Section::Lifetime,
+    ],
+    errors: &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidUserId,
+        ErrorCode::InvalidAmount,
+        ErrorCode::AmountOutOfRange,
+        ErrorCode::InvalidMsisdn,
+        ErrorCode::InvalidEmail,
+        ErrorCode::InvalidProductDetails,
+        ErrorCode::InvalidDepositId,
+        ErrorCode::DepositConflict,
+        ErrorCode::CreateInProgress,
+        ErrorCode::DepositExpired,
+        ErrorCode::PgError,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
     ],
 };
 

@@ -2,7 +2,7 @@
 
 use super::{serve, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -14,6 +14,7 @@ pub const ROUTE: Route = Route {
     auth: true,
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
 };
 
 /// Serves `/internal/credit-retry`.

@@ -15,6 +15,7 @@ pub const ROUTE: Route = Route {
     auth: false,
     json_body: false,
     sections: &[Section::Replay],
+    errors: &[],
 };
 
 /// Key read by the store check; it is never written.

@@ -9,7 +9,7 @@ pub mod retry_credit;
 pub mod status;
 
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{HeaderProblem, Request, Response};
 use crate::platform::Platform;
 use crate::signature::verify_bearer;
@@ -25,6 +25,27 @@ pub const ALL: &[(&str, &Route)] = &[
 ];
 
 impl Route {
+    /// Every error code this route may answer: the shared checks' (method, body size,
+    /// configuration; bearer token and header form when `auth`; content type when
+    /// `json_body`) and its handler's.
+    pub fn error_codes(&self) -> Vec<ErrorCode> {
+        let mut codes = vec![
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::ConfigError,
+        ];
+        if self.auth {
+            codes.extend([ErrorCode::Unauthorized, ErrorCode::InvalidHeader]);
+        }
+        if self.json_body {
+            codes.extend([ErrorCode::InvalidHeader, ErrorCode::UnsupportedMediaType]);
+        }
+        codes.extend(self.errors);
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     /// The Spin variables this route reads.
     pub fn variables(&self) -> Vec<&'static str> {
         crate::config::CORS_VARIABLES
@@ -55,6 +76,8 @@ pub struct Route {
     pub json_body: bool,
     /// The configuration it reads (besides CORS); `Auth` when `auth` is set.
     pub sections: &'static [Section],
+    /// The error codes its handler may answer, besides those of the shared checks.
+    pub errors: &'static [ErrorCode],
 }
 
 /// Route handler: the request has passed every shared check.
@@ -80,6 +103,12 @@ pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Han
             Ok(response) => response,
             Err(error) => {
                 log_error(request, &error);
+                debug_assert!(
+                    route.error_codes().contains(&error.code()),
+                    "{} answered {}, which its Route does not declare",
+                    request.path,
+                    error.code()
+                );
                 error.into_response()
             }
         }
