@@ -5,6 +5,7 @@ pub mod callback;
 pub mod create;
 pub mod credit_retry;
 pub mod health;
+pub mod openapi;
 pub mod retry_credit;
 pub mod status;
 
