@@ -67,15 +67,16 @@ fn parse_user_id(value: Option<&Value>) -> Result<String, ApiError> {
         None | Some(Value::Null) => {
             return Err(ApiError::field(CODE, "userId", "userId is required"))
         }
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        Some(_) => {
-            return Err(ApiError::field(
-                CODE,
-                "userId",
-                "userId must be a string or an integer",
-            ))
-        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => whole_number(n).map(|whole| whole.to_string()),
+        Some(_) => None,
+    };
+    let Some(user_id) = user_id else {
+        return Err(ApiError::field(
+            CODE,
+            "userId",
+            "userId must be a string or an integer",
+        ));
     };
     if user_id.is_empty() || user_id.chars().count() > 64 || user_id.chars().any(char::is_control) {
         return Err(ApiError::field(
@@ -96,7 +97,7 @@ fn parse_amount(value: Option<&Value>, config: &Amounts) -> Result<u64, ApiError
                 "amount is required",
             ))
         }
-        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::Number(n)) => whole_number(n).and_then(|whole| u64::try_from(whole).ok()),
         Some(_) => None,
     }
     .ok_or_else(|| {
@@ -118,6 +119,21 @@ fn parse_amount(value: Option<&Value>, config: &Amounts) -> Result<u64, ApiError
         });
     }
     Ok(amount)
+}
+
+/// A JSON number that is whole, however it is written (`50000`, `50000.0`, `5e4`): JSON has
+/// one number type. Decimals beyond 2^53, where a float stops being exact, are not.
+fn whole_number(number: &serde_json::Number) -> Option<i128> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if let Some(whole) = number.as_i64() {
+        return Some(whole.into());
+    }
+    if let Some(whole) = number.as_u64() {
+        return Some(whole.into());
+    }
+    let float = number.as_f64()?;
+    // Within ±2^53 a whole float converts to i128 exactly.
+    (float.fract() == 0.0 && float.abs() <= EXACT).then_some(float as i128)
 }
 
 fn optional_string(
@@ -340,6 +356,27 @@ mod tests {
             if !field.is_empty() {
                 assert_eq!(response["detail"]["field"], field, "{body}");
             }
+        }
+    }
+
+    /// JSON has one number type: `50000.0` and `5e4` are the whole number 50000 (Python's
+    /// `json.dumps` writes a float amount so), and JSON Schema's `integer` admits them too.
+    #[test]
+    fn whole_numbers_written_as_decimals_are_integers() {
+        let ok = parse(r#"{"userId":123.0,"amount":50000.0}"#).unwrap();
+        assert_eq!((ok.user_id.as_str(), ok.amount), ("123", 50000));
+        assert_eq!(
+            parse(r#"{"userId":-5e2,"amount":5e4}"#).unwrap().user_id,
+            "-500"
+        );
+        for (body, code) in [
+            (r#"{"userId":"u","amount":50000.5}"#, "INVALID_AMOUNT"),
+            (r#"{"userId":"u","amount":1e300}"#, "INVALID_AMOUNT"),
+            (r#"{"userId":"u","amount":-0.0}"#, "AMOUNT_OUT_OF_RANGE"),
+            (r#"{"userId":1e300,"amount":5000}"#, "INVALID_USER_ID"),
+            (r#"{"userId":0.5,"amount":5000}"#, "INVALID_USER_ID"),
+        ] {
+            assert_eq!(parse(body).unwrap_err().code(), code, "{body}");
         }
     }
 
