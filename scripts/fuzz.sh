@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Fuzzes the app from openapi.json with schemathesis (pinned below; installed into
+# target/schemathesis/venv when absent): the real components on the test host, SQLite store
+# files in a temporary directory, the mock Central PG and bot, the bearer token, every route
+# and method, and signed callbacks (tests/fuzz/hooks.py). Fails on a 5xx other than the
+# documented 502/503, a response the document does not describe, or a refused request that
+# changed the store. Builds the components and the host first (no-ops when up to date).
+# FUZZ_MAX_EXAMPLES overrides the cases per operation (default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+schemathesis_version=4.32.5
+venv=target/schemathesis/venv
+
+python=""
+for candidate in python3.11 python3.12 python3.13 python3; do
+  if command -v "$candidate" >/dev/null \
+    && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    python=$candidate
+    break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "fuzz: needs Python 3.10 or newer for schemathesis" >&2
+  exit 1
+fi
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  rm -rf "$venv"
+  "$python" -m venv "$venv" || {
+    echo "fuzz: '$python -m venv' failed (Debian: apt-get install python3-venv)" >&2
+    exit 1
+  }
+  "$venv/bin/pip" install -q "schemathesis==$schemathesis_version"
+fi
+
+cargo build -q --target wasm32-wasip2 --release
+cargo build -q --profile host -p topup-host
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pg_port=$(port)
+bot_port=$(port)
+app_port=$(port)
+
+secret=$(openssl rand -hex 32)
+export SPIN_VARIABLE_SHARED_SECRET="$secret"
+export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:$pg_port"
+export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:$bot_port"
+cat >"$work/runtime-config.toml" <<TOML
+[key_value_store.default]
+type = "spin"
+path = "default.db"
+
+[key_value_store.claims]
+type = "spin"
+path = "claims.db"
+TOML
+
+./target/host/topup-host mocks --pg "127.0.0.1:$pg_port" --bot "127.0.0.1:$bot_port" \
+  >"$work/mocks.log" 2>&1 &
+pids+=($!)
+./target/host/topup-host serve --manifest "$root/spin.toml" \
+  --runtime-config-file "$work/runtime-config.toml" --listen "127.0.0.1:$app_port" \
+  >"$work/app.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$app_port/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+export FUZZ_BEARER="$secret" FUZZ_SECRET="$secret"
+export FUZZ_STORES="$work/default.db:$work/claims.db"
+export FUZZ_SUMMARY="$root/target/schemathesis/summary.txt"
+export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/tests/fuzz"
+started=$(date +%s)
+status=0
+# Run from target/ so schemathesis' own cache stays out of the work tree.
+(cd target/schemathesis && "$root/$venv/bin/schemathesis" \
+  --config-file "$root/tests/fuzz/schemathesis.toml" run "$root/openapi.json" \
+  --url "http://127.0.0.1:$app_port" \
+  --max-examples "${FUZZ_MAX_EXAMPLES:-30}" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} \
+  --checks all \
+  --report junit --report-dir report) || status=$?
+echo "fuzz: schemathesis took $(( $(date +%s) - started )) s (exit $status)"
+if [ "$status" -ne 0 ]; then
+  echo "--- app log (last 40 lines)"; tail -40 "$work/app.log"
+fi
+exit "$status"
