@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing (the wasm32-wasip2
 # target, redis-server, openssl), checks formatting and lints, builds the components,
-# runs the core's native tests and the end-to-end suite on SQLite and on Redis.
+# runs the core's native tests and the end-to-end suite on SQLite and on Redis, then fuzzes
+# the app from openapi.json (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
+# scripts/fuzz.sh: Python 3.10+ with venv, for schemathesis.
+python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
+  || python3.11 -c 'import ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -31,3 +35,6 @@ cargo build --target wasm32-wasip2 --release
 
 echo "== tests: core natively, host, end to end on SQLite and Redis"
 cargo test --workspace --profile host
+
+echo "== fuzz: schemathesis from openapi.json against the app on the host"
+scripts/fuzz.sh
