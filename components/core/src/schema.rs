@@ -33,6 +33,21 @@ pub fn query<T: DeserializeOwned + Default>(request: &Request) -> T {
     serde_json::from_value(Value::Object(fields)).unwrap_or_default()
 }
 
+/// A JSON number that is whole, however it is written (`50000`, `50000.0`, `5e4`): JSON has
+/// one number type. Decimals beyond 2^53, where a float stops being exact, are not.
+pub fn whole_number(number: &serde_json::Number) -> Option<i128> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if let Some(whole) = number.as_i64() {
+        return Some(whole.into());
+    }
+    if let Some(whole) = number.as_u64() {
+        return Some(whole.into());
+    }
+    let float = number.as_f64()?;
+    // Within ±2^53 a whole float converts to i128 exactly.
+    (float.fract() == 0.0 && float.abs() <= EXACT).then_some(float as i128)
+}
+
 /// The `/deposit/status` query.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

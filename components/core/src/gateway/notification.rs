@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DepositId, Reference};
+use crate::schema::whole_number;
 
 /// Final status reported by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,12 +151,15 @@ impl PaymentCallback {
     }
 }
 
-/// An optional string field (numbers are accepted and kept as text); at most 255 characters.
+/// An optional string field (numbers are accepted and kept as text, a whole number as its
+/// integer); at most 255 characters.
 fn text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, ApiError> {
     let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => {
+            whole_number(n).map_or_else(|| n.to_string(), |whole| whole.to_string())
+        }
         Some(_) => {
             return Err(ApiError::field(
                 ErrorCode::InvalidCallback,
@@ -259,6 +263,26 @@ mod tests {
             let err = parse(body).expect_err(body);
             assert_eq!(err.status(), 400, "{body}");
         }
+    }
+
+    /// A whole number is its integer text however it is written (JSON has one number type).
+    #[test]
+    fn whole_numbers_are_read_as_integers() {
+        let cb = parse(
+            r#"{"orderId":123.0,"status":"PAID","duitkuData":{"merchantOrderId":123,"amount":5e4}}"#,
+        )
+        .unwrap();
+        assert_eq!(cb.order_id.as_ref().map(DepositId::as_str), Some("123"));
+        assert_eq!(cb.amount, Some(("50000".into(), Some(50000))));
+        let by_merchant = parse(r#"{"status":"FAILED","duitkuData":{"merchantOrderId":-8300.0}}"#);
+        assert_eq!(
+            by_merchant
+                .unwrap()
+                .order_id
+                .as_ref()
+                .map(DepositId::as_str),
+            Some("-8300")
+        );
     }
 
     #[test]
