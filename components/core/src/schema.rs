@@ -35,17 +35,14 @@ pub fn query<T: DeserializeOwned + Default>(request: &Request) -> T {
 
 /// A JSON number that is whole, however it is written (`50000`, `50000.0`, `5e4`): JSON has
 /// one number type. Decimals beyond 2^53, where a float stops being exact, are not.
-pub fn whole_number(number: &serde_json::Number) -> Option<i128> {
+pub fn whole_number(number: &serde_json::Number) -> Option<serde_json::Number> {
     const EXACT: f64 = 9_007_199_254_740_992.0;
-    if let Some(whole) = number.as_i64() {
-        return Some(whole.into());
-    }
-    if let Some(whole) = number.as_u64() {
-        return Some(whole.into());
+    if number.is_i64() || number.is_u64() {
+        return Some(number.clone());
     }
     let float = number.as_f64()?;
-    // Within ±2^53 a whole float converts to i128 exactly.
-    (float.fract() == 0.0 && float.abs() <= EXACT).then_some(float as i128)
+    // Within ±2^53 a whole float converts to i64 exactly.
+    (float.fract() == 0.0 && float.abs() <= EXACT).then(|| serde_json::Number::from(float as i64))
 }
 
 /// The `/deposit/status` query.

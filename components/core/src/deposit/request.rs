@@ -98,7 +98,7 @@ fn parse_amount(value: Option<&Value>, config: &Amounts) -> Result<u64, ApiError
                 "amount is required",
             ))
         }
-        Some(Value::Number(n)) => whole_number(n).and_then(|whole| u64::try_from(whole).ok()),
+        Some(Value::Number(n)) => whole_number(n).and_then(|whole| whole.as_u64()),
         Some(_) => None,
     }
     .ok_or_else(|| {

@@ -157,9 +157,7 @@ fn text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, Ap
     let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => {
-            whole_number(n).map_or_else(|| n.to_string(), |whole| whole.to_string())
-        }
+        Some(Value::Number(n)) => whole_number(n).unwrap_or_else(|| n.clone()).to_string(),
         Some(_) => {
             return Err(ApiError::field(
                 ErrorCode::InvalidCallback,
