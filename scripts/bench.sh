@@ -3,16 +3,9 @@
 # Run by hand on an otherwise idle machine; `--quick` for a short smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2
-fi
-if ! command -v redis-server >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server
-fi
-cargo build --target wasm32-wasip2 --release
-cargo build --profile host -p topup-host -p topup-bench
+source scripts/setup.sh
+ensure_rust
+ensure_packages redis-server:redis-server
+build_app
 # The native baseline logs every request like the components do; keep that out of the table.
 exec ./target/host/topup-bench "$@" 2> target/bench-stderr.log

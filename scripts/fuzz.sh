@@ -4,7 +4,7 @@
 # files in a temporary directory, the mock Central PG and bot, the bearer token, every route
 # and method, and signed callbacks (tests/fuzz/hooks.py). Fails on a 5xx other than the
 # documented 502/503, a response the document does not describe, or a refused request that
-# changed the store. Builds the components and the host first (no-ops when up to date).
+# changed the store. Builds the app first (a no-op when up to date).
 # FUZZ_MAX_EXAMPLES sets the cases per operation (default 100), FUZZ_SEED the seed (16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,29 +12,32 @@ root=$(pwd)
 schemathesis_version=4.32.5
 venv=target/schemathesis/venv
 
-python=""
-for candidate in python3.11 python3.12 python3.13 python3; do
-  if command -v "$candidate" >/dev/null \
-    && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    python=$candidate
-    break
-  fi
-done
-if [ -z "$python" ]; then
-  echo "fuzz: needs Python 3.10 or newer for schemathesis" >&2
+source scripts/setup.sh
+ensure_packages openssl:openssl
+
+# A Python 3.10+ that can make a venv (Debian splits venv into python3-venv).
+find_python() {
+  local candidate
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null \
+      && "$candidate" -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+python=$(find_python) || { install_packages python3 python3-venv; python=$(find_python); } || {
+  echo "fuzz: schemathesis needs Python 3.10 or newer with venv" >&2
   exit 1
-fi
+}
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   rm -rf "$venv"
-  "$python" -m venv "$venv" || {
-    echo "fuzz: '$python -m venv' failed (Debian: apt-get install python3-venv)" >&2
-    exit 1
-  }
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==$schemathesis_version"
 fi
 
-cargo build -q --target wasm32-wasip2 --release
-cargo build -q --profile host -p topup-host
+build_app
 
 work=$(mktemp -d)
 pids=()
@@ -64,7 +67,7 @@ type = "spin"
 path = "claims.db"
 TOML
 
-./target/host/topup-host mocks --pg "127.0.0.1:$pg_port" --bot "127.0.0.1:$bot_port" \
+./target/host/topup-mocks --pg "127.0.0.1:$pg_port" --bot "127.0.0.1:$bot_port" \
   >"$work/mocks.log" 2>&1 &
 pids+=($!)
 ./target/host/topup-host serve --manifest "$root/spin.toml" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the app locally on the SQLite default (runtime-config.toml).
 # With the Spin CLI on PATH: `spin build` + `spin up`. Without it: the same components on
-# the wasmtime test host (tests/host), which follows Spin's behaviour.
+# our wasmtime runtime (host/), which follows Spin's behaviour.
 #
 # Upstreams: set SPIN_VARIABLE_SHARED_SECRET, SPIN_VARIABLE_CENTRAL_PG_BASE_URL and
 # SPIN_VARIABLE_BOT_BACKEND_URL to talk to a real Central PG and bot. Leave the URLs unset to
@@ -10,10 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 listen="${LISTEN:-127.0.0.1:3000}"
 
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2
-fi
-cargo build --target wasm32-wasip2 --release
+source scripts/setup.sh
+ensure_rust
+ensure_packages openssl:openssl
+build_app
 
 if [ -z "${SPIN_VARIABLE_CENTRAL_PG_BASE_URL:-}" ] || [ -z "${SPIN_VARIABLE_BOT_BACKEND_URL:-}" ]; then
   mkdir -p .spin
@@ -24,8 +24,7 @@ if [ -z "${SPIN_VARIABLE_CENTRAL_PG_BASE_URL:-}" ] || [ -z "${SPIN_VARIABLE_BOT_
   export SPIN_VARIABLE_SHARED_SECRET
   export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:3081"
   export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:3082"
-  cargo build --profile host -p topup-host
-  ./target/host/topup-host mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 &
+  ./target/host/topup-mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 &
   mocks=$!
   trap 'kill $mocks 2>/dev/null' EXIT
   echo "Local mock PG and bot started; the shared secret is in .spin/dev-secret"
@@ -35,6 +34,6 @@ if command -v spin >/dev/null; then
   spin build
   spin up --listen "$listen" --runtime-config-file runtime-config.toml
 else
-  cargo run --profile host -p topup-host -- serve --manifest spin.toml \
+  ./target/host/topup-host serve --manifest spin.toml \
     --runtime-config-file runtime-config.toml --listen "$listen"
 fi

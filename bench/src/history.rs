@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use serde_json::Value;
-use topup_host::mocks::BotMode;
+use topup_testkit::mocks::BotMode;
 
 use crate::clone::{Cloner, Raw, Template};
 use crate::load::{self, Http};

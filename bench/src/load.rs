@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-pub use topup_host::testkit::Http;
+pub use topup_testkit::Http;
+use topup_testkit::{bearer, paid_body, sign};
 
 /// Status and body of a request, `None` when no answer came.
 pub async fn call(
@@ -111,10 +112,6 @@ pub async fn run(
     }
 }
 
-fn bearer(secret: &str) -> String {
-    format!("Bearer {secret}")
-}
-
 /// Creates a deposit; returns (depositId, reference).
 pub async fn create(
     http: &Http,
@@ -153,11 +150,8 @@ pub async fn pay(
     amount: u64,
     nonce: Option<&str>,
 ) -> bool {
-    let body = json!({"orderId": id, "reference": reference, "status": "PAID", "resultCode": "00",
-                      "duitkuData": {"merchantOrderId": id, "amount": amount.to_string(), "paymentMethod": "BC"}})
-    .to_string();
-    let signature =
-        topup_core::signature::sign(&topup_core::config::Secret::new(secret), body.as_bytes());
+    let body = paid_body(id, reference, amount);
+    let signature = sign(secret, body.as_bytes());
     let bearer = bearer(secret);
     let mut headers = vec![
         ("authorization", bearer.as_str()),

@@ -19,8 +19,8 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use load::{Operation, Outcome};
 use serde_json::Value;
-use topup_host::mocks::{BotMode, MockBot, MockPg};
-use topup_host::testkit::{free_port, Http, RedisServer};
+use topup_testkit::mocks::{BotMode, MockBot, MockPg};
+use topup_testkit::{free_port, Http, RedisServer};
 
 const SECRET: &str = "bench-shared-secret-0123456789abcdef";
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -29,8 +29,8 @@ const COMPONENTS: [&str; 6] = [
     "deposit_create",
     "payment_callback",
     "deposit_status",
-    "credit_retry",
-    "retry_credit",
+    "sweep",
+    "manual_retry",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -148,8 +148,8 @@ fn route(path: &str) -> Option<Route> {
         "/deposit/create" => create::handle,
         "/internal/payment-callback" => callback::handle,
         "/deposit/status" => status::handle,
-        "/internal/credit-retry" => credit_retry::handle,
-        "/deposit/retry-credit" => retry_credit::handle,
+        "/internal/credit-retry" => sweep::handle,
+        "/deposit/retry-credit" => manual_retry::handle,
         _ => return None,
     })
 }

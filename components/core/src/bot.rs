@@ -6,14 +6,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{Auth, Delivery};
-use crate::credit::{millis, Credit};
+use crate::config::{Auth, Delivery, INLINE_BUDGET};
 use crate::http::body_excerpt;
-use crate::platform::{Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use crate::platform::{
+    millis, Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+};
 use crate::signature::signed_headers;
 
-/// Total time the PAID callback spends on inline credit attempts.
-pub const INLINE_BUDGET: Duration = Duration::from_millis(2000);
 /// Pauses between inline attempts.
 const INLINE_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(400)];
 /// An inline attempt is not started with less time than this left.
@@ -22,39 +21,37 @@ const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(150);
 /// The body the bot receives; identical bytes on every resend of a deposit.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CreditBody<'a> {
-    deposit_id: &'a str,
-    user_id: &'a str,
-    amount: u64,
-    reference: &'a str,
-    status: &'static str,
-    paid_at: u64,
-    payment_method: Option<&'a str>,
+pub struct CreditCall<'a> {
+    /// Our deposit id; also the `Idempotency-Key`.
+    pub deposit_id: &'a str,
+    /// The bot's user.
+    pub user_id: &'a str,
+    /// Rupiah paid.
+    pub amount: u64,
+    /// The gateway's reference.
+    pub reference: &'a str,
+    /// Always `PAID`.
+    pub status: &'static str,
+    /// When the payment was recorded (ms since the epoch).
+    pub paid_at: u64,
+    /// The gateway's payment method, when it said.
+    pub payment_method: Option<&'a str>,
 }
 
 /// The signed credit request for a payment (POST `{bot_backend_url}{bot_credit_path}`).
 pub fn credit_request(
     auth: &Auth,
     delivery: &Delivery,
-    credit: &Credit,
+    call: &CreditCall,
     now: u64,
     timeout: Duration,
 ) -> OutboundRequest {
-    let body = serde_json::to_vec(&CreditBody {
-        deposit_id: credit.deposit_id.as_str(),
-        user_id: &credit.user_id,
-        amount: credit.amount,
-        reference: credit.reference.as_str(),
-        status: "PAID",
-        paid_at: credit.paid_at,
-        payment_method: credit.payment_method.as_deref(),
-    })
-    .unwrap_or_default();
+    let body = serde_json::to_vec(call).unwrap_or_default();
     OutboundRequest {
         url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
         headers: signed_headers(auth, &body, now)
             .into_iter()
-            .chain([("idempotency-key".to_string(), credit.deposit_id.to_string())])
+            .chain([("idempotency-key".to_string(), call.deposit_id.to_string())])
             .collect(),
         body,
         timeout,
@@ -135,7 +132,7 @@ impl DeliveryOutcome {
 pub fn deliver_inline(
     auth: &Auth,
     delivery: &Delivery,
-    credit: &Credit,
+    call: &CreditCall,
     http: &dyn HttpClient,
     clock: &dyn Clock,
 ) -> (DeliveryOutcome, u32) {
@@ -146,7 +143,7 @@ pub fn deliver_inline(
         let now = clock.now_ms();
         let remaining = budget.saturating_sub(now.saturating_sub(started));
         let timeout = Duration::from_millis(remaining).min(delivery.bot_timeout);
-        let request = credit_request(auth, delivery, credit, now, timeout);
+        let request = credit_request(auth, delivery, call, now, timeout);
         let outcome = DeliveryOutcome::classify(http.send(request));
         deliveries += 1;
         let pause = INLINE_BACKOFF.get(deliveries as usize - 1).copied();
@@ -174,7 +171,7 @@ mod tests {
         let request = credit_request(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &sample_credit(1_000),
+            &sample_credit(1_000).call(),
             5_000,
             Duration::from_secs(2),
         );
@@ -209,14 +206,14 @@ mod tests {
         let a = credit_request(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &credit,
+            &credit.call(),
             5_000,
             Duration::from_secs(1),
         );
         let b = credit_request(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &credit,
+            &credit.call(),
             99_000,
             Duration::from_secs(1),
         );
@@ -267,7 +264,7 @@ mod tests {
         let (outcome, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &sample_credit(0),
+            &sample_credit(0).call(),
             &http,
             &clock,
         );
@@ -286,7 +283,7 @@ mod tests {
         let (outcome, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &sample_credit(0),
+            &sample_credit(0).call(),
             &http,
             &clock,
         );
@@ -312,7 +309,7 @@ mod tests {
         let (_, n) = deliver_inline(
             config.auth().unwrap(),
             config.delivery().unwrap(),
-            &sample_credit(0),
+            &sample_credit(0).call(),
             &http,
             &clock,
         );

@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bot::DeliveryOutcome;
+use crate::bot::{CreditCall, DeliveryOutcome};
 use crate::config::Delivery;
 use crate::deposit::Invoice;
 use crate::ids::{DepositId, Reference};
+use crate::platform::millis;
 
 /// Where the delivery of a paid deposit stands.
 // Externally tagged: `{"inFlight":{"leaseUntil":…}}`, `"credited"` (cheaper to decode in wasm
@@ -91,11 +92,6 @@ pub enum AttemptKind {
     Manual,
 }
 
-/// Milliseconds of a duration, saturating.
-pub fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Facts of a payment as a callback reported them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentFacts {
@@ -108,6 +104,19 @@ pub struct PaymentFacts {
 }
 
 impl Credit {
+    /// The call that delivers this payment to the bot.
+    pub fn call(&self) -> CreditCall<'_> {
+        CreditCall {
+            deposit_id: self.deposit_id.as_str(),
+            user_id: &self.user_id,
+            amount: self.amount,
+            reference: self.reference.as_str(),
+            status: "PAID",
+            paid_at: self.paid_at,
+            payment_method: self.payment_method.as_deref(),
+        }
+    }
+
     /// A fresh payment of `invoice`, owned by `generation` until `lease` from `facts.paid_at`.
     pub fn new(invoice: &Invoice, facts: PaymentFacts, generation: u32, lease: Duration) -> Self {
         Self {

@@ -25,6 +25,7 @@ pub mod routes;
 pub mod schema;
 pub mod signature;
 pub mod store;
+pub mod view;
 
 #[cfg(feature = "testing")]
 pub mod testing;

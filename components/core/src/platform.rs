@@ -100,6 +100,11 @@ pub trait HttpClient {
     }
 }
 
+/// Milliseconds of a duration (the [`Clock`]'s unit), saturating.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Wall-clock time and waiting.
 pub trait Clock {
     /// Milliseconds since the Unix epoch.
@@ -133,7 +138,7 @@ pub trait Variables {
 
 /// Everything a route handler may use. The two stores are Spin labels `default` (records)
 /// and `claims` (counters that decide races: payment, create and nonce claims, schedule
-/// slots); see [`crate::store::keys`].
+/// slots); the store module defines every key.
 pub struct Platform<'a> {
     /// The `default` store: deposits, references, credit state.
     pub records: &'a dyn KeyValue,

@@ -76,7 +76,7 @@ fn retries_back_off_and_exhaust() {
 
     // An operator retries by hand once the bot is back.
     set_bot(&p, 200);
-    let manual = routes::retry_credit::handle(
+    let manual = routes::manual_retry::handle(
         &authed("POST", "/deposit/retry-credit?depositId=D1"),
         &p.platform(),
     );
@@ -89,7 +89,7 @@ fn retries_back_off_and_exhaust() {
 fn manual_retry_answers() {
     let p = platform();
     let retry = |id: &str| {
-        routes::retry_credit::handle(
+        routes::manual_retry::handle(
             &authed("POST", &format!("/deposit/retry-credit?depositId={id}")),
             &p.platform(),
         )

@@ -24,7 +24,7 @@ fn settle(p: &TestPlatform, id: &str, step: Duration, rounds: usize) -> Value {
         if status(p, &format!("depositId={id}")).json_body()["credited"] == true {
             break;
         }
-        let _ = retry_credit(p, id);
+        let _ = manual_retry(p, id);
     }
     status(p, &format!("depositId={id}")).json_body()
 }

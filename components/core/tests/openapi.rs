@@ -5,6 +5,8 @@
 //! that read bodies and queries, and the credit call as `bot::credit_request` builds it.
 //! Every difference is listed in the failure message.
 
+#![allow(clippy::expect_used, reason = "a test fails by panicking")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use topup_core::bot::credit_request;
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
 use topup_core::error::ErrorCode;
 use topup_core::gateway::notification::{CallbackBody, GatewayData};
-use topup_core::routes::{self, Route, CORS_ALLOW_HEADERS};
+use topup_core::routes::route::CORS_ALLOW_HEADERS;
+use topup_core::routes::{self, Route};
 use topup_core::schema::{field_names, RetryQuery, StatusQuery};
 use topup_core::testing::{sample_credit, test_config};
 
@@ -358,10 +361,11 @@ fn the_credit_webhook_is_the_request_the_app_sends() {
         config.auth().expect("auth"),
         config.delivery().expect("delivery"),
     );
+    let credit = sample_credit(1_000);
     let request = credit_request(
         auth,
         delivery,
-        &sample_credit(1_000),
+        &credit.call(),
         2_000,
         Duration::from_secs(5),
     );

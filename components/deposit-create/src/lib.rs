@@ -1,4 +1,8 @@
 //! Spin component serving `POST /deposit/create`.
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the unsafe export glue"
+)]
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;

@@ -1,5 +1,9 @@
 //! Spin component serving `GET /openapi.json`: the repository's `openapi.json`, embedded at
 //! build time. It is granted no store, no outbound HTTP and no variable.
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the unsafe export glue"
+)]
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;

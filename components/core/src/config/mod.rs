@@ -7,29 +7,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::platform::Variables;
+pub use parse::ConfigError;
 use parse::{
     parse_bool, parse_millis, parse_origin, parse_origins, parse_path, parse_public_url,
     parse_schedule, parse_seconds, parse_ttl_days, parse_u64, read,
 };
-
-/// A configuration problem, always naming the variable. Never contains a secret's value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("variable `{variable}`: {problem}")]
-pub struct ConfigError {
-    /// The Spin variable at fault.
-    pub variable: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-impl ConfigError {
-    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            variable,
-            problem: problem.into(),
-        }
-    }
-}
 
 /// A secret string whose `Debug` output never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -112,6 +94,10 @@ pub const ALL_SECTIONS: &[Section] = &[
 
 /// Read by every route: CORS.
 pub const CORS_VARIABLES: &[&str] = &["allowed_origins"];
+
+/// Total time a PAID callback spends on inline credit attempts (the leases are checked
+/// against it).
+pub const INLINE_BUDGET: Duration = Duration::from_millis(2000);
 
 /// The shared secrets.
 #[derive(Debug, Clone)]
@@ -341,14 +327,14 @@ impl Config {
             return Ok(());
         };
         // A delivery must end before its lease, or a sweep takes over while it still runs.
-        let longest_delivery = delivery.bot_timeout.max(crate::bot::INLINE_BUDGET);
+        let longest_delivery = delivery.bot_timeout.max(INLINE_BUDGET);
         if delivery.credit_lease <= longest_delivery {
             return Err(ConfigError::new(
                 "credit_lease_seconds",
                 format!(
                     "must be longer than bot_timeout_ms and the {} ms inline budget \
                      (a delivery must end before another owner may take it over)",
-                    crate::credit::millis(crate::bot::INLINE_BUDGET)
+                    crate::platform::millis(INLINE_BUDGET)
                 ),
             ));
         }

@@ -2,8 +2,26 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
 use crate::platform::{VariableError, Variables};
+
+/// A configuration problem, always naming the variable. Never contains a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("variable `{variable}`: {problem}")]
+pub struct ConfigError {
+    /// The Spin variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(super) fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
 
 const MS_PER_DAY: u64 = 86_400_000;
 

@@ -1,5 +1,5 @@
-//! Deposits: the record a create writes, the invoices that pay it, the notes callbacks leave,
-//! and the status view.
+//! Deposits: the record a create writes, the invoices that pay it and the notes callbacks
+//! leave (the status view that merges them with the credit is [`crate::view`]).
 //!
 //! A deposit's state is spread over keys that each have one kind of writer, so no write can
 //! lose another's: `deposit:{id}` (the create), `ref:{reference}` (the create, once per
@@ -9,7 +9,6 @@
 
 pub mod note;
 pub mod request;
-pub mod view;
 
 use serde::{Deserialize, Serialize};
 

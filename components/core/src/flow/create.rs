@@ -176,7 +176,7 @@ fn create_chosen(
     id: DepositId,
 ) -> Result<Created, ApiError> {
     let now = store.now();
-    let lease_ms = crate::credit::millis(config.gateway()?.create_lease());
+    let lease_ms = crate::platform::millis(config.gateway()?.create_lease());
     let existing = store.deposit(&id)?;
     let mut epoch = None;
     if let Some(existing) = &existing {

@@ -105,7 +105,7 @@ pub fn deliver(
     let now = platform.clock.now_ms();
     let requests = owned
         .iter()
-        .map(|credit| credit_request(auth, delivery, credit, now, delivery.bot_timeout))
+        .map(|credit| credit_request(auth, delivery, &credit.call(), now, delivery.bot_timeout))
         .collect();
     let results = platform.http.send_all(requests);
     let done = platform.clock.now_ms();

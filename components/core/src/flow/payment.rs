@@ -196,7 +196,7 @@ fn apply(
                 // one lease from now unless the recorder does first.
                 let notes = store.notes(id)?;
                 let lease = config.delivery()?.credit_lease;
-                let check_at = now.saturating_add(crate::credit::millis(lease));
+                let check_at = now.saturating_add(crate::platform::millis(lease));
                 store.add_note(id, &paid_note, &notes, Some(check_at))?;
                 return Ok(CallbackOutcome::PaymentPending);
             }
@@ -244,8 +244,13 @@ fn record_and_deliver(
         store.schedule_credit(id, lease_end, Vec::new())?;
         return Ok(CallbackOutcome::Recorded);
     }
-    let (outcome, deliveries) =
-        deliver_inline(auth, delivery, &credit, platform.http, platform.clock);
+    let (outcome, deliveries) = deliver_inline(
+        auth,
+        delivery,
+        &credit.call(),
+        platform.http,
+        platform.clock,
+    );
     credit.record(
         &outcome,
         deliveries,

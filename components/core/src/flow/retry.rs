@@ -5,11 +5,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::credit::{millis, AttemptKind};
+use crate::credit::AttemptKind;
 use crate::deposit::Creation;
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::delivery::{deliver, take_over, Orphan};
 use crate::ids::DepositId;
+use crate::platform::millis;
 use crate::platform::Platform;
 use crate::store::DepositStore;
 

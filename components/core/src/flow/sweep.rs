@@ -7,11 +7,12 @@
 use serde::Serialize;
 
 use crate::config::{Auth, Config, Delivery, Lifetime};
-use crate::credit::{millis, AttemptKind, Credit};
+use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
 use crate::flow::expiry::{expire, Expired};
 use crate::ids::DepositId;
+use crate::platform::millis;
 use crate::platform::{Platform, StoreError};
 use crate::store::schedule::{Cursor, Schedule, Task, CREDITS, EXPIRY};
 use crate::store::DepositStore;

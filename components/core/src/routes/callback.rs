@@ -1,6 +1,6 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
-use super::{header, serve, Route};
+use super::route::{header, serve, Route};
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{serve, Route};
+use super::route::{serve, Route};
 use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
 use crate::error::{ApiError, ErrorCode};

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::routes::CORS_ALLOW_HEADERS;
+use crate::routes::route::CORS_ALLOW_HEADERS;
 
 /// The route's path (as in spin.toml).
 pub const PATH: &str = "/openapi.json";

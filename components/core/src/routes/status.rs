@@ -1,8 +1,7 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
-use super::{serve, Route};
+use super::route::{serve, Route};
 use crate::config::{Config, Section};
-use crate::deposit::view::DepositView;
 use crate::deposit::Creation;
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::{life, LifeFacts};
@@ -11,6 +10,7 @@ use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
 use crate::schema::{self, StatusQuery};
 use crate::store::DepositStore;
+use crate::view::DepositView;
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {

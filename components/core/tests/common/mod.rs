@@ -123,7 +123,7 @@ pub fn view_by(p: &TestPlatform, query: &str) -> Value {
 
 /// Runs one sweep on `platform`.
 pub fn sweep_on(platform: &Platform) -> Response {
-    routes::credit_retry::handle(&authed("POST", "/internal/credit-retry"), platform)
+    routes::sweep::handle(&authed("POST", "/internal/credit-retry"), platform)
 }
 
 /// Runs one sweep (asserts 200).
@@ -134,8 +134,8 @@ pub fn sweep(p: &TestPlatform) -> Value {
 }
 
 /// An operator's manual retry.
-pub fn retry_credit(p: &TestPlatform, id: &str) -> Response {
-    routes::retry_credit::handle(
+pub fn manual_retry(p: &TestPlatform, id: &str) -> Response {
+    routes::manual_retry::handle(
         &authed("POST", &format!("/deposit/retry-credit?depositId={id}")),
         &p.platform(),
     )

@@ -316,15 +316,19 @@ impl Sim {
         let handler: fn(&Request, &topup_core::platform::Platform) -> Response = match &call {
             Call::Create { .. } => routes::create::handle,
             Call::Callback { .. } | Call::Duplicate { .. } => routes::callback::handle,
-            Call::Sweep { .. } => routes::credit_retry::handle,
-            Call::ManualRetry(_) => routes::retry_credit::handle,
+            Call::Sweep { .. } => routes::sweep::handle,
+            Call::ManualRetry(_) => routes::manual_retry::handle,
             Call::Status(_) => routes::status::handle,
         };
         let world = self.world.clone();
+        #[allow(
+            clippy::expect_used,
+            reason = "the simulation cannot run without stacks"
+        )]
         let stack = self
             .stacks
             .pop()
-            .unwrap_or_else(|| DefaultStack::new(STACK_SIZE).expect("stack"));
+            .unwrap_or_else(|| DefaultStack::new(STACK_SIZE).expect("a coroutine stack"));
         let co = Coroutine::with_stack(stack, move |channel, _first: Resume| {
             let platform = SimPlatform::new(&world, channel);
             handler(&request, &platform.platform())

@@ -1,0 +1,38 @@
+//! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
+
+use super::route::{serve, Route};
+use crate::config::{Config, Section};
+use crate::error::{ApiError, ErrorCode};
+use crate::flow::sweep::run_sweep;
+use crate::http::{Request, Response};
+use crate::platform::Platform;
+
+/// What this route accepts and reads.
+pub const ROUTE: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: true,
+    json_body: false,
+    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
+};
+
+/// Serves `/internal/credit-retry`.
+pub fn handle(request: &Request, platform: &Platform) -> Response {
+    serve(&ROUTE, request, platform, sweep)
+}
+
+fn sweep(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+    let report = run_sweep(platform, config)?;
+    eprintln!(
+        "sweep attempted={} credited={} failed={} remaining={} recovered={} cleaned={} quarantined={}",
+        report.attempted,
+        report.credited,
+        report.failed,
+        report.remaining,
+        report.recovered,
+        report.cleaned,
+        report.quarantined
+    );
+    Ok(Response::json(200, &report))
+}

@@ -1,0 +1,95 @@
+//! `topup-host cloud-manifest`: spin.toml for Fermyon Cloud, which does not expand `{{ variable }}`
+//! templates in `allowed_outbound_hosts`. Those entries become literal origins; everything else
+//! (comments, order, component variables, which Cloud does resolve) stays as written.
+
+use anyhow::{bail, Context, Result};
+use toml_edit::{DocumentMut, Item, Value};
+
+use crate::manifest::expand_template;
+use crate::outbound::AllowedHost;
+
+/// `text` with every templated `allowed_outbound_hosts` entry expanded by `lookup` (a
+/// variable's value, as `spin up` would resolve it); each result must be a valid origin.
+pub fn cloud_manifest(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut document: DocumentMut = text.parse().context("spin.toml is not valid TOML")?;
+    let Some(components) = document
+        .get_mut("component")
+        .and_then(Item::as_table_like_mut)
+    else {
+        bail!("spin.toml has no [component.*] tables");
+    };
+    for (id, component) in components.iter_mut() {
+        let Some(hosts) = component
+            .get_mut("allowed_outbound_hosts")
+            .and_then(Item::as_array_mut)
+        else {
+            continue;
+        };
+        for entry in hosts.iter_mut() {
+            let Some(template) = entry.as_str().filter(|t| t.contains("{{")) else {
+                continue;
+            };
+            let origin = expand_template(template, &lookup)
+                .with_context(|| format!("component {id}: {template}"))?;
+            AllowedHost::parse(&origin).with_context(|| {
+                format!("component {id}: {template} expands to {origin:?}, not an origin")
+            })?;
+            let decor = entry.decor().clone();
+            *entry = Value::from(origin);
+            *entry.decor_mut() = decor;
+        }
+    }
+    Ok(document.to_string())
+}
+
+/// A variable's value as `spin up` resolves it from the environment: `SPIN_VARIABLE_<NAME>`,
+/// else the manifest's default.
+pub fn from_environment<'a>(
+    manifest: &'a crate::manifest::Manifest,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name: &str| {
+        std::env::var(format!("SPIN_VARIABLE_{}", name.to_uppercase()))
+            .ok()
+            .or_else(|| manifest.variables.get(name)?.default.clone())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"spin_manifest_version = 2
+[component.a]
+# the PG
+allowed_outbound_hosts = ["{{ pg }}", "https://fixed.example.com"]
+[component.a.variables]
+pg = "{{ pg }}"
+"#;
+
+    fn lookup(name: &str) -> Option<String> {
+        (name == "pg").then(|| "https://pg.example.com:8443".to_string())
+    }
+
+    #[test]
+    fn expands_only_templated_outbound_hosts() {
+        let out = cloud_manifest(MANIFEST, lookup).unwrap();
+        assert_eq!(
+            out,
+            MANIFEST.replacen(
+                "\"{{ pg }}\", \"https",
+                "\"https://pg.example.com:8443\", \"https",
+                1
+            )
+        );
+    }
+
+    #[test]
+    fn refuses_a_value_that_is_not_an_origin_or_is_missing() {
+        let with_path = |_: &str| Some("https://pg.example.com/api".to_string());
+        let error = cloud_manifest(MANIFEST, with_path).unwrap_err();
+        assert!(format!("{error:#}").contains("not an origin"), "{error:#}");
+        let error = cloud_manifest(MANIFEST, |_: &str| None).unwrap_err();
+        assert!(format!("{error:#}").contains("pg"), "{error:#}");
+    }
+}

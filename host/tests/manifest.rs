@@ -1,0 +1,160 @@
+//! The deployment files agree with the code: spin.toml declares and maps exactly the
+//! variables the core reads, the runtime configs define every label, and the Fermyon Cloud
+//! manifest differs from spin.toml only by literal outbound hosts.
+
+use std::path::{Path, PathBuf};
+
+use topup_host::manifest::Manifest;
+use topup_host::runtime_config::{self, StoreDefinition};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn spin_toml_declares_exactly_the_core_variables() {
+    let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
+    let declared: Vec<_> = manifest.variables.keys().cloned().collect();
+    let mut expected: Vec<_> = topup_core::config::VARIABLES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(declared, expected);
+    for (name, default) in topup_core::config::VARIABLES {
+        let decl = &manifest.variables[*name];
+        assert_eq!(decl.default.as_deref(), *default, "default of {name}");
+        assert_eq!(decl.required, default.is_none(), "required-ness of {name}");
+    }
+    assert!(manifest.variables["shared_secret"].secret);
+    assert!(manifest.variables["shared_secret_previous"].secret);
+}
+
+#[test]
+fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs() {
+    let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
+    let routes: Vec<_> = manifest
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), r.component.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("/health", "health"),
+            ("/deposit/create", "deposit-create"),
+            ("/internal/payment-callback", "payment-callback"),
+            ("/deposit/status", "deposit-status"),
+            ("/internal/credit-retry", "sweep"),
+            ("/deposit/retry-credit", "manual-retry"),
+            ("/openapi.json", "openapi"),
+        ]
+    );
+    assert!(
+        manifest.components["openapi"].variables.is_empty(),
+        "the document's component reads no variable"
+    );
+    for (path, route) in topup_core::routes::ALL {
+        let component = manifest
+            .routes
+            .iter()
+            .find(|r| r.route == *path)
+            .map(|r| r.component.clone())
+            .expect("every core route is in spin.toml");
+        let mapped: std::collections::BTreeMap<String, String> = manifest.components[&component]
+            .variables
+            .clone()
+            .into_iter()
+            .collect();
+        let expected: std::collections::BTreeMap<String, String> = route
+            .variables()
+            .into_iter()
+            .map(|name| (name.to_string(), format!("{{{{ {name} }}}}")))
+            .collect();
+        assert_eq!(mapped, expected, "{component} maps what {path} reads");
+    }
+    for (id, component) in &manifest.components {
+        let (stores, hosts): (&[&str], &[&str]) = match id.as_str() {
+            "health" => (&["default"], &[]),
+            "openapi" => (&[], &[]),
+            "deposit-status" => (&["default", "claims"], &[]),
+            "deposit-create" => (&["default", "claims"], &["{{ central_pg_base_url }}"]),
+            _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
+        };
+        assert_eq!(component.key_value_stores, stores, "{id} stores");
+        assert_eq!(
+            component.allowed_outbound_hosts, hosts,
+            "{id} outbound hosts"
+        );
+    }
+}
+
+#[test]
+fn runtime_configs_define_both_labels() {
+    let sqlite = runtime_config::load(Some(&root().join("runtime-config.toml"))).unwrap();
+    assert!(
+        matches!(&sqlite["default"], StoreDefinition::Sqlite(p) if p.ends_with(".spin/sqlite_key_value.db"))
+    );
+    assert!(
+        matches!(&sqlite["claims"], StoreDefinition::Sqlite(p) if p.ends_with(".spin/claims.db"))
+    );
+    let redis = runtime_config::load(Some(&root().join("runtime-config.redis.toml"))).unwrap();
+    assert_eq!(
+        redis["default"],
+        StoreDefinition::Redis("redis://127.0.0.1:6379".into())
+    );
+    assert_eq!(
+        redis["claims"],
+        StoreDefinition::Redis("redis://127.0.0.1:6379".into()),
+        "both labels share database 0"
+    );
+}
+
+#[test]
+fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
+    let out = root().join("target").join("spin.cloud.test.toml");
+    let run = |pg: &str, bot: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_topup-host"))
+            .args(["cloud-manifest", "--manifest"])
+            .arg(root().join("spin.toml"))
+            .arg("--out")
+            .arg(&out)
+            .env("SPIN_VARIABLE_CENTRAL_PG_BASE_URL", pg)
+            .env("SPIN_VARIABLE_BOT_BACKEND_URL", bot)
+            .output()
+            .expect("run topup-host cloud-manifest")
+    };
+    assert!(
+        run("https://pg.example.com", "https://bot.example.com:8443")
+            .status
+            .success()
+    );
+    let original = std::fs::read_to_string(root().join("spin.toml")).unwrap();
+    let cloud = std::fs::read_to_string(&out).unwrap();
+    let changed: Vec<_> = original
+        .lines()
+        .zip(cloud.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(_, b)| b.to_string())
+        .collect();
+    assert_eq!(original.lines().count(), cloud.lines().count());
+    assert_eq!(changed.len(), 4, "{changed:?}");
+    assert!(changed
+        .iter()
+        .all(|l| l.starts_with("allowed_outbound_hosts") && !l.contains("{{")));
+    assert!(changed.contains(&r#"allowed_outbound_hosts = ["https://pg.example.com"]"#.to_string()));
+    assert!(changed
+        .contains(&r#"allowed_outbound_hosts = ["https://bot.example.com:8443"]"#.to_string()));
+
+    // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
+    let loaded = Manifest::parse(&cloud, root());
+    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 7);
+
+    let refused = run("https://pg.example.com/api", "https://bot.example.com");
+    assert!(
+        !refused.status.success(),
+        "an origin with a path is refused"
+    );
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert!(reason.contains("not an origin"), "{reason}");
+}

@@ -1,0 +1,36 @@
+# Sourced by run.sh, test.sh and bench.sh: installs what is missing and builds the app once.
+# shellcheck shell=bash
+
+# The wasm32-wasip2 target and the lint tools (rust-toolchain.toml names them too; rustup
+# does not always install them on its own).
+ensure_rust() {
+  rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+  rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+}
+
+# Debian packages for the commands given as "command:package" pairs, when a command is missing.
+ensure_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  install_packages "${missing[@]}"
+}
+
+# Installs Debian packages.
+install_packages() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
+# The components and every native binary (host, mocks, bench). Always the whole workspace:
+# `-p topup-host` alone resolves other dependency features and would rebuild wasmtime, so
+# run.sh, test.sh and bench.sh share this one build.
+build_app() {
+  cargo build --target wasm32-wasip2 --release
+  cargo build --profile host --workspace --bins
+}

@@ -1,0 +1,20 @@
+//! End-to-end suite: the real `.wasm` components on the test host, over real HTTP, against
+//! Spin's SQLite store and a real Redis, with the Central PG and the bot mocked over HTTP.
+//! Every scenario runs once per backend (`sqlite::` and `redis::` test names), except the
+//! several-process ones, which need one shared Redis.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+mod api;
+mod create_race;
+mod faults;
+mod host_behaviour;
+mod instances;
+mod outbound;
+mod retention;
+mod support;
+mod sweep_faults;
