@@ -3,12 +3,17 @@
 # With the Spin CLI on PATH: `spin build` + `spin up`. Without it: the same components on
 # our wasmtime runtime (host/), which follows Spin's behaviour.
 #
+# On the wasmtime runtime the credit sweep runs every 60 s inside the host (SWEEP_EVERY=30s
+# changes it, SWEEP_EVERY= turns it off); with `spin up`, schedule it yourself (README,
+# "Scheduling the sweep"). METRICS=127.0.0.1:9464 also serves Prometheus metrics there.
+#
 # Upstreams: set SPIN_VARIABLE_SHARED_SECRET, SPIN_VARIABLE_CENTRAL_PG_BASE_URL and
 # SPIN_VARIABLE_BOT_BACKEND_URL to talk to a real Central PG and bot. Leave the URLs unset to
 # get local mock PG and bot (ports 3081/3082) and a generated secret in .spin/dev-secret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 listen="${LISTEN:-127.0.0.1:3000}"
+sweep_every="${SWEEP_EVERY-60s}"
 
 source scripts/setup.sh
 ensure_rust
@@ -34,6 +39,9 @@ if command -v spin >/dev/null; then
   spin build
   spin up --listen "$listen" --runtime-config-file runtime-config.toml
 else
+  ops=()
+  [ -n "$sweep_every" ] && ops+=(--sweep-every "$sweep_every")
+  [ -n "${METRICS:-}" ] && ops+=(--metrics "$METRICS")
   ./target/host/topup-host serve --manifest spin.toml \
-    --runtime-config-file runtime-config.toml --listen "$listen"
+    --runtime-config-file runtime-config.toml --listen "$listen" "${ops[@]}"
 fi

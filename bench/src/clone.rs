@@ -79,7 +79,7 @@ impl Raw {
                 let mut c = Self::redis(url)?;
                 let n: u64 = redis::cmd("DBSIZE").query(&mut c)?;
                 let info: String = redis::cmd("INFO").arg("memory").query(&mut c)?;
-                Ok((n, super::parse_used_memory(&info)?))
+                Ok((n, crate::stack::parse_used_memory(&info)?))
             }
         }
     }

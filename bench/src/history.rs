@@ -8,18 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use bytes::Bytes;
+use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use topup_testkit::mocks::BotMode;
 
 use crate::clone::{Cloner, Raw, Template};
 use crate::load::{self, Http};
-use crate::{AppProcess, Backend, Stack, SECRET};
+use crate::stack::{root, AppProcess, Backend, Stack, SECRET};
+use crate::targets::mark;
 
 mod measure;
 mod routes;
-use measure::{delta, machine_busy, machine_snapshot, slow_report, slow_reset, Slow};
+use measure::{all_writes, delta, machine_busy, machine_snapshot, slow_report, slow_reset, Slow};
 use routes::{round_trips, scale_out};
 
 const NONCE0: &str = "hn-000000000000";
@@ -52,18 +52,6 @@ fn raw_of(stack: &Stack, sub: &str) -> Raw {
     }
 }
 
-fn name(backend: Backend) -> String {
-    format!("{backend:?}").to_lowercase()
-}
-
-fn mark(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
-    }
-}
-
 async fn start(
     stack: &Stack,
     rc: &std::path::Path,
@@ -83,27 +71,12 @@ async fn baseline(
     Ok(start(stack, rc, env).await?.stop())
 }
 
-async fn sweep(http: &Http) -> Result<Value> {
-    let reply = load::call(
-        http,
-        "POST",
-        "/internal/credit-retry",
-        &[("authorization", &format!("Bearer {SECRET}"))],
-        Bytes::new(),
-    )
-    .await;
-    let Some((200, body)) = reply else {
-        bail!("sweep failed: {reply:?}")
-    };
-    Ok(serde_json::from_slice(&body)?)
-}
-
 /// Sweeps until one answers `"more": false`: (calls, cleaned, credited, time).
 async fn sweep_until_done(http: &Http, max: u64) -> Result<(u64, u64, u64, Duration)> {
     let started = Instant::now();
     let (mut calls, mut cleaned, mut credited) = (0, 0, 0);
     loop {
-        let v = sweep(http).await?;
+        let v = load::sweep(http, SECRET).await?;
         calls += 1;
         cleaned += v["cleaned"].as_u64().unwrap_or(0);
         credited += v["credited"].as_u64().unwrap_or(0);
@@ -191,7 +164,7 @@ pub async fn run(quick: bool) -> Result<()> {
         `get-many` is never used by the app, so reads are keys read. Machine busy = share of both cores in use during the measurement, by anything.\n",
         args.join(" "))?;
     ensure!(!plan.sizes.is_empty(), "no history sizes");
-    for backend in [Backend::Sqlite, Backend::Redis] {
+    for backend in Backend::ALL {
         sweep_history(backend, &plan, &mut md).await?;
         write_section(&md)?;
     }
@@ -202,13 +175,13 @@ pub async fn run(quick: bool) -> Result<()> {
     writeln!(md, "{} paid deposits with `deposit_ttl_days = 0.0002` (17 s) and `credit_retry_schedule = 1`, then the TTL passes and the sweep runs until `\"more\": false`.\n", plan.expiring)?;
     writeln!(md, "| store | keys before | bytes before | keys after | bytes after | sweep calls | cleaned | sweep time s | left after (by key prefix) |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|")?;
-    for backend in [Backend::Sqlite, Backend::Redis] {
+    for backend in Backend::ALL {
         store_over_time(backend, &plan, &mut md).await?;
         write_section(&md)?;
     }
     writeln!(md, "\n### Store round trips per request\n")?;
     writeln!(md, "Per request, `default` / `claims`: opens, reads (get/exists), writes (set/delete), increments, set_many. {} requests per route, each route in a host process of its own.\n", plan.trips)?;
-    for backend in [Backend::Sqlite, Backend::Redis] {
+    for backend in Backend::ALL {
         round_trips(backend, &plan, &mut md).await?;
         write_section(&md)?;
     }
@@ -218,7 +191,7 @@ pub async fn run(quick: bool) -> Result<()> {
 
 /// Replaces (or appends) the section in BENCHMARKS.md.
 fn write_section(section: &str) -> Result<()> {
-    let path = crate::root().join("BENCHMARKS.md");
+    let path = root().join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let kept = match old.find("## Store at volume") {
         Some(at) => old[..at].to_string(),
@@ -256,7 +229,7 @@ async fn nothing_due(
     let mut times = Vec::new();
     for _ in 0..SWEEPS {
         let t = Instant::now();
-        sweep(&app.http).await?;
+        load::sweep(&app.http, SECRET).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let busy = machine_busy(&cpu);
@@ -270,19 +243,14 @@ async fn nothing_due(
             delta(&stats, &base, "default", "reads", n),
             delta(&stats, &base, "claims", "reads", n),
         ),
-        writes: ["default", "claims"]
-            .iter()
-            .flat_map(|l| {
-                ["writes", "increments", "batchWrites"].map(|k| delta(&stats, &base, l, k, n))
-            })
-            .sum(),
+        writes: all_writes(&stats, &base, n),
         busy,
         slow: redis.as_deref().map(slow_report).transpose()?,
     })
 }
 
 async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result<()> {
-    let label = name(backend);
+    let label = backend.label();
     let stack = Stack::new(backend).await?;
     let env = with(&stack.env, &[("NONCE_TTL_SECONDS", "2592000")]);
     let rc = stack.runtime_config("history")?;
@@ -362,7 +330,7 @@ async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result
         mark(worst <= NOTHING_DUE_MS)
     )?;
     writeln!(md, "- {}: flat across sizes (largest median / smallest median = {spread:.2}, flat taken as <= 1.5)", mark(spread <= 1.5))?;
-    slowest = slowest.max(owed(&stack, &rc, &env, &label, md).await?);
+    slowest = slowest.max(owed(&stack, &rc, &env, label, md).await?);
     if backend == Backend::Redis {
         writeln!(
             md,
@@ -414,7 +382,7 @@ async fn owed(
     let wall = Instant::now();
     while credited < owed.len() as u64 && calls < 100 {
         let t = Instant::now();
-        let v = sweep(&app.http).await?;
+        let v = load::sweep(&app.http, SECRET).await?;
         busy_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         calls += 1;
         credited += v["credited"].as_u64().unwrap_or(0);
@@ -433,12 +401,7 @@ async fn owed(
         "{label}: 500 due: {credited} credited in {calls} sweeps ({} ms)",
         times.join("+")
     );
-    let writes: f64 = ["default", "claims"]
-        .iter()
-        .flat_map(|l| {
-            ["writes", "increments", "batchWrites"].map(|k| delta(&stats, &base, l, k, 1))
-        })
-        .sum();
+    let writes = all_writes(&stats, &base, 1);
     let max_us = slow.as_ref().map_or(0, |s| s.max_us);
     writeln!(md, "- 500 due (made through real flows with the bot answering 500): {credited} credited in {calls} sweeps of {} ms ({wall:.2} s wall), {reads:.0} keys read ({:.1} per credit) and {writes:.0} writes in all, each credited exactly once: {once}{}",
         times.join(" + "), reads / credited.max(1) as f64,
@@ -475,13 +438,13 @@ async fn store_over_time(backend: Backend, plan: &Plan, md: &mut String) -> Resu
     let left: Vec<String> = prefixes.iter().map(|(p, n)| format!("{p}: {n}")).collect();
     println!("{:?} store over time: {ok} paid ({failed} failed, {secs:.1} s); {keys} keys {bytes} B -> {keys_after} keys {bytes_after} B in {calls} sweeps", backend);
     writeln!(md, "| {} | {keys} | {bytes} | {keys_after} | {bytes_after} | {calls} | {cleaned} | {:.1} | {} |",
-        name(backend), time.as_secs_f64(), left.join(", "))?;
+        backend.label(), time.as_secs_f64(), left.join(", "))?;
     if failed > 0 {
         writeln!(
             md,
             "\n({failed} of the {} flows failed on {})\n",
             plan.expiring,
-            name(backend)
+            backend.label()
         )?;
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use serde_json::{json, Value};
 pub use topup_testkit::Http;
@@ -172,6 +173,22 @@ pub async fn pay(
         .await,
         Some((200, _))
     )
+}
+
+/// One call of the sweep (`POST /internal/credit-retry`); its JSON answer, an error unless 200.
+pub async fn sweep(http: &Http, secret: &str) -> Result<Value> {
+    let reply = call(
+        http,
+        "POST",
+        "/internal/credit-retry",
+        &[("authorization", &bearer(secret))],
+        Bytes::new(),
+    )
+    .await;
+    let Some((200, body)) = reply else {
+        bail!("sweep failed: {reply:?}")
+    };
+    Ok(serde_json::from_slice(&body)?)
 }
 
 async fn perform(http: &Http, secret: &str, operation: &Operation, worker: usize, n: u64) -> bool {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -91,22 +92,55 @@ pub struct OpCounts {
 
 /// One label: its backend and counters.
 pub struct Label {
+    name: String,
     backend: Arc<dyn Backend>,
     counts: OpCounts,
 }
+
+/// How long one key-value call may take by default (`--store-timeout`).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Every configured label.
 #[derive(Default)]
 pub struct Stores {
     labels: BTreeMap<String, Label>,
+    /// Limit of one call (none: unbounded, as in Spin).
+    timeout: Option<Duration>,
 }
 
 impl Stores {
+    /// Every later call that takes longer than `limit` fails with a store error (the core
+    /// answers 503 `STORE_UNAVAILABLE`) instead of holding its request: Spin's Redis store
+    /// waits for ever on a Redis that is down or paused. The call itself is abandoned; a
+    /// write already sent may still land, as after any store error.
+    pub fn set_timeout(&mut self, limit: Duration) {
+        self.timeout = Some(limit);
+    }
+
+    /// Runs one backend call within the limit.
+    async fn limited<T>(
+        &self,
+        label: &str,
+        call: impl std::future::Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let Some(limit) = self.timeout else {
+            return call.await;
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Store(format!(
+                "store {label:?} did not answer within {} ms",
+                limit.as_millis()
+            ))),
+        }
+    }
+
     /// Adds a label.
     pub fn insert(&mut self, label: &str, backend: Arc<dyn Backend>) {
         self.labels.insert(
             label.to_string(),
             Label {
+                name: label.to_string(),
                 backend,
                 counts: OpCounts::default(),
             },
@@ -443,25 +477,41 @@ impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Option<Vec<u8>>> {
         let label = self.label(&bucket)?;
         count(&label.counts.reads);
-        outcome(label.backend.get(&key).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.get(&key))
+                .await,
+        )
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Outcome<()> {
         let label = self.label(&bucket)?;
         count(&label.counts.writes);
-        outcome(label.backend.set(&key, &value).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.set(&key, &value))
+                .await,
+        )
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
         let label = self.label(&bucket)?;
         count(&label.counts.writes);
-        outcome(label.backend.delete(&key).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.delete(&key))
+                .await,
+        )
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
         let label = self.label(&bucket)?;
         count(&label.counts.reads);
-        outcome(label.backend.exists(&key).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.exists(&key))
+                .await,
+        )
     }
 
     async fn list_keys(
@@ -477,9 +527,8 @@ impl store::HostBucket for HostState {
         let label = self.label(&bucket)?;
         count(&label.counts.reads);
         outcome(
-            label
-                .backend
-                .keys()
+            self.stores
+                .limited(&label.name, label.backend.keys())
                 .await
                 .map(|keys| store::KeyResponse { keys, cursor: None }),
         )
@@ -500,7 +549,11 @@ impl atomics::Host for HostState {
     ) -> Outcome<i64> {
         let label = self.label(&bucket)?;
         count(&label.counts.increments);
-        outcome(label.backend.increment(&key, delta).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.increment(&key, delta))
+                .await,
+        )
     }
 
     async fn swap(
@@ -545,7 +598,11 @@ impl batch::Host for HostState {
         }
         let label = self.label(&bucket)?;
         count(&label.counts.reads);
-        outcome(label.backend.get_many(keys).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.get_many(keys))
+                .await,
+        )
     }
 
     async fn set_many(
@@ -558,7 +615,11 @@ impl batch::Host for HostState {
         }
         let label = self.label(&bucket)?;
         count(&label.counts.batch_writes);
-        outcome(label.backend.set_many(entries).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.set_many(entries))
+                .await,
+        )
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Outcome<()> {
@@ -567,7 +628,11 @@ impl batch::Host for HostState {
         }
         let label = self.label(&bucket)?;
         count(&label.counts.batch_writes);
-        outcome(label.backend.delete_many(keys).await)
+        outcome(
+            self.stores
+                .limited(&label.name, label.backend.delete_many(keys))
+                .await,
+        )
     }
 }
 

@@ -3,15 +3,19 @@
 //! It is the app's second runtime (next to `spin up`): `scripts/run.sh`, the end-to-end suite
 //! and the benchmark use it, and it serves the app on a machine without Spin.
 
+pub mod access_log;
 pub mod cache;
 pub mod clock;
 pub mod cloud_manifest;
+pub mod duration;
 pub mod kv;
 pub mod manifest;
+pub mod metrics;
 pub mod outbound;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod tls;
 pub mod variables;
 
-pub use server::{App, AppOptions};
+pub use server::{App, AppOptions, Stopped};

@@ -1,6 +1,8 @@
-//! Outbound `wasi:http` as Spin does it: only to the component's `allowed_outbound_hosts`,
-//! no `host` header from the guest, pooled HTTP/1 connections, and the request-options
-//! timeouts (connect inside first-byte, then between bytes; 600 s when unset).
+//! Outbound `wasi:http` as Spin does it: only to the component's `allowed_outbound_hosts`
+//! (scheme included), no `host` header from the guest, connections pooled per origin, HTTPS
+//! with ALPN h2/http1.1 (see [`crate::tls`]), and the request-options timeouts (TCP connect
+//! inside first-byte, the TLS handshake counted against first-byte, then between bytes;
+//! 600 s when unset).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::tls::Stream;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -114,24 +118,43 @@ impl AllowedHosts {
 /// The connection pool shared by all instances (Spin keeps one client per process).
 pub type PooledClient = Client<Connector, WasiBody>;
 
-/// Creates the shared client.
-pub fn pooled_client() -> PooledClient {
+/// Creates the shared client; `tls` is used for every `https://` origin. A connection whose
+/// TLS handshake chose `h2` speaks HTTP/2 (one multiplexed connection per origin), any other
+/// HTTP/1.1.
+pub fn pooled_client(tls: Arc<rustls::ClientConfig>) -> PooledClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(Connector)
+        .build(Connector { tls })
+}
+
+/// The limits of the connection a request may open (a pooled one is reused as it is).
+#[derive(Clone, Copy)]
+struct ConnectLimits {
+    /// The TCP connect.
+    connect: Duration,
+    /// The TLS handshake. The request's first-byte timeout already covers it, as in Spin;
+    /// this bounds a handshake the pool goes on with after its request gave up.
+    handshake: Duration,
 }
 
 tokio::task_local! {
-    static CONNECT_TIMEOUT: Duration;
+    static CONNECT_LIMITS: ConnectLimits;
 }
 
-/// Why a TCP connection failed (found again in the client error's source chain).
+/// Why a connection failed (found again in the client error's source chain).
 #[derive(Debug, Clone, Copy)]
 pub enum ConnectFailure {
     /// No listener, unreachable, reset.
     Refused,
     /// No connection within the connect timeout.
     Timeout,
+    /// The host is not a valid TLS server name.
+    InvalidName,
+    /// The TLS handshake failed: an untrusted or misnamed certificate, no common protocol,
+    /// an alert (the reason is logged; the guest gets `tls-protocol-error`, as from Spin).
+    Tls,
+    /// The TLS handshake did not finish within the first-byte timeout.
+    HandshakeTimeout,
 }
 
 impl std::fmt::Display for ConnectFailure {
@@ -139,18 +162,23 @@ impl std::fmt::Display for ConnectFailure {
         f.write_str(match self {
             Self::Refused => "connection refused",
             Self::Timeout => "connect timed out",
+            Self::InvalidName => "invalid TLS server name",
+            Self::Tls => "TLS handshake failed",
+            Self::HandshakeTimeout => "TLS handshake timed out",
         })
     }
 }
 
 impl std::error::Error for ConnectFailure {}
 
-/// TCP connector honouring the per-request connect timeout.
+/// Connector honouring the per-request connect timeout: TCP, then TLS for `https://`.
 #[derive(Clone)]
-pub struct Connector;
+pub struct Connector {
+    tls: Arc<rustls::ClientConfig>,
+}
 
 impl tower_service::Service<http::Uri> for Connector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Stream>;
     type Error = ConnectFailure;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailure>> + Send>>;
 
@@ -159,17 +187,42 @@ impl tower_service::Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let timeout = CONNECT_TIMEOUT.try_with(|t| *t).unwrap_or(DEFAULT_TIMEOUT);
+        let limits = CONNECT_LIMITS.try_with(|l| *l).unwrap_or(ConnectLimits {
+            connect: DEFAULT_TIMEOUT,
+            handshake: DEFAULT_TIMEOUT,
+        });
+        let tls = self.tls.clone();
         Box::pin(async move {
-            let host = uri.host().ok_or(ConnectFailure::Refused)?.to_string();
-            let port = uri.port_u16().unwrap_or(80);
-            match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))).await {
-                Err(_) => Err(ConnectFailure::Timeout),
-                Ok(Err(_)) => Err(ConnectFailure::Refused),
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    Ok(TokioIo::new(stream))
+            let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+            // `[::1]` in a URI is `::1` to the resolver and to TLS.
+            let host = uri
+                .host()
+                .ok_or(ConnectFailure::Refused)?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let connect = TcpStream::connect((host.as_str(), port));
+            let stream = match tokio::time::timeout(limits.connect, connect).await {
+                Err(_) => return Err(ConnectFailure::Timeout),
+                Ok(Err(_)) => return Err(ConnectFailure::Refused),
+                Ok(Ok(stream)) => stream,
+            };
+            let _ = stream.set_nodelay(true);
+            if !https {
+                return Ok(TokioIo::new(Stream::Plain(stream)));
+            }
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|_| ConnectFailure::InvalidName)?;
+            let handshake = tokio_rustls::TlsConnector::from(tls).connect(name, stream);
+            match tokio::time::timeout(limits.handshake, handshake).await {
+                Err(_) => Err(ConnectFailure::HandshakeTimeout),
+                Ok(Err(error)) => {
+                    // Spin logs it as a warning too; the guest only sees the error code.
+                    eprintln!("WARN outbound: TLS handshake with {host}:{port} failed: {error}");
+                    Err(ConnectFailure::Tls)
                 }
+                Ok(Ok(stream)) => Ok(TokioIo::new(Stream::Tls(Box::new(stream)))),
             }
         })
     }
@@ -181,6 +234,8 @@ pub struct OutboundHooks {
     pub allowed: Arc<AllowedHosts>,
     /// The shared pool.
     pub client: PooledClient,
+    /// Where outbound calls are counted (per destination and outcome).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 type SendFuture = Box<
@@ -204,6 +259,50 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> SendFuture {
         let allowed = self.allowed.clone();
         let client = self.client.clone();
+        let metrics = self.metrics.clone();
+        let destination = format!(
+            "{}://{}",
+            request.uri().scheme_str().unwrap_or("http"),
+            request
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("self")
+        );
+        let sent = self.send(allowed, client, request, options);
+        Box::new(async move {
+            let result = Box::into_pin(sent).await;
+            metrics.outbound(&destination, &outcome(&result));
+            result
+        })
+    }
+}
+
+/// How an outbound call ended, for the metrics: the answer's status class, or why none came.
+fn outcome<B, F>(result: &Result<(http::Response<B>, F), Error>) -> String {
+    match result {
+        Ok((response, _)) => format!("{}xx", response.status().as_u16() / 100),
+        Err(Error::HttpRequestDenied) => "denied".into(),
+        Err(Error::ConnectionRefused) => "refused".into(),
+        Err(Error::ConnectionTimeout | Error::ConnectionReadTimeout) => "timeout".into(),
+        Err(
+            Error::Tls(_)
+            | Error::TlsProtocolError
+            | Error::TlsCertificateError
+            | Error::TlsAlertReceived { .. },
+        ) => "tls_error".into(),
+        Err(_) => "error".into(),
+    }
+}
+
+impl OutboundHooks {
+    fn send(
+        &self,
+        allowed: Arc<AllowedHosts>,
+        client: PooledClient,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> SendFuture {
         Box::new(async move {
             if let AllowedHosts::Invalid(reason) = &*allowed {
                 eprintln!("ERROR outbound: Error parsing allowed outbound hosts err={reason}");
@@ -221,10 +320,6 @@ impl WasiHttpHooks for OutboundHooks {
                 );
                 return Err(Error::HttpRequestDenied);
             }
-            if request.uri().scheme_str() == Some("https") {
-                // This host speaks plain HTTP only; Spin would use TLS here.
-                return Err(Error::TlsProtocolError);
-            }
             let options = options.unwrap_or_default();
             let connect = options.connect_timeout.unwrap_or(DEFAULT_TIMEOUT);
             let first_byte = options.first_byte_timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -232,8 +327,12 @@ impl WasiHttpHooks for OutboundHooks {
 
             let (mut parts, body) = request.into_parts();
             parts.headers.remove(http::header::HOST);
-            let sent = CONNECT_TIMEOUT.scope(
+            let limits = ConnectLimits {
                 connect,
+                handshake: first_byte,
+            };
+            let sent = CONNECT_LIMITS.scope(
+                limits,
                 client.request(http::Request::from_parts(parts, body)),
             );
             let response = match tokio::time::timeout(first_byte, sent).await {
@@ -262,6 +361,13 @@ fn classify(error: &hyper_util::client::legacy::Error) -> Error {
             return match failure {
                 ConnectFailure::Refused => Error::ConnectionRefused,
                 ConnectFailure::Timeout => Error::ConnectionTimeout,
+                // What Spin answers for a host that is no TLS server name.
+                ConnectFailure::InvalidName => Error::DnsError {
+                    rcode: Some("invalid dns name".into()),
+                    info_code: Some(0),
+                },
+                ConnectFailure::Tls => Error::TlsProtocolError,
+                ConnectFailure::HandshakeTimeout => Error::ConnectionReadTimeout,
             };
         }
         source = cause.source();

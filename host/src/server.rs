@@ -10,9 +10,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -28,10 +25,15 @@ use crate::manifest::Manifest;
 use crate::outbound::{pooled_client, AllowedHosts, OutboundHooks, PooledClient};
 use crate::routing::{self, Route};
 use crate::runtime_config::{self, StoreDefinition};
+use crate::tls::TlsOptions;
 use crate::variables::{AppVariables, ComponentVariables};
 
+// Operating the host: access log, metrics, graceful stop, the sweep schedule.
+mod lifecycle;
+pub use lifecycle::{InFlight, Stopped};
+
 /// How to load an application.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AppOptions {
     /// Path of `spin.toml`.
     pub manifest: PathBuf,
@@ -41,6 +43,10 @@ pub struct AppOptions {
     pub env: HashMap<String, String>,
     /// The wall clock components read (the system clock unless a test shifts it).
     pub clock: ClockSource,
+    /// Outbound TLS: extra trusted CA files (`--extra-ca`).
+    pub tls: TlsOptions,
+    /// Limit of one key-value call (`--store-timeout`; [`kv::DEFAULT_STORE_TIMEOUT`] if unset).
+    pub store_timeout: Option<std::time::Duration>,
 }
 
 impl AppOptions {
@@ -50,7 +56,7 @@ impl AppOptions {
             manifest: manifest.into(),
             runtime_config,
             env: std::env::vars().collect(),
-            clock: ClockSource::default(),
+            ..Self::default()
         }
     }
 }
@@ -72,6 +78,10 @@ pub struct App {
     stores: Arc<Stores>,
     client: PooledClient,
     clock: ClockSource,
+    // Operations (server/lifecycle.rs).
+    metrics: Arc<crate::metrics::Metrics>,
+    in_flight: InFlight,
+    variables: AppVariables,
 }
 
 /// Per-instance state.
@@ -136,7 +146,10 @@ impl App {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = AppVariables::resolve(&manifest, &options.env)?;
         let definitions = runtime_config::load(options.runtime_config.as_deref())?;
-        let stores = Arc::new(open_stores(&manifest, &definitions).await?);
+        let mut stores = open_stores(&manifest, &definitions).await?;
+        stores.set_timeout(options.store_timeout.unwrap_or(kv::DEFAULT_STORE_TIMEOUT));
+        let stores = Arc::new(stores);
+        let client = pooled_client(crate::tls::client_config(&options.tls)?);
 
         let engine = engine()?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -186,8 +199,11 @@ impl App {
             routes,
             components,
             stores,
-            client: pooled_client(),
+            client,
             clock: options.clock.clone(),
+            metrics: Arc::default(),
+            in_flight: InFlight::default(),
+            variables,
         }))
     }
 
@@ -198,29 +214,22 @@ impl App {
 
     /// Accepts connections forever.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
-        loop {
-            let (stream, client) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            let app = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    async move { app.handle(request, client).await }
-                });
-                // Errors here are closed connections; Spin logs nothing for them either.
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        self.serve_until(listener, std::future::pending(), std::time::Duration::MAX)
+            .await
+            .map(|_| ())
     }
 
-    async fn handle(
+    /// Serves one request; `route` is set to the manifest route that serves it.
+    async fn handle<B>(
         &self,
-        mut request: hyper::Request<Incoming>,
+        mut request: hyper::Request<B>,
         client: SocketAddr,
-    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        route: &mut Option<String>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         // Spin closes the connection, sending nothing, without a usable Host.
         let Some(host) = request
             .headers()
@@ -245,6 +254,7 @@ impl App {
             .unwrap_or_else(|| path.clone());
 
         if let Some(builtin) = self.builtin(&path) {
+            *route = Some(path.clone());
             return Ok(builtin);
         }
         if request.headers().values().any(|v| v.to_str().is_err()) {
@@ -255,6 +265,7 @@ impl App {
             return Ok(empty(404));
         };
         let component = &self.components[matched.component];
+        *route = Some(matched.pattern.clone());
 
         let headers = request.headers_mut();
         for (name, value) in [
@@ -284,6 +295,7 @@ impl App {
                 hooks: OutboundHooks {
                     allowed: component.allowed_hosts.clone(),
                     client: self.client.clone(),
+                    metrics: self.metrics.clone(),
                 },
                 stores: self.stores.clone(),
                 allowed_stores: component.allowed_stores.clone(),
@@ -300,7 +312,9 @@ impl App {
         let id = component.id.clone();
         // The guest runs in its own task, as in Spin: it finishes even if the client goes
         // away mid-request (hyper drops a connection's futures when it reads EOF).
+        let running = self.in_flight.enter();
         let task = tokio::spawn(async move {
+            let _running = running;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()

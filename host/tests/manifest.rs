@@ -75,9 +75,9 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
     }
     for (id, component) in &manifest.components {
         let (stores, hosts): (&[&str], &[&str]) = match id.as_str() {
-            "health" => (&["default"], &[]),
+            // /health probes both labels (a read of each) to name the one that is down.
+            "health" | "deposit-status" => (&["default", "claims"], &[]),
             "openapi" => (&[], &[]),
-            "deposit-status" => (&["default", "claims"], &[]),
             "deposit-create" => (&["default", "claims"], &["{{ central_pg_base_url }}"]),
             _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
         };

@@ -60,7 +60,7 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
         manifest: path.clone(),
         runtime_config: Some(reference.stores.runtime_config()),
         env: env(&reference.pg.url(), &reference.bot.url()),
-        clock: Default::default(),
+        ..AppOptions::default()
     };
     let http = serve(&options).await;
 
@@ -135,7 +135,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: None,
         env: missing,
-        clock: Default::default(),
+        ..AppOptions::default()
     })
     .await
     .err()
@@ -158,7 +158,7 @@ async fn startup_checks_variables_and_labels() {
         manifest: manifest(),
         runtime_config: Some(config),
         env: env("http://127.0.0.1:1", "http://127.0.0.1:2"),
-        clock: Default::default(),
+        ..AppOptions::default()
     })
     .await
     .err()

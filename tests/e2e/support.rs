@@ -147,6 +147,11 @@ impl Stores {
         path
     }
 
+    /// The Redis server behind the stores (to stop or pause it), if they are on Redis.
+    pub fn redis(&self) -> Option<&RedisServer> {
+        self.redis.as_ref()
+    }
+
     /// Every key and value of both labels. On Redis both labels live in database 0 (key
     /// names never collide), so it is read once and each key is put under its label by prefix.
     pub fn snapshot(&self) -> Snapshot {
@@ -321,6 +326,8 @@ pub fn report(scenario: &str, backend: Backend, expected: &str, observed: &str) 
 pub struct TestClock {
     file: PathBuf,
     offset_ms: AtomicU64,
+    /// `spin up` has no clock offset: there, moving the clock means waiting.
+    real_time: bool,
 }
 
 impl TestClock {
@@ -330,6 +337,7 @@ impl TestClock {
         Self {
             file,
             offset_ms: AtomicU64::new(0),
+            real_time: Runtime::from_env() != Runtime::Host,
         }
     }
 
@@ -351,6 +359,10 @@ impl TestClock {
 
     /// Moves the app's clock forward by `by`.
     pub fn advance(&self, by: Duration) {
+        if self.real_time {
+            std::thread::sleep(by);
+            return;
+        }
         let ms = u64::try_from(by.as_millis()).expect("ms fit u64");
         let offset = self.offset_ms.fetch_add(ms, Ordering::SeqCst) + ms;
         std::fs::write(&self.file, offset.to_string()).expect("write clock offset");
@@ -387,8 +399,8 @@ pub fn mentions(snapshot: &Snapshot, needle: &str) -> Vec<(String, String)> {
 pub enum Server {
     /// Inside the test process.
     InProcess(tokio::task::JoinHandle<()>),
-    /// A `topup-host serve` child process.
-    Process(Process),
+    /// A `topup-host serve` child process (boxed: its HTTP client is large).
+    Process(Box<Process>),
 }
 
 /// The app's HTTP API as the bot, the gateway and the scheduler call it, on one instance.
@@ -398,13 +410,16 @@ pub struct Api {
     pub http: Http,
 }
 
-/// A `topup-host serve` child process on a test app's stores; SIGKILLed on drop.
+/// A `topup-host serve` (or `spin up`) child process on a test app's stores; SIGKILLed on
+/// drop.
 pub struct Process {
     /// Its API.
     pub api: Api,
     /// Address it listens on.
     pub addr: SocketAddr,
     child: Child,
+    /// `spin up` runs its trigger as a child: the whole process group is signalled.
+    group: bool,
 }
 
 impl Process {
@@ -414,10 +429,118 @@ impl Process {
     }
 
     fn reap(&mut self) {
+        if self.group {
+            self.signal("KILL");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to it (to its process group under Spin).
+    pub fn signal(&self, name: &str) {
+        let target = if self.group {
+            format!("-{}", self.child.id())
+        } else {
+            self.child.id().to_string()
+        };
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), "--", &target])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} {target} failed");
+    }
+
+    /// Waits (polling, at most `limit`) for it to exit; its exit status, or None if it still
+    /// runs.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
+
+// ---- The child-process runtime: `topup-host serve`, or `spin up` when asked ----
+
+/// What runs the app in child-process mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// `topup-host serve` (the default, and what CI uses).
+    Host,
+    /// `<spin> up`: set `SPIN_BIN=/path/to/spin`, or `E2E_RUNTIME=spin` with `spin` on PATH.
+    Spin(PathBuf),
+}
+
+impl Runtime {
+    /// The runtime the environment asks for (read once per test process).
+    pub fn from_env() -> Self {
+        static CHOSEN: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+        CHOSEN
+            .get_or_init(|| {
+                if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|b| !b.is_empty()) {
+                    return Runtime::Spin(PathBuf::from(bin));
+                }
+                if std::env::var("E2E_RUNTIME").as_deref() == Ok("spin") {
+                    let on_path = std::env::var_os("PATH").and_then(|path| {
+                        std::env::split_paths(&path)
+                            .map(|dir| dir.join("spin"))
+                            .find(|candidate| candidate.is_file())
+                    });
+                    let spin = on_path.expect("E2E_RUNTIME=spin but no `spin` on PATH");
+                    return Runtime::Spin(spin);
+                }
+                Runtime::Host
+            })
+            .clone()
+    }
+
+    /// The command serving `manifest` with `runtime_config` on `listen` (arguments only; the
+    /// caller sets environment and output).
+    pub fn command(&self, manifest: &Path, runtime_config: &Path, listen: &str) -> Command {
+        match self {
+            Runtime::Host => {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_topup-host"));
+                command
+                    .args(["serve", "--manifest"])
+                    .arg(manifest)
+                    .arg("--runtime-config-file")
+                    .arg(runtime_config)
+                    .args(["--listen", listen]);
+                command
+            }
+            Runtime::Spin(bin) => {
+                let mut command = Command::new(bin);
+                command
+                    .args(["up", "--listen", listen, "--runtime-config-file"])
+                    .arg(runtime_config)
+                    .arg("--from")
+                    .arg(manifest);
+                // Its own process group, so that the trigger child is signalled with it.
+                std::os::unix::process::CommandExt::process_group(&mut command, 0);
+                command
+            }
+        }
+    }
+}
+
+/// How to start one child process beyond the defaults.
+#[derive(Default)]
+pub struct Launch {
+    /// Use this runtime instead of [`Runtime::from_env`].
+    pub runtime: Option<Runtime>,
+    /// More `topup-host serve` flags (host only).
+    pub args: Vec<String>,
+    /// Write the process's stderr to this file instead of the test's.
+    pub stderr: Option<PathBuf>,
+}
+
+// ---- end of the child-process runtime ----
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -448,6 +571,8 @@ pub struct TestApp {
     pub clock: TestClock,
     server: Option<Server>,
     env: HashMap<String, String>,
+    /// CA files the app trusts for outbound HTTPS (`--extra-ca`).
+    extra_ca: Vec<PathBuf>,
     _dir: TempDir,
 }
 
@@ -484,12 +609,24 @@ fn base_env(pg: &str, bot: &str, extra: &[(&str, &str)]) -> HashMap<String, Stri
 impl TestApp {
     /// Starts the app in-process with `vars` (lower-case Spin variable names).
     pub async fn start(backend: Backend, vars: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new();
-        let stores = Stores::new(backend, dir.path());
         let pg = MockPg::start("127.0.0.1:0", SECRET).await.expect("mock pg");
         let bot = MockBot::start("127.0.0.1:0", SECRET)
             .await
             .expect("mock bot");
+        Self::start_with_mocks(backend, vars, pg, bot, Vec::new()).await
+    }
+
+    /// Starts the app in-process against `pg` and `bot` (HTTPS mocks, say), trusting the CA
+    /// certificates in the `extra_ca` PEM files as `topup-host serve --extra-ca` does.
+    pub async fn start_with_mocks(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        pg: MockPg,
+        bot: MockBot,
+        extra_ca: Vec<PathBuf>,
+    ) -> Self {
+        let dir = TempDir::new();
+        let stores = Stores::new(backend, dir.path());
         let env = base_env(&pg.url(), &bot.url(), vars);
         let mut app = Self {
             api: Api {
@@ -502,6 +639,7 @@ impl TestApp {
             server: None,
             env,
             clock: TestClock::new(dir.path()),
+            extra_ca,
             _dir: dir,
         };
         app.launch_in_process().await;
@@ -514,6 +652,10 @@ impl TestApp {
             runtime_config: Some(self.stores.runtime_config()),
             env: self.env.clone(),
             clock: self.clock.source(),
+            tls: topup_host::tls::TlsOptions {
+                extra_ca: self.extra_ca.clone(),
+            },
+            ..AppOptions::default()
         };
         let app = App::load(&options).await.expect("load app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -537,35 +679,67 @@ impl TestApp {
         processes
     }
 
-    /// One `topup-host serve` on a free port, once it answers /health (on another port if
-    /// that one was taken meanwhile and the process exited).
+    /// One `topup-host serve` (or `spin up`, see [`Runtime`]) on a free port, once it
+    /// answers /health (on another port if that one was taken meanwhile and the process exited).
     async fn spawn_process(&self) -> Process {
+        self.launch(Launch::default()).await
+    }
+
+    /// [`TestApp::spawn_process`] with a chosen runtime, flags and stderr.
+    pub async fn launch(&self, launch: Launch) -> Process {
+        let runtime = launch.runtime.clone().unwrap_or_else(Runtime::from_env);
+        assert!(
+            launch.args.is_empty() || runtime == Runtime::Host,
+            "host flags {:?} given to {runtime:?}",
+            launch.args
+        );
         let mut exits = Vec::new();
         for _ in 0..3 {
             let port = free_port();
-            let child = Command::new(env!("CARGO_BIN_EXE_topup-host"))
-                .args(["serve", "--manifest"])
-                .arg(manifest())
-                .arg("--runtime-config-file")
-                .arg(self.stores.runtime_config())
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .arg("--clock-offset-file")
-                .arg(&self.clock.file)
-                .env_clear()
-                .envs(&self.env)
+            let listen = format!("127.0.0.1:{port}");
+            let mut command = runtime.command(&manifest(), &self.stores.runtime_config(), &listen);
+            command.args(&launch.args).env_clear().envs(&self.env);
+            if runtime == Runtime::Host {
+                // Host-only flags: the test's clock and its private CA.
+                command.arg("--clock-offset-file").arg(&self.clock.file);
+                for ca in &self.extra_ca {
+                    command.arg("--extra-ca").arg(ca);
+                }
+            } else {
+                // Spin needs a home (plugins, caches) and a PATH.
+                for name in ["HOME", "PATH"] {
+                    if let Some(value) = std::env::var_os(name) {
+                        command.env(name, value);
+                    }
+                }
+            }
+            let stderr = match &launch.stderr {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open stderr file"),
+                ),
+                None => Stdio::inherit(),
+            };
+            let child = command
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stderr(stderr)
                 .spawn()
-                .expect("spawn topup-host");
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+                .expect("spawn the app's runtime");
+            let addr: SocketAddr = listen.parse().expect("addr");
             let mut process = Process {
                 api: Api {
                     http: Http::new(&format!("http://{addr}")),
                 },
                 addr,
                 child,
+                group: runtime != Runtime::Host,
             };
-            for _ in 0..500 {
+            // `spin up` compiles the components at start: give it longer.
+            let polls = if runtime == Runtime::Host { 500 } else { 3000 };
+            for _ in 0..polls {
                 if let Ok(Some(status)) = process.child.try_wait() {
                     exits.push(status);
                     break;
@@ -583,10 +757,11 @@ impl TestApp {
             }
             assert!(
                 !exits.is_empty(),
-                "topup-host on {addr} did not come up in 10 s"
+                "{runtime:?} on {addr} did not come up in {} s",
+                polls / 50
             );
         }
-        panic!("topup-host exited at startup: {exits:?}")
+        panic!("{runtime:?} exited at startup: {exits:?}")
     }
 
     /// Restarts the app as a `topup-host` child process on the same stores.
@@ -595,7 +770,7 @@ impl TestApp {
         let process = self.spawn_process().await;
         self.addr = process.addr;
         self.api = process.api.clone();
-        self.server = Some(Server::Process(process));
+        self.server = Some(Server::Process(Box::new(process)));
     }
 
     /// Kills the app (SIGKILL for a process), leaving the stores as they are.

@@ -4,6 +4,8 @@
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::stack::WRITE_KINDS;
+
 const KINDS: [&str; 5] = ["opens", "reads", "writes", "increments", "batchWrites"];
 
 /// (`stats` - `base`) / `n` for one label and kind of operation.
@@ -28,11 +30,15 @@ pub fn per_request(stats: &Option<Value>, base: &Option<Value>, n: u64) -> (Stri
             )
         })
         .collect();
-    let writes = ["default", "claims"]
+    (cells.join(" | "), all_writes(stats, base, n))
+}
+
+/// (`stats` - `base`) / `n` for every kind of write over both labels.
+pub fn all_writes(stats: &Option<Value>, base: &Option<Value>, n: u64) -> f64 {
+    ["default", "claims"]
         .iter()
-        .flat_map(|l| ["writes", "increments", "batchWrites"].map(|k| delta(stats, base, l, k, n)))
-        .sum();
-    (cells.join(" | "), writes)
+        .flat_map(|l| WRITE_KINDS.map(|k| delta(stats, base, l, k, n)))
+        .sum()
 }
 
 /// The slowest Redis command since [`slow_reset`], and LATENCY LATEST.

@@ -8,18 +8,18 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::measure::{cpu_ticks, machine_busy, machine_snapshot, per_request};
-use super::{baseline, flows, name, start, sweep, Plan};
+use super::{baseline, flows, start, Plan};
 use crate::load::{self, Http};
-use crate::{Backend, Stack, SECRET};
+use crate::stack::{Backend, Stack, SECRET};
 
 pub async fn round_trips(backend: Backend, plan: &Plan, md: &mut String) -> Result<()> {
-    let label = name(backend);
+    let label = backend.label();
     let stack = Stack::new(backend).await?;
     let env = stack.env.clone();
     let rc = stack.runtime_config("trips")?;
     let k = plan.trips;
     let base = baseline(&stack, &rc, &env).await?;
-    let bearer = format!("Bearer {SECRET}");
+    let bearer = topup_testkit::bearer(SECRET);
     let mut rows: Vec<(String, Option<Value>, usize)> = Vec::new();
 
     let app = start(&stack, &rc, &env).await?;
@@ -75,7 +75,7 @@ pub async fn round_trips(backend: Backend, plan: &Plan, md: &mut String) -> Resu
     rows.push(("GET /deposit/status (paid)".into(), app.stop(), ids.len()));
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let app = start(&stack, &rc, &env).await?;
-    sweep(&app.http).await?;
+    load::sweep(&app.http, SECRET).await?;
     rows.push((
         "POST /internal/credit-retry (first after the flows)".into(),
         app.stop(),
@@ -83,7 +83,7 @@ pub async fn round_trips(backend: Backend, plan: &Plan, md: &mut String) -> Resu
     ));
     let app = start(&stack, &rc, &env).await?;
     for _ in 0..k {
-        sweep(&app.http).await?;
+        load::sweep(&app.http, SECRET).await?;
     }
     rows.push((
         "POST /internal/credit-retry (nothing due)".into(),

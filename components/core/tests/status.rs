@@ -114,13 +114,30 @@ fn health_reports_config_and_store() {
         json!({"enforceTimestamp": false, "nonceKvEnabled": true})
     );
     assert_eq!(body["timestamp"], 1_700_000_000_000u64);
+    assert_eq!(
+        body["store"],
+        json!({"ok": true, "labels": {"default": {"ok": true}, "claims": {"ok": true}}})
+    );
     assert_eq!(p.records.write_ops(), 0);
+    assert_eq!(p.claims.write_ops(), 0);
 
+    // Each label is probed and named: the one that is down, and only it, says so.
+    p.claims.failure_switch().fail("claims store down");
+    let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    let body = response.json_body();
+    assert_eq!((response.status, body["ok"].clone()), (503, json!(false)));
+    assert_eq!(
+        body["store"],
+        json!({"ok": false, "labels": {"default": {"ok": true}, "claims": {"ok": false}}})
+    );
+    p.claims.failure_switch().heal();
     p.records.failure_switch().fail("redis down");
     let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    let body = response.json_body();
+    assert_eq!((response.status, body["ok"].clone()), (503, json!(false)));
     assert_eq!(
-        (response.status, response.json_body()["ok"].clone()),
-        (503, json!(false))
+        body["store"]["labels"],
+        json!({"default": {"ok": false}, "claims": {"ok": true}})
     );
 
     let mut p = platform();

@@ -199,9 +199,17 @@ fn transport_error(code: ErrorCode) -> TransportError {
         ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => {
             TransportError::Other("DNS failure".into())
         }
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => TransportError::Other("TLS failure".into()),
+        // Spin (and our host) report every failed TLS handshake as `tls-protocol-error`, an
+        // untrusted or misnamed certificate included: the reason names both causes.
+        ErrorCode::TlsProtocolError => TransportError::Other(
+            "TLS handshake failed: certificate not trusted or not valid for this host, or no common TLS protocol".into(),
+        ),
+        ErrorCode::TlsCertificateError => {
+            TransportError::Other("TLS certificate error: the server's certificate was refused".into())
+        }
+        ErrorCode::TlsAlertReceived(_) => {
+            TransportError::Other("TLS failure: the server sent a TLS alert".into())
+        }
         ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete => {
             TransportError::Other("connection closed before the response was complete".into())
         }

@@ -1,7 +1,7 @@
 //! Spin glue shared by every component: turns a Spin request into a core [`Request`], lends
 //! the core a [`Platform`] built on Spin's interfaces, and writes the core's [`Response`].
 //! Each component is one line naming its route and what it may touch, e.g.
-//! `topup_spin::serve::<ReadStore, NoStore, NoHttp>(request, out, routes::health::handle)`;
+//! `topup_spin::serve::<ReadStore, ReadStore, NoHttp>(request, out, routes::health::handle)`;
 //! the grants are types, so a component links (and imports) only what it is granted.
 
 mod http_client;

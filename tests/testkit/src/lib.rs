@@ -6,6 +6,7 @@ mod http;
 pub mod mocks;
 mod payloads;
 mod redis_server;
+pub mod tls;
 
 pub use http::{Http, Reply};
 pub use payloads::{bearer, failed_body, paid_body, sign};

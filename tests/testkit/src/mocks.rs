@@ -2,7 +2,8 @@
 //! the Central PG (create invoice) and the bot (credit). Both check the bearer token and
 //! `X-Signature` (hex HMAC-SHA256 of the raw body) themselves and record every request.
 //! Like Python's `http.server` or PHP's built-in server, they need `Content-Length`: a
-//! request without one (chunked) is answered 411 and never reaches the party.
+//! request without one (chunked) is answered 411 and never reaches the party. Each serves plain
+//! HTTP/1.1, or HTTPS (`start_tls`: HTTP/2 or HTTP/1.1 as ALPN decides).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,12 +21,14 @@ use hmac::{Hmac, Mac};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::tls::TlsServer;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -44,6 +47,8 @@ pub struct Received {
     pub body: Bytes,
     /// Whether bearer and signature were valid.
     pub authentic: bool,
+    /// The HTTP version it came over.
+    pub version: http::Version,
 }
 
 impl Received {
@@ -117,27 +122,37 @@ pub trait Party: Send + Sync + 'static {
 pub struct Mock<P> {
     addr: SocketAddr,
     state: Arc<P>,
+    scheme: &'static str,
 }
 
 impl<P: Party> Mock<P> {
-    async fn launch(addr: &str, party: P) -> Result<Self> {
+    async fn launch(addr: &str, party: P, tls: Option<TlsServer>) -> Result<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(party);
         let handler = state.clone();
-        let addr = serve(addr, move |mut received: Received| {
-            let party = handler.clone();
-            async move {
-                received.authentic =
-                    authentic(&lock(party.secret()), &received.headers, &received.body);
-                party.answer(received).await
-            }
-        })
+        let addr = serve(
+            addr,
+            move |mut received: Received| {
+                let party = handler.clone();
+                async move {
+                    received.authentic =
+                        authentic(&lock(party.secret()), &received.headers, &received.body);
+                    party.answer(received).await
+                }
+            },
+            tls,
+        )
         .await?;
-        Ok(Self { addr, state })
+        Ok(Self {
+            addr,
+            state,
+            scheme,
+        })
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    /// Base URL, e.g. `http://127.0.0.1:41234` (`https://` when served over TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The secret later requests must be signed with.
@@ -177,6 +192,15 @@ pub type MockPg = Mock<PgState>;
 impl MockPg {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
+        Self::start_with(addr, secret, None).await
+    }
+
+    /// The same, serving HTTPS.
+    pub async fn start_tls(addr: &str, secret: &str, tls: TlsServer) -> Result<Self> {
+        Self::start_with(addr, secret, Some(tls)).await
+    }
+
+    async fn start_with(addr: &str, secret: &str, tls: Option<TlsServer>) -> Result<Self> {
         Self::launch(
             addr,
             PgState {
@@ -185,6 +209,7 @@ impl MockPg {
                 received: Mutex::new(Vec::new()),
                 counter: AtomicU64::new(0),
             },
+            tls,
         )
         .await
     }
@@ -293,6 +318,15 @@ pub type MockBot = Mock<BotState>;
 impl MockBot {
     /// Listens on `addr` (use port 0 for a free port).
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
+        Self::start_with(addr, secret, None).await
+    }
+
+    /// The same, serving HTTPS.
+    pub async fn start_tls(addr: &str, secret: &str, tls: TlsServer) -> Result<Self> {
+        Self::start_with(addr, secret, Some(tls)).await
+    }
+
+    async fn start_with(addr: &str, secret: &str, tls: Option<TlsServer>) -> Result<Self> {
         Self::launch(
             addr,
             BotState {
@@ -301,6 +335,7 @@ impl MockBot {
                 ledger: Mutex::new(Ledger::default()),
                 release: watch::channel(0).0,
             },
+            tls,
         )
         .await
     }
@@ -478,7 +513,7 @@ fn length_required() -> hyper::Response<MockBody> {
     response
 }
 
-async fn serve<F, Fut>(addr: &str, answer: F) -> Result<SocketAddr>
+async fn serve<F, Fut>(addr: &str, answer: F, tls: Option<TlsServer>) -> Result<SocketAddr>
 where
     F: Fn(Received) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = (u16, Reply)> + Send + 'static,
@@ -488,6 +523,7 @@ where
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let answer = answer.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -511,6 +547,7 @@ where
                                 })
                                 .collect();
                             let received = Received {
+                                version: parts.version,
                                 path: parts
                                     .uri
                                     .path_and_query()
@@ -535,9 +572,25 @@ where
                             Ok::<_, Infallible>(response)
                         }
                     });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let Some(tls) = tls else {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    return;
+                };
+                // A client that fails the handshake (it does not trust us) just goes away.
+                let Ok(stream) = tls.acceptor.accept(stream).await else {
+                    return;
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let _ = http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                } else {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
             });
         }
     });

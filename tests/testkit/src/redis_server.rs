@@ -48,6 +48,27 @@ impl RedisServer {
         bail!("redis-server did not start")
     }
 
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the server: to crash or pause it.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let number = match signal {
+            "KILL" => libc::SIGKILL,
+            "STOP" => libc::SIGSTOP,
+            "CONT" => libc::SIGCONT,
+            other => bail!("unsupported signal {other}"),
+        };
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid")?;
+        // SAFETY: kill(2) on our own child's pid; it touches no memory of ours.
+        #[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std; see SAFETY")]
+        let failed = unsafe { libc::kill(pid, number) } != 0;
+        if failed {
+            bail!(
+                "kill({pid}, SIG{signal}) failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
     /// URL of database `db`.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)

@@ -1,4 +1,5 @@
-//! `GET /health`: liveness, version, replay settings and a store check (a read, never a write).
+//! `GET /health`: liveness, version, replay settings and a store check of each label (a read,
+//! never a write), naming the label that is down.
 
 use serde_json::json;
 
@@ -27,11 +28,16 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn health(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    let store = platform.records.get(PROBE_KEY);
-    if let Err(error) = &store {
-        eprintln!("health: store check failed: {error}");
+    let mut labels = serde_json::Map::new();
+    let mut ok = true;
+    for (label, store) in [("default", platform.records), ("claims", platform.claims)] {
+        let probe = store.get(PROBE_KEY);
+        if let Err(error) = &probe {
+            eprintln!("health: store check of label {label:?} failed: {error}");
+        }
+        ok &= probe.is_ok();
+        labels.insert(label.into(), json!({ "ok": probe.is_ok() }));
     }
-    let ok = store.is_ok();
     let body = json!({
         "ok": ok,
         "service": crate::SERVICE_NAME,
@@ -41,7 +47,7 @@ fn health(_: &Request, platform: &Platform, config: &Config) -> Result<Response,
             "enforceTimestamp": config.replay()?.enforce_timestamp,
             "nonceKvEnabled": true,
         },
-        "store": { "ok": ok },
+        "store": { "ok": ok, "labels": labels },
     });
     Ok(Response::json(if ok { 200 } else { 503 }, &body))
 }
