@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing (the wasm32-wasip2
 # target, redis-server, openssl), checks formatting and lints, builds the components,
-# runs the core's native tests and the end-to-end suite on SQLite and on Redis, then fuzzes
-# the app from openapi.json (scripts/fuzz.sh, which installs Python's venv if missing).
+# runs the core's native tests and the end-to-end suite on SQLite and on Redis, including the
+# example receivers (examples/) against the app, with their dependencies cached in target/,
+# then fuzzes the app from openapi.json (scripts/fuzz.sh, which installs Python's venv if
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -14,10 +16,16 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --profile host -- -D warnings
 cargo clippy --target wasm32-wasip2 --release -- -D warnings
 
+echo "== example receivers: dependencies (npm, PyPI, crates.io; cached in target/receivers) and lints"
+scripts/receivers.sh
+cargo fmt --manifest-path examples/rust-axum/Cargo.toml -- --check
+cargo clippy --quiet --locked --manifest-path examples/rust-axum/Cargo.toml \
+  --target-dir target/receivers/rust-axum/target -- -D warnings
+
 echo "== build: components (wasm32-wasip2, release) and native binaries"
 build_app
 
-echo "== tests: core natively, host, end to end on SQLite and Redis"
+echo "== tests: core natively, host, end to end on SQLite and Redis, example receivers"
 cargo test --workspace --profile host
 
 echo "== fuzz: schemathesis from openapi.json against the app on the host"

@@ -28,6 +28,17 @@ fn spin_toml_declares_exactly_the_core_variables() {
     }
     assert!(manifest.variables["shared_secret"].secret);
     assert!(manifest.variables["shared_secret_previous"].secret);
+    for secret in [
+        "pg_shared_secret",
+        "duitku_api_key",
+        "midtrans_server_key",
+        "xendit_secret_key",
+        "xendit_callback_token",
+        "tripay_api_key",
+        "tripay_private_key",
+    ] {
+        assert!(manifest.variables[secret].secret, "{secret} must be secret");
+    }
 }
 
 #[test]
@@ -47,6 +58,10 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             ("/deposit/status", "deposit-status"),
             ("/internal/credit-retry", "sweep"),
             ("/deposit/retry-credit", "manual-retry"),
+            ("/callback/duitku", "callback-duitku"),
+            ("/callback/midtrans", "callback-midtrans"),
+            ("/callback/xendit", "callback-xendit"),
+            ("/callback/tripay", "callback-tripay"),
             ("/openapi.json", "openapi"),
         ]
     );
@@ -78,7 +93,27 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             // /health probes both labels (a read of each) to name the one that is down.
             "health" | "deposit-status" => (&["default", "claims"], &[]),
             "openapi" => (&[], &[]),
-            "deposit-create" => (&["default", "claims"], &["{{ central_pg_base_url }}"]),
+            "deposit-create" => (
+                &["default", "claims"],
+                &[
+                    "{{ central_pg_base_url }}",
+                    "{{ duitku_base_url }}",
+                    "{{ midtrans_snap_url }}",
+                    "{{ xendit_base_url }}",
+                    "{{ tripay_base_url }}",
+                ],
+            ),
+            // The sweep also asks the gateways about late deposits.
+            "sweep" => (
+                &["default", "claims"],
+                &[
+                    "{{ bot_backend_url }}",
+                    "{{ duitku_base_url }}",
+                    "{{ midtrans_api_url }}",
+                    "{{ xendit_base_url }}",
+                    "{{ tripay_base_url }}",
+                ],
+            ),
             _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
         };
         assert_eq!(component.key_value_stores, stores, "{id} stores");
@@ -138,17 +173,23 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         .map(|(_, b)| b.to_string())
         .collect();
     assert_eq!(original.lines().count(), cloud.lines().count());
-    assert_eq!(changed.len(), 4, "{changed:?}");
+    // Every component with outbound hosts: create, the Central PG's callback, the sweep, the
+    // manual retry and the four gateway callbacks.
+    assert_eq!(changed.len(), 8, "{changed:?}");
     assert!(changed
         .iter()
         .all(|l| l.starts_with("allowed_outbound_hosts") && !l.contains("{{")));
-    assert!(changed.contains(&r#"allowed_outbound_hosts = ["https://pg.example.com"]"#.to_string()));
+    // The gateways' hosts resolve to their variables' defaults (the sandboxes).
+    assert!(changed.contains(
+        &r#"allowed_outbound_hosts = ["https://pg.example.com", "https://api-sandbox.duitku.com", "https://app.sandbox.midtrans.com", "https://api.xendit.co", "https://tripay.co.id"]"#
+            .to_string()
+    ));
     assert!(changed
         .contains(&r#"allowed_outbound_hosts = ["https://bot.example.com:8443"]"#.to_string()));
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
     let loaded = Manifest::parse(&cloud, root());
-    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 7);
+    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 11);
 
     let refused = run("https://pg.example.com/api", "https://bot.example.com");
     assert!(

@@ -54,7 +54,11 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
             "[component.payment-callback]\nsource = \"target/wasm32-wasip2/release/payment_callback.wasm\"\nkey_value_stores = [\"default\"]",
             1,
         )
-        .replacen("allowed_outbound_hosts = [\"{{ central_pg_base_url }}\"]\n", "", 1)
+        .replacen(
+            "allowed_outbound_hosts = [\"{{ central_pg_base_url }}\", \"{{ duitku_base_url }}\", \"{{ midtrans_snap_url }}\", \"{{ xendit_base_url }}\", \"{{ tripay_base_url }}\"]\n",
+            "",
+            1,
+        )
     });
     let options = AppOptions {
         manifest: path.clone(),

@@ -12,10 +12,12 @@
 mod api;
 mod create_race;
 mod faults;
+mod gateways;
 mod host_behaviour;
 mod instances;
 mod operations;
 mod outbound;
+mod receivers;
 mod retention;
 mod store_timeout;
 mod support;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::json;
-use topup_core::store::schedule::{Schedule, CREDITS, EXPIRY};
+use topup_core::store::schedule::{Schedule, CREDITS, EXPIRY, RECONCILE};
 use topup_testkit::mocks::BotMode;
 
 use crate::support::{
@@ -108,7 +108,7 @@ async fn a_credit_owed_past_the_ttl_is_still_delivered(backend: Backend) {
 /// of it, and a task may still arrive in the current one).
 fn bookkeeping(snapshot: &Snapshot) -> BTreeSet<(String, String)> {
     let mut allowed = BTreeSet::new();
-    for schedule in [CREDITS, EXPIRY] {
+    for schedule in [CREDITS, EXPIRY, RECONCILE] {
         let Schedule {
             name, block, day, ..
         } = schedule;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::config::{Auth, Delivery, INLINE_BUDGET};
 use crate::http::body_excerpt;
 use crate::platform::{
-    millis, Clock, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+    millis, Clock, HttpClient, HttpMethod, OutboundRequest, OutboundResponse, TransportError,
 };
 use crate::signature::signed_headers;
 
@@ -48,6 +48,7 @@ pub fn credit_request(
 ) -> OutboundRequest {
     let body = serde_json::to_vec(call).unwrap_or_default();
     OutboundRequest {
+        method: HttpMethod::Post,
         url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
         headers: signed_headers(auth, &body, now)
             .into_iter()

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::config::ConfigError;
-use crate::http::{HeaderProblem, Response, MAX_BODY_BYTES};
+use crate::http::{HeaderProblem, Request, Response, MAX_BODY_BYTES};
 use crate::ids::DEPOSIT_ID_RULE;
 use crate::platform::StoreError;
 
@@ -63,13 +63,17 @@ error_codes! {
     MissingQuery = "MISSING_QUERY", 400;
     /// Both `depositId` and `reference` given.
     AmbiguousQuery = "AMBIGUOUS_QUERY", 400;
+    /// `gateway` is not one of the gateway names.
+    InvalidGateway = "INVALID_GATEWAY", 400;
+    /// `gateway` names a gateway that is not in `gateways_enabled`.
+    GatewayDisabled = "GATEWAY_DISABLED", 400;
     /// A callback body breaks the gateway's format.
     InvalidCallback = "INVALID_CALLBACK", 400;
     /// `X-Nonce` has the wrong form.
     InvalidNonce = "INVALID_NONCE", 400;
     /// Missing or wrong bearer token.
     Unauthorized = "UNAUTHORIZED", 401;
-    /// Missing or wrong `X-Signature`.
+    /// Missing or wrong `X-Signature`, or a gateway's own signature or token.
     InvalidSignature = "INVALID_SIGNATURE", 401;
     /// `X-Timestamp` refused.
     InvalidTimestamp = "INVALID_TIMESTAMP", 401;
@@ -83,6 +87,8 @@ error_codes! {
     DepositConflict = "DEPOSIT_CONFLICT", 409;
     /// The callback's reference is not an invoice of its deposit.
     ReferenceMismatch = "REFERENCE_MISMATCH", 409;
+    /// A notice from a gateway other than the deposit's.
+    GatewayMismatch = "GATEWAY_MISMATCH", 409;
     /// A manual retry of a deposit that is not paid.
     NotPaid = "NOT_PAID", 409;
     /// A create of the same `depositId` is waiting for the gateway.
@@ -151,6 +157,9 @@ pub enum ApiError {
     /// Missing or wrong `X-Signature`.
     #[error("X-Signature is missing or does not match the request body")]
     InvalidSignature,
+    /// A gateway notification whose proof of origin (named) is missing or wrong.
+    #[error("{0} is missing or wrong: not sent by the gateway")]
+    GatewayProof(&'static str),
     /// `X-Timestamp` missing while enforced, unparsable, or outside the allowed skew.
     #[error("{0}")]
     TimestampRejected(&'static str),
@@ -236,7 +245,7 @@ impl ApiError {
             | Self::InProgress { code, .. } => *code,
             Self::BadHeader { .. } => ErrorCode::InvalidHeader,
             Self::Unauthorized => ErrorCode::Unauthorized,
-            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::InvalidSignature | Self::GatewayProof(_) => ErrorCode::InvalidSignature,
             Self::TimestampRejected(_) => ErrorCode::InvalidTimestamp,
             Self::NonceReused => ErrorCode::NonceReused,
             Self::DepositNotFound => ErrorCode::DepositNotFound,
@@ -292,6 +301,13 @@ impl ApiError {
     }
 }
 
+/// A single-valued header; repeated or non-UTF-8 values are refused.
+pub fn header<'r>(request: &'r Request, name: &'static str) -> Result<Option<&'r str>, ApiError> {
+    request
+        .header(name)
+        .map_err(|problem: HeaderProblem| ApiError::BadHeader { name, problem })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +323,11 @@ mod tests {
             ),
             (ApiError::Unauthorized, 401, "UNAUTHORIZED"),
             (ApiError::InvalidSignature, 401, "INVALID_SIGNATURE"),
+            (
+                ApiError::GatewayProof("x-callback-token"),
+                401,
+                "INVALID_SIGNATURE",
+            ),
             (ApiError::TimestampRejected("old"), 401, "INVALID_TIMESTAMP"),
             (ApiError::NonceReused, 409, "NONCE_REUSED"),
             (ApiError::DepositNotFound, 404, "DEPOSIT_NOT_FOUND"),

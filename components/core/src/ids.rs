@@ -83,6 +83,80 @@ macro_rules! text_id {
 text_id!(DepositId, "deposit id");
 text_id!(Reference, "reference");
 
+/// The gateways this service speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayName {
+    /// The Central PG (Duitku-compatible, run by the seller); the default.
+    Central,
+    /// Duitku POP.
+    Duitku,
+    /// Midtrans Snap.
+    Midtrans,
+    /// Xendit Invoices.
+    Xendit,
+    /// Tripay closed payments.
+    Tripay,
+}
+
+impl GatewayName {
+    /// Every gateway, in the order they are documented.
+    pub const ALL: [GatewayName; 5] = [
+        GatewayName::Central,
+        GatewayName::Duitku,
+        GatewayName::Midtrans,
+        GatewayName::Xendit,
+        GatewayName::Tripay,
+    ];
+
+    /// The name used in variables, requests and routes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayName::Central => "central",
+            GatewayName::Duitku => "duitku",
+            GatewayName::Midtrans => "midtrans",
+            GatewayName::Xendit => "xendit",
+            GatewayName::Tripay => "tripay",
+        }
+    }
+
+    /// The gateway called `name` (exact, lower case).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    /// The path of this gateway's callback route.
+    pub fn callback_path(self) -> &'static str {
+        match self {
+            GatewayName::Central => "/internal/payment-callback",
+            GatewayName::Duitku => "/callback/duitku",
+            GatewayName::Midtrans => "/callback/midtrans",
+            GatewayName::Xendit => "/callback/xendit",
+            GatewayName::Tripay => "/callback/tripay",
+        }
+    }
+}
+
+impl Default for GatewayName {
+    /// Records written before there were several gateways are the Central PG's.
+    fn default() -> Self {
+        GatewayName::Central
+    }
+}
+
+impl GatewayName {
+    /// Whether this is the Central PG (records of the default gateway omit the field).
+    pub fn is_central(&self) -> bool {
+        *self == GatewayName::Central
+    }
+}
+
+impl fmt::Display for GatewayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,14 +42,26 @@ pub trait KeyValue {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
 }
 
-/// An outbound HTTP POST with a JSON body.
+/// The method of an outbound request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// POST with a body (every call but a gateway's status query).
+    #[default]
+    Post,
+    /// GET without a body (status queries of Midtrans, Xendit, Tripay).
+    Get,
+}
+
+/// An outbound HTTP request (a POST with a body, or a GET).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRequest {
+    /// POST or GET.
+    pub method: HttpMethod,
     /// Absolute URL.
     pub url: String,
     /// Request headers (names in lower case).
     pub headers: Vec<(String, String)>,
-    /// The exact bytes sent (and signed).
+    /// The exact bytes sent (and signed); empty for a GET.
     pub body: Vec<u8>,
     /// Upper bound for connecting and for waiting for the first response byte.
     pub timeout: Duration,

@@ -62,6 +62,23 @@ pub fn verify_bearer<'a>(
     matched.into()
 }
 
+/// Whether `given` equals `secret` (a static token such as Xendit's `x-callback-token`),
+/// compared like [`verify_bearer`]: hashed first, then in constant time.
+pub fn token_matches(secret: &Secret, given: &str) -> bool {
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(secret.expose()))
+        .into()
+}
+
+/// Whether `signature_hex` (either case) is the hex of `expected`, a digest computed here
+/// (MD5 or SHA-512 signatures that hash a secret into the signed string); constant-time.
+pub fn digest_matches(expected: &[u8], signature_hex: &str) -> bool {
+    let Ok(given) = hex::decode(signature_hex.trim()) else {
+        return false;
+    };
+    expected.ct_eq(&given[..]).into()
+}
+
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
@@ -186,6 +203,27 @@ mod tests {
         ];
         for (b, sg) in cases {
             assert!(!verify_signature([&s], b, sg), "{sg}");
+        }
+    }
+
+    #[test]
+    fn static_tokens_and_digests_compare_exactly() {
+        let token = secret("cb-token");
+        assert!(token_matches(&token, "cb-token"));
+        for bad in ["", "cb-toke", "cb-token ", "CB-TOKEN"] {
+            assert!(!token_matches(&token, bad), "{bad:?}");
+        }
+        // printf 'abc' | openssl dgst -md5
+        let md5_abc = hex::decode("900150983cd24fb0d6963f7d28e17f72").unwrap();
+        assert!(digest_matches(&md5_abc, "900150983cd24fb0d6963f7d28e17f72"));
+        assert!(digest_matches(&md5_abc, "900150983CD24FB0D6963F7D28E17F72"));
+        for bad in [
+            "",
+            "zz",
+            "900150983cd24fb0d6963f7d28e17f7",
+            "900150983cd24fb0d6963f7d28e17f73",
+        ] {
+            assert!(!digest_matches(&md5_abc, bad), "{bad:?}");
         }
     }
 

@@ -349,6 +349,7 @@ pub fn sample_deposit(deposit_id: &str, amount: u64) -> Deposit {
         email: None,
         msisdn: None,
         created_at: 0,
+        gateway: crate::ids::GatewayName::Central,
         creation: Creation::Open {
             token: 0,
             reference: reference(deposit_id),

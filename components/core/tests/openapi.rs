@@ -15,7 +15,7 @@ use topup_core::bot::credit_request;
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
 use topup_core::error::ErrorCode;
 use topup_core::gateway::notification::{CallbackBody, GatewayData};
-use topup_core::routes::route::CORS_ALLOW_HEADERS;
+use topup_core::routes::route::{Peer, CORS_ALLOW_HEADERS};
 use topup_core::routes::{self, Route};
 use topup_core::schema::{field_names, RetryQuery, StatusQuery};
 use topup_core::testing::{sample_credit, test_config};
@@ -154,12 +154,24 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
         let Some(route) = route else { continue };
         for method in served(route.allow) {
             let op = &item[&method];
-            let bearer = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.get("bearerAuth").is_some()));
+            // Whose bearer token: the bot's secret, or the Central PG's (`pg_shared_secret`).
+            let scheme = |name: &str| {
+                op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get(name).is_some()))
+            };
+            let bearer = match (scheme("bearerAuth"), scheme("pgBearerAuth")) {
+                (false, false) => None,
+                (true, false) => Some(Peer::Bot),
+                (false, true) => Some(Peer::CentralPg),
+                (true, true) => {
+                    problems.push(format!("{method} {path}: two bearer schemes"));
+                    None
+                }
+            };
             if bearer != route.auth {
                 problems.push(format!(
-                    "{method} {path}: bearer token required in code: {}, in openapi.json: {bearer}",
+                    "{method} {path}: bearer token required in code: {:?}, in openapi.json: {bearer:?}",
                     route.auth
                 ));
             }

@@ -10,7 +10,7 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
     OutgoingRequest, RequestOptions, Scheme,
 };
 use topup_core::platform::{
-    HttpClient, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
+    HttpClient, HttpMethod, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
 };
 use wasi::clocks::monotonic_clock::{self, Instant};
 use wasi::io::poll::Pollable;
@@ -107,7 +107,7 @@ fn start(request: &OutboundRequest) -> Pending {
         None => (rest, "/"),
     };
     // Without content-length Spin sends the body chunked, which many small servers read as
-    // empty (spec §4): always declare the exact length.
+    // empty (spec §4): always declare the exact length (0 for a GET, which has no body).
     let headers: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
@@ -122,7 +122,11 @@ fn start(request: &OutboundRequest) -> Pending {
         Fields::from_list(&headers).map_err(|e| TransportError::Other(format!("{e:?}")))?;
     let outgoing = OutgoingRequest::new(fields);
     let invalid = |_| TransportError::Other("invalid request line".into());
-    outgoing.set_method(&Method::Post).map_err(invalid)?;
+    let method = match request.method {
+        HttpMethod::Post => Method::Post,
+        HttpMethod::Get => Method::Get,
+    };
+    outgoing.set_method(&method).map_err(invalid)?;
     outgoing.set_scheme(Some(&scheme)).map_err(invalid)?;
     outgoing.set_authority(Some(authority)).map_err(invalid)?;
     outgoing.set_path_with_query(Some(path)).map_err(invalid)?;

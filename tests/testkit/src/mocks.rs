@@ -5,6 +5,8 @@
 //! request without one (chunked) is answered 411 and never reaches the party. Each serves plain
 //! HTTP/1.1, or HTTPS (`start_tls`: HTTP/2 or HTTP/1.1 as ALPN decides).
 
+pub mod gateways;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,6 +41,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A request as a mock received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Method.
+    pub method: String,
     /// Path and query.
     pub path: String,
     /// Headers, names lower-case.
@@ -548,6 +552,7 @@ where
                                 .collect();
                             let received = Received {
                                 version: parts.version,
+                                method: parts.method.to_string(),
                                 path: parts
                                     .uri
                                     .path_and_query()

@@ -1,39 +1,22 @@
 //! Application configuration, read from Spin variables in sections, each route reading only
 //! the sections it uses (every variable is a host call through Spin's provider chain).
 
+mod gateways;
 mod parse;
+mod secret;
 
-use std::fmt;
+pub use gateways::{Duitku, DuitkuSignature, Midtrans, Tripay, Xendit};
+pub use secret::Secret;
+
 use std::time::Duration;
 
+use crate::ids::GatewayName;
 use crate::platform::Variables;
 pub use parse::ConfigError;
 use parse::{
-    parse_bool, parse_millis, parse_origin, parse_origins, parse_path, parse_public_url,
-    parse_schedule, parse_seconds, parse_ttl_days, parse_u64, read,
+    parse_bool, parse_gateways, parse_millis, parse_origin, parse_origins, parse_path,
+    parse_public_url, parse_schedule, parse_seconds, parse_ttl_days, parse_u64, read,
 };
-
-/// A secret string whose `Debug` output never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret's bytes, for HMAC keys and comparisons.
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// A part of the configuration, read together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +33,20 @@ pub enum Section {
     Lifetime,
     /// Crediting the bot: where, how long, how often.
     Delivery,
+    /// The Central PG's own secret (falls back to the `Auth` secrets).
+    CentralPg,
+    /// Which gateways are enabled, the default one, their timeout.
+    Gateways,
+    /// Duitku's credentials (read only while Duitku is enabled).
+    Duitku,
+    /// Midtrans's credentials (read only while Midtrans is enabled).
+    Midtrans,
+    /// Xendit's credentials (read only while Xendit is enabled).
+    Xendit,
+    /// Tripay's credentials (read only while Tripay is enabled).
+    Tripay,
+    /// How the sweep asks gateways about deposits still pending.
+    Reconcile,
 }
 
 impl Section {
@@ -78,6 +75,49 @@ impl Section {
                 "credit_max_retries",
                 "credit_lease_seconds",
             ],
+            Section::CentralPg => &["pg_shared_secret"],
+            Section::Gateways => &[
+                "gateways_enabled",
+                "gateway_default",
+                "gateway_timeout_ms",
+                "reconcile_after_seconds",
+            ],
+            Section::Reconcile => &["reconcile_schedule", "reconcile_max_per_sweep"],
+            Section::Duitku => &[
+                "duitku_base_url",
+                "duitku_merchant_code",
+                "duitku_api_key",
+                "duitku_signature",
+            ],
+            Section::Midtrans => &[
+                "midtrans_snap_url",
+                "midtrans_api_url",
+                "midtrans_server_key",
+            ],
+            Section::Xendit => &[
+                "xendit_base_url",
+                "xendit_secret_key",
+                "xendit_callback_token",
+            ],
+            Section::Tripay => &[
+                "tripay_base_url",
+                "tripay_api_path",
+                "tripay_merchant_code",
+                "tripay_api_key",
+                "tripay_private_key",
+                "tripay_method",
+            ],
+        }
+    }
+
+    /// The section holding a gateway's credentials (`None` for the Central PG).
+    pub fn of_gateway(gateway: GatewayName) -> Option<Section> {
+        match gateway {
+            GatewayName::Central => None,
+            GatewayName::Duitku => Some(Section::Duitku),
+            GatewayName::Midtrans => Some(Section::Midtrans),
+            GatewayName::Xendit => Some(Section::Xendit),
+            GatewayName::Tripay => Some(Section::Tripay),
         }
     }
 }
@@ -90,6 +130,21 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Gateway,
     Section::Lifetime,
     Section::Delivery,
+    Section::CentralPg,
+    Section::Gateways,
+    Section::Duitku,
+    Section::Midtrans,
+    Section::Xendit,
+    Section::Tripay,
+    Section::Reconcile,
+];
+
+/// Every gateway's credentials section.
+pub const GATEWAY_SECTIONS: &[Section] = &[
+    Section::Duitku,
+    Section::Midtrans,
+    Section::Xendit,
+    Section::Tripay,
 ];
 
 /// Read by every route: CORS.
@@ -156,6 +211,36 @@ impl Gateway {
     }
 }
 
+/// Which gateways take deposits.
+#[derive(Debug, Clone)]
+pub struct Gateways {
+    /// The enabled gateways (`POST /deposit/create` may name any of them).
+    pub enabled: Vec<GatewayName>,
+    /// The gateway of a create that names none.
+    pub default: GatewayName,
+    /// Timeout of one call to Duitku, Midtrans, Xendit or Tripay.
+    pub timeout: Duration,
+    /// How long after its create a pending deposit is first checked at its gateway (ms).
+    pub reconcile_after_ms: u64,
+}
+
+/// How the sweep asks gateways about deposits still pending.
+#[derive(Debug, Clone)]
+pub struct Reconcile {
+    /// Delays between checks of one deposit, the last repeating (the first check comes
+    /// `reconcile_after_seconds` after the create).
+    pub schedule: Vec<Duration>,
+    /// Most status queries one sweep sends.
+    pub max_per_sweep: u32,
+}
+
+impl Gateways {
+    /// Whether `gateway` is enabled.
+    pub fn is_enabled(&self, gateway: GatewayName) -> bool {
+        self.enabled.contains(&gateway)
+    }
+}
+
 /// How long deposits live.
 #[derive(Debug, Clone)]
 pub struct Lifetime {
@@ -191,6 +276,13 @@ pub struct Config {
     gateway: Option<Gateway>,
     lifetime: Option<Lifetime>,
     delivery: Option<Delivery>,
+    central_auth: Option<Auth>,
+    gateways: Option<Gateways>,
+    duitku: Option<Duitku>,
+    midtrans: Option<Midtrans>,
+    xendit: Option<Xendit>,
+    tripay: Option<Tripay>,
+    reconcile: Option<Reconcile>,
 }
 
 /// Every variable the service reads, with its default (`None` = required).
@@ -217,6 +309,35 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ),
     ("credit_max_retries", Some("30")),
     ("credit_lease_seconds", Some("30")),
+    ("pg_shared_secret", Some("")),
+    ("gateways_enabled", Some("central")),
+    ("gateway_default", Some("central")),
+    ("gateway_timeout_ms", Some("10000")),
+    ("duitku_base_url", Some("https://api-sandbox.duitku.com")),
+    ("duitku_merchant_code", Some("")),
+    ("duitku_api_key", Some("")),
+    ("duitku_signature", Some("hmac")),
+    (
+        "midtrans_snap_url",
+        Some("https://app.sandbox.midtrans.com"),
+    ),
+    ("midtrans_api_url", Some("https://api.sandbox.midtrans.com")),
+    ("midtrans_server_key", Some("")),
+    ("xendit_base_url", Some("https://api.xendit.co")),
+    ("xendit_secret_key", Some("")),
+    ("xendit_callback_token", Some("")),
+    ("tripay_base_url", Some("https://tripay.co.id")),
+    ("tripay_api_path", Some("/api-sandbox")),
+    ("tripay_merchant_code", Some("")),
+    ("tripay_api_key", Some("")),
+    ("tripay_private_key", Some("")),
+    ("tripay_method", Some("QRIS")),
+    ("reconcile_after_seconds", Some("600")),
+    (
+        "reconcile_schedule",
+        Some("600,1800,3600,10800,21600,86400"),
+    ),
+    ("reconcile_max_per_sweep", Some("20")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
@@ -239,6 +360,13 @@ impl Config {
             gateway: None,
             lifetime: None,
             delivery: None,
+            central_auth: None,
+            gateways: None,
+            duitku: None,
+            midtrans: None,
+            xendit: None,
+            tripay: None,
+            reconcile: None,
         };
         if wants(Section::Auth) {
             let shared_secret = get("shared_secret")?;
@@ -302,7 +430,10 @@ impl Config {
                 bot_backend_url: parse_origin("bot_backend_url", &get("bot_backend_url")?)?,
                 bot_credit_path: parse_path("bot_credit_path", &get("bot_credit_path")?)?,
                 bot_timeout: parse_millis("bot_timeout_ms", &get("bot_timeout_ms")?)?,
-                credit_retry_schedule: parse_schedule(&get("credit_retry_schedule")?)?,
+                credit_retry_schedule: parse_schedule(
+                    "credit_retry_schedule",
+                    &get("credit_retry_schedule")?,
+                )?,
                 credit_max_retries: parse_u64("credit_max_retries", &get("credit_max_retries")?)?
                     .try_into()
                     .map_err(|_| ConfigError::new("credit_max_retries", "too large"))?,
@@ -312,8 +443,139 @@ impl Config {
                 )?),
             });
         }
+        if wants(Section::CentralPg) {
+            let pg_secret = get("pg_shared_secret")?;
+            config.central_auth = Some(if pg_secret.is_empty() {
+                // Compatibility: without its own secret the Central PG shares the bot's.
+                config.auth()?.clone()
+            } else {
+                Auth {
+                    shared_secret: Secret::new(pg_secret),
+                    shared_secret_previous: None,
+                }
+            });
+        }
+        if wants(Section::Gateways) {
+            let enabled = parse_gateways(&get("gateways_enabled")?)?;
+            let default = get("gateway_default")?;
+            let default = GatewayName::parse(default.trim())
+                .filter(|name| enabled.contains(name))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "gateway_default",
+                        format!("`{default}` is not one of gateways_enabled"),
+                    )
+                })?;
+            config.gateways = Some(Gateways {
+                enabled,
+                default,
+                timeout: parse_millis("gateway_timeout_ms", &get("gateway_timeout_ms")?)?,
+                reconcile_after_ms: parse_seconds(
+                    "reconcile_after_seconds",
+                    &get("reconcile_after_seconds")?,
+                )?,
+            });
+        }
+        if wants(Section::Reconcile) {
+            let schedule = parse_schedule("reconcile_schedule", &get("reconcile_schedule")?)?;
+            if schedule.iter().any(Duration::is_zero) {
+                return Err(ConfigError::new(
+                    "reconcile_schedule",
+                    "every delay must be at least 1 second",
+                ));
+            }
+            let max = parse_u64("reconcile_max_per_sweep", &get("reconcile_max_per_sweep")?)?;
+            config.reconcile = Some(Reconcile {
+                schedule,
+                max_per_sweep: u32::try_from(max)
+                    .ok()
+                    .filter(|m| (1..=1000).contains(m))
+                    .ok_or_else(|| {
+                        ConfigError::new("reconcile_max_per_sweep", "must be 1 to 1000")
+                    })?,
+            });
+        }
+        for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {
+            config.load_gateway(vars, section)?;
+        }
         config.check_combinations()?;
         Ok(config)
+    }
+
+    /// Reads one gateway's credentials, only while that gateway is enabled (a disabled one
+    /// costs no variable reads); each must then be set.
+    fn load_gateway(&mut self, vars: &dyn Variables, section: Section) -> Result<(), ConfigError> {
+        let gateways = self.gateways().map_err(|_| not_read(Section::Gateways))?;
+        let enabled = GatewayName::ALL
+            .into_iter()
+            .find(|g| Section::of_gateway(*g) == Some(section))
+            .is_some_and(|g| gateways.is_enabled(g));
+        if !enabled {
+            return Ok(());
+        }
+        let timeout = gateways.timeout;
+        let get = |name: &'static str| read(vars, name);
+        let set = |name: &'static str| -> Result<String, ConfigError> {
+            let value = get(name)?.trim().to_string();
+            if value.is_empty() {
+                return Err(ConfigError::new(
+                    name,
+                    "must be set while its gateway is in gateways_enabled",
+                ));
+            }
+            Ok(value)
+        };
+        match section {
+            Section::Duitku => {
+                let signature = match get("duitku_signature")?.trim() {
+                    "hmac" => DuitkuSignature::Hmac,
+                    "legacy" => DuitkuSignature::Legacy,
+                    other => {
+                        return Err(ConfigError::new(
+                            "duitku_signature",
+                            format!("`{other}` is not hmac or legacy"),
+                        ))
+                    }
+                };
+                self.duitku = Some(Duitku {
+                    base_url: parse_origin("duitku_base_url", &get("duitku_base_url")?)?,
+                    merchant_code: set("duitku_merchant_code")?,
+                    api_key: Secret::new(set("duitku_api_key")?),
+                    signature,
+                    timeout,
+                });
+            }
+            Section::Midtrans => {
+                self.midtrans = Some(Midtrans {
+                    snap_url: parse_origin("midtrans_snap_url", &get("midtrans_snap_url")?)?,
+                    api_url: parse_origin("midtrans_api_url", &get("midtrans_api_url")?)?,
+                    server_key: Secret::new(set("midtrans_server_key")?),
+                    timeout,
+                });
+            }
+            Section::Xendit => {
+                self.xendit = Some(Xendit {
+                    base_url: parse_origin("xendit_base_url", &get("xendit_base_url")?)?,
+                    secret_key: Secret::new(set("xendit_secret_key")?),
+                    callback_token: Secret::new(set("xendit_callback_token")?),
+                    timeout,
+                });
+            }
+            Section::Tripay => {
+                let origin = parse_origin("tripay_base_url", &get("tripay_base_url")?)?;
+                let path = parse_path("tripay_api_path", &get("tripay_api_path")?)?;
+                self.tripay = Some(Tripay {
+                    base_url: format!("{origin}{}", path.trim_end_matches('/')),
+                    merchant_code: set("tripay_merchant_code")?,
+                    api_key: Secret::new(set("tripay_api_key")?),
+                    private_key: Secret::new(set("tripay_private_key")?),
+                    method: set("tripay_method")?,
+                    timeout,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Reads every section (tools and tests).
@@ -323,6 +585,20 @@ impl Config {
 
     /// Refuses values that are fine alone but defeat each other.
     fn check_combinations(&self) -> Result<(), ConfigError> {
+        // Duitku's and Tripay's create calls must carry our callback URL.
+        if let (Some(gateways), Some(gateway)) = (&self.gateways, &self.gateway) {
+            let needs_url = [GatewayName::Duitku, GatewayName::Tripay]
+                .into_iter()
+                .find(|g| gateways.is_enabled(*g));
+            if let (Some(name), None) = (needs_url, &gateway.public_base_url) {
+                return Err(ConfigError::new(
+                    "public_base_url",
+                    format!(
+                        "must be set while {name} is enabled (its invoices carry the callback URL)"
+                    ),
+                ));
+            }
+        }
         let Some(delivery) = &self.delivery else {
             return Ok(());
         };
@@ -393,6 +669,65 @@ impl Config {
         self.delivery
             .as_ref()
             .ok_or_else(|| not_read(Section::Delivery))
+    }
+
+    /// The secrets shared with the Central PG: `pg_shared_secret`, or the bot's when unset.
+    pub fn central_auth(&self) -> Result<&Auth, ConfigError> {
+        self.central_auth
+            .as_ref()
+            .ok_or_else(|| not_read(Section::CentralPg))
+    }
+
+    /// Enabled gateways and the default.
+    pub fn gateways(&self) -> Result<&Gateways, ConfigError> {
+        self.gateways
+            .as_ref()
+            .ok_or_else(|| not_read(Section::Gateways))
+    }
+
+    /// Why a gateway's settings are absent: not enabled, or its section not read.
+    fn gateway_missing(&self, gateway: GatewayName, section: Section) -> ConfigError {
+        match &self.gateways {
+            Some(gateways) if !gateways.is_enabled(gateway) => {
+                ConfigError::new("gateways_enabled", format!("does not enable {gateway}"))
+            }
+            _ => not_read(section),
+        }
+    }
+
+    /// Duitku's settings (while enabled).
+    pub fn duitku(&self) -> Result<&Duitku, ConfigError> {
+        self.duitku
+            .as_ref()
+            .ok_or_else(|| self.gateway_missing(GatewayName::Duitku, Section::Duitku))
+    }
+
+    /// Midtrans's settings (while enabled).
+    pub fn midtrans(&self) -> Result<&Midtrans, ConfigError> {
+        self.midtrans
+            .as_ref()
+            .ok_or_else(|| self.gateway_missing(GatewayName::Midtrans, Section::Midtrans))
+    }
+
+    /// Xendit's settings (while enabled).
+    pub fn xendit(&self) -> Result<&Xendit, ConfigError> {
+        self.xendit
+            .as_ref()
+            .ok_or_else(|| self.gateway_missing(GatewayName::Xendit, Section::Xendit))
+    }
+
+    /// How the sweep reconciles pending deposits.
+    pub fn reconcile(&self) -> Result<&Reconcile, ConfigError> {
+        self.reconcile
+            .as_ref()
+            .ok_or_else(|| not_read(Section::Reconcile))
+    }
+
+    /// Tripay's settings (while enabled).
+    pub fn tripay(&self) -> Result<&Tripay, ConfigError> {
+        self.tripay
+            .as_ref()
+            .ok_or_else(|| self.gateway_missing(GatewayName::Tripay, Section::Tripay))
     }
 }
 
@@ -520,6 +855,167 @@ mod tests {
         let mut all: Vec<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
         all.sort_unstable();
         assert_eq!(named, all);
+    }
+
+    fn with_gateways(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = pairs.iter().fold(base(), |v, (n, x)| v.with(n, x));
+        Config::load_all(&vars)
+    }
+
+    #[test]
+    fn central_alone_by_default_and_no_gateway_credentials_needed() {
+        let cfg = Config::load_all(&base()).unwrap();
+        let gateways = cfg.gateways().unwrap();
+        assert_eq!(gateways.enabled, vec![GatewayName::Central]);
+        assert_eq!(gateways.default, GatewayName::Central);
+        assert_eq!(cfg.duitku().unwrap_err().variable, "gateways_enabled");
+        assert_eq!(cfg.tripay().unwrap_err().variable, "gateways_enabled");
+    }
+
+    #[test]
+    fn gateway_list_and_default_errors_name_their_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("gateways_enabled", "")], "gateways_enabled"),
+            (
+                &[("gateways_enabled", "central,paypal")],
+                "gateways_enabled",
+            ),
+            (
+                &[("gateways_enabled", "central,central")],
+                "gateways_enabled",
+            ),
+            (&[("gateways_enabled", "Central")], "gateways_enabled"),
+            (&[("gateway_default", "xendit")], "gateway_default"),
+            (&[("gateway_timeout_ms", "0")], "gateway_timeout_ms"),
+            (
+                &[("reconcile_after_seconds", "0")],
+                "reconcile_after_seconds",
+            ),
+            (&[("reconcile_schedule", "600,soon")], "reconcile_schedule"),
+            (&[("reconcile_schedule", "600,0")], "reconcile_schedule"),
+            (
+                &[("reconcile_max_per_sweep", "0")],
+                "reconcile_max_per_sweep",
+            ),
+            (
+                &[("reconcile_max_per_sweep", "5000")],
+                "reconcile_max_per_sweep",
+            ),
+            (
+                &[("gateways_enabled", "central,midtrans")],
+                "midtrans_server_key",
+            ),
+            (
+                &[
+                    ("gateways_enabled", "xendit"),
+                    ("gateway_default", "xendit"),
+                    ("xendit_secret_key", "k"),
+                ],
+                "xendit_callback_token",
+            ),
+            (
+                &[
+                    ("gateways_enabled", "central,duitku"),
+                    ("duitku_merchant_code", "D1"),
+                    ("duitku_api_key", "k"),
+                ],
+                "public_base_url",
+            ),
+            (
+                &[
+                    ("gateways_enabled", "central,duitku"),
+                    ("duitku_merchant_code", "D1"),
+                    ("duitku_api_key", "k"),
+                    ("duitku_signature", "sha1"),
+                    ("public_base_url", "https://topup.example"),
+                ],
+                "duitku_signature",
+            ),
+            (
+                &[
+                    ("gateways_enabled", "central,midtrans"),
+                    ("midtrans_server_key", "k"),
+                    ("midtrans_api_url", "https://api.midtrans.com/v2"),
+                ],
+                "midtrans_api_url",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let err = with_gateways(pairs).expect_err(&format!("{pairs:?}"));
+            assert_eq!(err.variable, *variable, "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn enabled_gateways_are_configured_and_secrets_stay_hidden() {
+        let cfg = with_gateways(&[
+            ("gateways_enabled", "central, duitku,midtrans,xendit,tripay"),
+            ("gateway_default", "tripay"),
+            ("public_base_url", "https://topup.example"),
+            ("duitku_merchant_code", "D1"),
+            ("duitku_api_key", "duitku-key-value"),
+            ("duitku_signature", "legacy"),
+            ("midtrans_server_key", "midtrans-key-value"),
+            ("xendit_secret_key", "xendit-key-value"),
+            ("xendit_callback_token", "xendit-token-value"),
+            ("tripay_merchant_code", "T1"),
+            ("tripay_api_key", "tripay-key-value"),
+            ("tripay_private_key", "tripay-private-value"),
+            ("tripay_api_path", "/api"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.gateways().unwrap().default, GatewayName::Tripay);
+        assert_eq!(cfg.gateways().unwrap().enabled.len(), 5);
+        assert_eq!(cfg.duitku().unwrap().signature, DuitkuSignature::Legacy);
+        assert_eq!(cfg.tripay().unwrap().base_url, "https://tripay.co.id/api");
+        assert_eq!(
+            cfg.midtrans().unwrap().api_url,
+            "https://api.sandbox.midtrans.com"
+        );
+        let debug = format!("{cfg:?}");
+        for secret in [
+            "duitku-key-value",
+            "midtrans-key-value",
+            "xendit-key-value",
+            "xendit-token-value",
+            "tripay-key-value",
+            "tripay-private-value",
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked");
+        }
+    }
+
+    #[test]
+    fn central_pg_secret_defaults_to_the_bots_and_can_be_its_own() {
+        let shared = Config::load_all(&base()).unwrap();
+        let central = shared.central_auth().unwrap();
+        assert_eq!(central.shared_secret, Secret::new("s3cr3t-value"));
+        let own = Config::load_all(
+            &base()
+                .with("pg_shared_secret", "pg-only")
+                .with("shared_secret_previous", "old"),
+        )
+        .unwrap();
+        let central = own.central_auth().unwrap();
+        assert_eq!(central.shared_secret, Secret::new("pg-only"));
+        // The bot's secrets (current or previous) are not the PG's.
+        assert_eq!(central.inbound_secrets().count(), 1);
+    }
+
+    #[test]
+    fn disabled_gateways_cost_no_variable_reads() {
+        // Only the Gateways section and Duitku's: with Duitku disabled, none of its variables
+        // is read (they are absent here, so a read would fail).
+        let vars = MapVariables::new(&[]);
+        struct Only<'a>(&'a MapVariables);
+        impl Variables for Only<'_> {
+            fn get(&self, name: &str) -> Result<String, crate::platform::VariableError> {
+                assert!(!name.starts_with("duitku_"), "read {name}");
+                self.0.get(name)
+            }
+        }
+        let cfg = Config::load(&Only(&vars), &[Section::Gateways, Section::Duitku]).unwrap();
+        assert_eq!(cfg.duitku().unwrap_err().variable, "gateways_enabled");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ids::GatewayName;
 use crate::platform::{VariableError, Variables};
 
 /// A configuration problem, always naming the variable. Never contains a secret's value.
@@ -162,8 +163,8 @@ pub(super) fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(origins)
 }
 
-pub(super) fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
-    const NAME: &str = "credit_retry_schedule";
+/// A comma-separated list of seconds, at least one.
+pub(super) fn parse_schedule(name: &'static str, raw: &str) -> Result<Vec<Duration>, ConfigError> {
     let delays = raw
         .split(',')
         .map(|part| {
@@ -172,14 +173,36 @@ pub(super) fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
                 .map(Duration::from_secs)
                 .map_err(|_| {
                     ConfigError::new(
-                        NAME,
+                        name,
                         format!("`{raw}` is not a comma-separated list of seconds"),
                     )
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if delays.is_empty() {
-        return Err(ConfigError::new(NAME, "must list at least one delay"));
+        return Err(ConfigError::new(name, "must list at least one delay"));
     }
     Ok(delays)
+}
+
+/// `gateways_enabled`: comma-separated gateway names, at least one, none twice.
+pub(super) fn parse_gateways(raw: &str) -> Result<Vec<GatewayName>, ConfigError> {
+    const NAME: &str = "gateways_enabled";
+    let mut enabled = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let gateway = GatewayName::parse(part).ok_or_else(|| {
+            ConfigError::new(
+                NAME,
+                format!("`{part}` is not one of central, duitku, midtrans, xendit, tripay"),
+            )
+        })?;
+        if enabled.contains(&gateway) {
+            return Err(ConfigError::new(NAME, format!("`{part}` is listed twice")));
+        }
+        enabled.push(gateway);
+    }
+    if enabled.is_empty() {
+        return Err(ConfigError::new(NAME, "must name at least one gateway"));
+    }
+    Ok(enabled)
 }

@@ -12,7 +12,7 @@ pub mod request;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DepositId, Reference};
+use crate::ids::{DepositId, GatewayName, Reference};
 
 /// The record at `deposit:{id}`: who, how much, and where its creation stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,9 @@ pub struct Deposit {
     pub created_at: u64,
     /// Where its creation stands.
     pub creation: Creation,
+    /// The gateway that bills it (omitted for the Central PG, as in older records).
+    #[serde(default, skip_serializing_if = "GatewayName::is_central")]
+    pub gateway: GatewayName,
 }
 
 /// Where a deposit's creation stands.

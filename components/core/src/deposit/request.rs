@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::config::Amounts;
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::DepositId;
+use crate::ids::{DepositId, GatewayName};
 use crate::schema::whole_number;
 
 /// A validated `POST /deposit/create` body.
@@ -23,6 +23,8 @@ pub struct CreateDeposit {
     pub product_details: Option<String>,
     /// Caller-chosen deposit id.
     pub deposit_id: Option<DepositId>,
+    /// The gateway asked for; the configured default when absent.
+    pub gateway: Option<GatewayName>,
 }
 
 /// The create body's fields as sent, before validation; other fields are ignored. Its field
@@ -36,6 +38,7 @@ pub struct CreateDepositBody {
     email: Option<Value>,
     product_details: Option<Value>,
     deposit_id: Option<Value>,
+    gateway: Option<Value>,
 }
 
 impl CreateDeposit {
@@ -58,6 +61,22 @@ impl CreateDeposit {
                 255,
             )?,
             deposit_id: parse_deposit_id(body.deposit_id.as_ref())?,
+            gateway: optional_string(
+                body.gateway.as_ref(),
+                "gateway",
+                ErrorCode::InvalidGateway,
+                16,
+            )?
+            .map(|name| {
+                GatewayName::parse(&name).ok_or_else(|| {
+                    ApiError::field(
+                        ErrorCode::InvalidGateway,
+                        "gateway",
+                        "gateway must be one of central, duitku, midtrans, xendit, tripay",
+                    )
+                })
+            })
+            .transpose()?,
         })
     }
 }

@@ -5,8 +5,8 @@
 //! gateway is called: `increment` on `create:{id}` hands out a claim number, and a create owns
 //! the id only if it got exactly the number it read plus one; it then holds the id
 //! (`Creating`, for the gateway's timeout plus a margin) while the gateway answers. Any other
-//! create of the id meanwhile gets 409 at once: `DEPOSIT_CONFLICT` for another user or
-//! amount, `CREATE_IN_PROGRESS` with `Retry-After` for the same. A create whose hold ended or
+//! create of the id meanwhile gets 409 at once: `DEPOSIT_CONFLICT` for another user,
+//! amount or gateway, `CREATE_IN_PROGRESS` with `Retry-After` for the same. A create whose hold ended or
 //! was taken over never writes its invoice.
 
 use crate::config::Config;
@@ -14,7 +14,11 @@ use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::{life, LifeFacts};
-use crate::gateway::{create_invoice, default_product_details, invoice_request, CreatedInvoice};
+use crate::flow::reconcile::schedule_first_check;
+use crate::gateway::{
+    adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
+    PaymentGateway,
+};
 use crate::ids::DepositId;
 use crate::platform::Platform;
 use crate::store::DepositStore;
@@ -47,7 +51,7 @@ fn being_removed() -> ApiError {
 fn conflict(id: &DepositId) -> ApiError {
     ApiError::Conflict {
         code: ErrorCode::DepositConflict,
-        message: "depositId already exists with a different userId or amount".into(),
+        message: "depositId already exists with a different userId, amount or gateway".into(),
         detail: Some(serde_json::json!({ "depositId": id })),
     }
 }
@@ -59,9 +63,24 @@ pub fn create_deposit(
     input: CreateDeposit,
 ) -> Result<Created, ApiError> {
     let store = DepositStore::new(platform, config.lifetime()?);
+    let gateway = chosen_gateway(config, input.gateway)?;
     match input.deposit_id.clone() {
-        None => create_generated(&store, platform, config, input),
-        Some(id) => create_chosen(&store, platform, config, input, id),
+        None => create_generated(&store, platform, config, input, gateway),
+        Some(id) => create_chosen(&store, platform, config, input, id, gateway),
+    }
+}
+
+/// The gateway asked for (it must be enabled), or the default.
+fn chosen_gateway(config: &Config, asked: Option<GatewayName>) -> Result<GatewayName, ApiError> {
+    let gateways = config.gateways()?;
+    match asked {
+        None => Ok(gateways.default),
+        Some(gateway) if gateways.is_enabled(gateway) => Ok(gateway),
+        Some(gateway) => Err(ApiError::field(
+            ErrorCode::GatewayDisabled,
+            "gateway",
+            format!("gateway {gateway} is not enabled on this service"),
+        )),
     }
 }
 
@@ -70,8 +89,9 @@ fn new_deposit(
     id: DepositId,
     epoch: u64,
     now: u64,
-    creation: Creation,
+    creation: (Creation, GatewayName),
 ) -> Deposit {
+    let (creation, gateway) = creation;
     Deposit {
         deposit_id: id,
         epoch,
@@ -85,6 +105,7 @@ fn new_deposit(
         msisdn: input.msisdn.clone(),
         created_at: now,
         creation,
+        gateway,
     }
 }
 
@@ -96,15 +117,18 @@ fn invoice_for(
     deposit: &Deposit,
     input: &CreateDeposit,
 ) -> Result<CreatedInvoice, ApiError> {
-    let request = invoice_request(
-        config.auth()?,
-        config.gateway()?,
-        &deposit.deposit_id,
-        input,
-        &deposit.product_details,
-        store.now(),
-    );
-    let invoice = create_invoice(platform.http, request)
+    let gateway = adapter(config, deposit.gateway)?;
+    let order = InvoiceOrder {
+        deposit_id: &deposit.deposit_id,
+        amount: input.amount,
+        product_details: &deposit.product_details,
+        user_id: &input.user_id,
+        email: input.email.as_deref(),
+        phone: input.msisdn.as_deref(),
+        public_base_url: config.gateway()?.public_base_url.as_deref(),
+    };
+    let request = gateway.invoice_request(&order, store.now());
+    let invoice = create_invoice_at(&gateway, platform.http, request)
         .map_err(|failure| ApiError::Gateway(failure.detail()))?;
     if let Some(owner) = store.invoice(&invoice.reference)? {
         if owner.deposit_id != deposit.deposit_id {
@@ -156,14 +180,17 @@ fn create_generated(
     platform: &Platform,
     config: &Config,
     input: CreateDeposit,
+    gateway: GatewayName,
 ) -> Result<Created, ApiError> {
     let id = DepositId::generate(platform.random);
     let pending = Creation::Abandoned { token: 0 };
     // A generated id is new: its first (and only) deposit.
-    let mut deposit = new_deposit(&input, id, 1, store.now(), pending);
+    let mut deposit = new_deposit(&input, id, 1, store.now(), (pending, gateway));
     let invoice = invoice_for(store, platform, config, &deposit, &input)?;
     let invoice = open(&mut deposit, 0, invoice);
     deposit.created_at = store.now();
+    // Before the deposit: a check without its deposit is dropped; never the other way round.
+    schedule_first_check(store, config, &deposit)?;
     store.insert_open(&deposit, &invoice)?;
     hand_out(store, deposit, &invoice)
 }
@@ -174,13 +201,21 @@ fn create_chosen(
     config: &Config,
     input: CreateDeposit,
     id: DepositId,
+    gateway: GatewayName,
 ) -> Result<Created, ApiError> {
     let now = store.now();
-    let lease_ms = crate::platform::millis(config.gateway()?.create_lease());
+    // Long enough for the slowest gateway's call.
+    let lease = config
+        .gateway()?
+        .create_lease()
+        .max(config.gateways()?.timeout + std::time::Duration::from_secs(5));
+    let lease_ms = crate::platform::millis(lease);
     let existing = store.deposit(&id)?;
     let mut epoch = None;
     if let Some(existing) = &existing {
-        let same = existing.v.user_id == input.user_id && existing.v.amount == input.amount;
+        let same = existing.v.user_id == input.user_id
+            && existing.v.amount == input.amount
+            && existing.v.gateway == gateway;
         if now >= existing.exp {
             let credit = store.credit_log(&id)?.of_epoch(Some(existing.v.epoch));
             let notes = store.notes(&id)?;
@@ -262,7 +297,7 @@ fn create_chosen(
         id.clone(),
         epoch,
         now,
-        Creation::Creating { token, until },
+        (Creation::Creating { token, until }, gateway),
     );
     store.insert_intent(&deposit)?;
     let still_ours = |store: &DepositStore| -> Result<bool, ApiError> {
@@ -293,6 +328,7 @@ fn create_chosen(
     }
     let invoice = open(&mut deposit, token, invoice);
     deposit.created_at = store.now();
+    schedule_first_check(store, config, &deposit)?;
     store.save_deposit(&deposit, Some(&invoice))?;
     hand_out(store, deposit, &invoice)
 }

@@ -7,5 +7,6 @@ pub mod delivery;
 pub mod expiry;
 pub mod life;
 pub mod payment;
+pub mod reconcile;
 pub mod retry;
 pub mod sweep;

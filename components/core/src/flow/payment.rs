@@ -117,6 +117,17 @@ fn apply(
     callback: &PaymentCallback,
 ) -> Result<CallbackOutcome, ApiError> {
     let (invoice, deposit) = locate(store, callback)?;
+    if deposit
+        .as_ref()
+        .is_some_and(|d| d.v.gateway != callback.gateway)
+    {
+        // A genuine notice of another gateway (an order id reused there) pays nothing here.
+        return Err(ApiError::Conflict {
+            code: ErrorCode::GatewayMismatch,
+            message: "this deposit is billed by another gateway".into(),
+            detail: None,
+        });
+    }
     let id = &invoice.deposit_id;
     let now = store.now();
     let head = store

@@ -1,5 +1,5 @@
-//! `POST /internal/credit-retry`: one sweep over the two schedules (credits due, then
-//! deposits and nonces to expire). Its cost is the buckets passed since the last sweep plus
+//! `POST /internal/credit-retry`: one sweep over the three schedules (credits due, pending
+//! deposits to check at their gateway, then deposits and nonces to expire). Its cost is the buckets passed since the last sweep plus
 //! the tasks due in them, never the size of the store. A record it cannot read is
 //! quarantined and reported, and the sweep goes on; a sweep that stops early (its budget)
 //! leaves a cursor, and the next one resumes there.
@@ -11,10 +11,11 @@ use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
 use crate::flow::expiry::{expire, Expired};
+use crate::flow::reconcile::{due_check, run_checks, Check, ReconcileReport};
 use crate::ids::DepositId;
 use crate::platform::millis;
 use crate::platform::{Platform, StoreError};
-use crate::store::schedule::{Cursor, Schedule, Task, CREDITS, EXPIRY};
+use crate::store::schedule::{Cursor, Schedule, Task, CREDITS, EXPIRY, RECONCILE};
 use crate::store::DepositStore;
 
 /// Deliveries sent concurrently.
@@ -53,6 +54,9 @@ pub struct SweepReport {
     pub cleaned: u32,
     /// Records it could not read, set aside for an operator.
     pub quarantined: u32,
+    /// What asking the gateways about pending deposits found. Absent while nothing was due.
+    #[serde(skip_serializing_if = "ReconcileReport::is_empty")]
+    pub reconciliation: ReconcileReport,
     /// Every record set aside so far (by this or an earlier sweep; the last 100, newest
     /// first): what it is, why, and when. Absent while there is none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -62,6 +66,10 @@ pub struct SweepReport {
 struct Sweep<'a, 'p> {
     store: DepositStore<'a>,
     platform: &'a Platform<'p>,
+    config: &'a Config,
+    checks: Vec<Check>,
+    /// Most status queries this sweep may send.
+    max_checks: u32,
     auth: &'a Auth,
     delivery: &'a Delivery,
     lifetime: &'a Lifetime,
@@ -79,6 +87,9 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
     let mut sweep = Sweep {
         store,
         platform,
+        config,
+        checks: Vec::new(),
+        max_checks: config.reconcile()?.max_per_sweep,
         auth: config.auth()?,
         delivery: config.delivery()?,
         lifetime,
@@ -92,15 +103,20 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
     };
     sweep.run_schedule(&CREDITS)?;
     sweep.flush()?;
+    sweep.run_schedule(&RECONCILE)?;
+    sweep.flush()?;
     sweep.run_schedule(&EXPIRY)?;
     sweep.report.quarantine = sweep.store.quarantined()?;
     Ok(sweep.report)
 }
 
 impl Sweep<'_, '_> {
-    /// Whether to stop before the next task (the cursor stays on it for the next sweep).
-    fn out_of_budget(&self) -> bool {
-        self.tasks >= MAX_TASKS
+    /// Whether to stop before the next task of `schedule` (the cursor stays on it for the
+    /// next sweep).
+    fn out_of_budget(&self, schedule: &Schedule) -> bool {
+        let checks = self.report.reconciliation.checked + self.checks.len() as u32;
+        (schedule.name == RECONCILE.name && checks >= self.max_checks)
+            || self.tasks >= MAX_TASKS
             || self.report.attempted + self.batch.len() as u32 >= MAX_DELIVERIES
             || self.store.now().saturating_sub(self.started) > TIME_BUDGET_MS
     }
@@ -124,7 +140,7 @@ impl Sweep<'_, '_> {
         let started_at = cursor;
         let mut reads = 0;
         loop {
-            if self.out_of_budget() {
+            if self.out_of_budget(schedule) {
                 self.report.more = true;
                 break;
             }
@@ -153,7 +169,7 @@ impl Sweep<'_, '_> {
                 };
             }
             let mut n = cursor.slot;
-            while n <= bucket.count && !self.out_of_budget() {
+            while n <= bucket.count && !self.out_of_budget(schedule) {
                 match schedule.task(self.store.records, bucket.bucket, n) {
                     Ok(None) => {}
                     Ok(Some(task)) => {
@@ -207,11 +223,14 @@ impl Sweep<'_, '_> {
             Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
                 self.report.cleaned += 1;
             }),
+            Task::Reconcile { id, epoch, round } => self.check_at_gateway(id, *epoch, *round),
         };
         match outcome {
             Err(StoreError::Corrupt(reason)) => {
                 let what = match &task {
-                    Task::Credit { id, .. } | Task::Expire { id } => format!("deposit {id}"),
+                    Task::Credit { id, .. } | Task::Expire { id } | Task::Reconcile { id, .. } => {
+                        format!("deposit {id}")
+                    }
                     Task::Nonce { nonce } => format!("nonce {nonce}"),
                 };
                 self.quarantine(&what, &reason)
@@ -281,7 +300,33 @@ impl Sweep<'_, '_> {
         Ok(())
     }
 
+    /// Queues a status check of a pending deposit (sent with the bucket's others).
+    fn check_at_gateway(
+        &mut self,
+        id: &DepositId,
+        epoch: u64,
+        round: u32,
+    ) -> Result<(), StoreError> {
+        if let Some(check) = due_check(&self.store, id, epoch, round)? {
+            self.checks.push(check);
+            if self.checks.len() >= BATCH_SIZE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.checks.is_empty() {
+            let checks = std::mem::take(&mut self.checks);
+            run_checks(
+                &self.store,
+                self.platform,
+                self.config,
+                checks,
+                &mut self.report.reconciliation,
+            )?;
+        }
         if self.batch.is_empty() {
             return Ok(());
         }

@@ -1,10 +1,10 @@
 //! The Central PG's PAID/FAILED notification body, validated.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::{DepositId, Reference};
+use crate::ids::{DepositId, GatewayName, Reference};
 use crate::schema::whole_number;
 
 /// Final status reported by the gateway.
@@ -19,6 +19,8 @@ pub enum CallbackStatus {
 /// A validated callback body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentCallback {
+    /// The gateway it came from; it must be the deposit's.
+    pub gateway: GatewayName,
     /// Our deposit id.
     pub order_id: Option<DepositId>,
     /// Gateway reference.
@@ -69,7 +71,7 @@ impl PaymentCallback {
                 ))
             }
         };
-        let order_id = text(fields.order_id.as_ref(), "orderId")?;
+        let order_id = value_text(fields.order_id.as_ref(), "orderId")?;
         if order_id
             .as_deref()
             .is_some_and(|id| DepositId::parse(id).is_none())
@@ -80,7 +82,7 @@ impl PaymentCallback {
                 "orderId is not a valid deposit id",
             ));
         }
-        let merchant_order_id = text(data.merchant_order_id.as_ref(), "merchantOrderId")?;
+        let merchant_order_id = value_text(data.merchant_order_id.as_ref(), "merchantOrderId")?;
         if let (Some(a), Some(b)) = (&order_id, &merchant_order_id) {
             if a != b {
                 return Err(ApiError::field(
@@ -93,7 +95,7 @@ impl PaymentCallback {
         let order_id = order_id
             .or(merchant_order_id)
             .and_then(|id| DepositId::parse(&id));
-        let reference = match text(fields.reference.as_ref(), "reference")? {
+        let reference = match value_text(fields.reference.as_ref(), "reference")? {
             None => None,
             Some(r) => Some(Reference::parse(&r).ok_or_else(|| {
                 ApiError::field(
@@ -122,7 +124,7 @@ impl PaymentCallback {
                 ))
             }
         };
-        let result_code = text(fields.result_code.as_ref(), "resultCode")?;
+        let result_code = value_text(fields.result_code.as_ref(), "resultCode")?;
         let amount = amount(data.amount.as_ref())?;
         if status == CallbackStatus::Paid {
             if result_code.as_deref().is_some_and(|code| code != "00") {
@@ -141,19 +143,29 @@ impl PaymentCallback {
             }
         }
         Ok(Self {
+            gateway: GatewayName::Central,
             order_id,
             reference,
             status,
             result_code,
             amount,
-            payment_method: text(data.payment_method.as_ref(), "paymentMethod")?,
+            payment_method: value_text(data.payment_method.as_ref(), "paymentMethod")?,
         })
     }
 }
 
+/// An optional string field of a JSON object (see [`value_text`]), for the adapters that
+/// read a gateway's notification as a map.
+pub(crate) fn text(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, ApiError> {
+    value_text(fields.get(field), field)
+}
+
 /// An optional string field (numbers are accepted and kept as text, a whole number as its
 /// integer); at most 255 characters.
-fn text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+fn value_text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, ApiError> {
     let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
@@ -178,9 +190,18 @@ fn text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, Ap
 
 /// `duitkuData.amount`: an integer or a decimal string such as `"150000"` or `"150000.00"`.
 fn amount(value: Option<&Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
-    let Some(raw) = text(value, "amount")? else {
+    let Some(raw) = value_text(value, "amount")? else {
         return Ok(None);
     };
+    parse_amount("duitkuData.amount", raw).map(Some)
+}
+
+/// An amount as a gateway sent it (`"150000"`, `"150000.00"`, `150000`), kept as sent, with
+/// its integer value when it is a whole number; anything else is a 400 naming `field`.
+pub(crate) fn parse_amount(
+    field: &'static str,
+    raw: String,
+) -> Result<(String, Option<u64>), ApiError> {
     let (whole, fraction) = raw.split_once('.').unwrap_or((&raw, ""));
     let numeric = !whole.is_empty()
         && whole.bytes().all(|b| b.is_ascii_digit())
@@ -188,7 +209,7 @@ fn amount(value: Option<&Value>) -> Result<Option<(String, Option<u64>)>, ApiErr
     if !numeric {
         return Err(ApiError::field(
             ErrorCode::InvalidCallback,
-            "duitkuData.amount",
+            field,
             "amount must be a number",
         ));
     }
@@ -197,7 +218,7 @@ fn amount(value: Option<&Value>) -> Result<Option<(String, Option<u64>)>, ApiErr
         .all(|b| b == b'0')
         .then(|| whole.parse::<u64>().ok())
         .flatten();
-    Ok(Some((raw, value)))
+    Ok((raw, value))
 }
 
 #[cfg(test)]

@@ -1,23 +1,24 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
-use super::route::{header, serve, Route};
+use super::route::{header, serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
+use crate::gateway::central::authenticate;
 use crate::gateway::notification::PaymentCallback;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::replay::{check_timestamp, validate_nonce};
-use crate::signature::verify_signature;
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::CentralPg),
     json_body: true,
     sections: &[
         Section::Auth,
+        Section::CentralPg,
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
@@ -31,6 +32,7 @@ pub const ROUTE: Route = Route {
         ErrorCode::DepositNotFound,
         ErrorCode::NonceReused,
         ErrorCode::ReferenceMismatch,
+        ErrorCode::GatewayMismatch,
         ErrorCode::CorruptRecord,
         ErrorCode::StoreUnavailable,
     ],
@@ -42,10 +44,7 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    let signature = header(request, "x-signature")?.ok_or(ApiError::InvalidSignature)?;
-    if !verify_signature(config.auth()?.inbound_secrets(), &request.body, signature) {
-        return Err(ApiError::InvalidSignature);
-    }
+    authenticate(config.central_auth()?, request)?;
     check_timestamp(
         header(request, "x-timestamp")?,
         config.replay()?,

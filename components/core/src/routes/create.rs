@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::route::{serve, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
 use crate::error::{ApiError, ErrorCode};
@@ -14,13 +14,19 @@ use crate::platform::Platform;
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: true,
     sections: &[
         Section::Auth,
         Section::Amounts,
         Section::Gateway,
         Section::Lifetime,
+        Section::CentralPg,
+        Section::Gateways,
+        Section::Duitku,
+        Section::Midtrans,
+        Section::Xendit,
+        Section::Tripay,
     ],
     errors: &[
         ErrorCode::InvalidJson,
@@ -31,6 +37,8 @@ pub const ROUTE: Route = Route {
         ErrorCode::InvalidEmail,
         ErrorCode::InvalidProductDetails,
         ErrorCode::InvalidDepositId,
+        ErrorCode::InvalidGateway,
+        ErrorCode::GatewayDisabled,
         ErrorCode::DepositConflict,
         ErrorCode::CreateInProgress,
         ErrorCode::DepositExpired,

@@ -13,7 +13,7 @@ use crate::platform::Platform;
 pub const ROUTE: Route = Route {
     method: "GET",
     allow: "GET, HEAD, OPTIONS",
-    auth: false,
+    auth: None,
     json_body: false,
     sections: &[Section::Replay],
     errors: &[],

@@ -1,6 +1,6 @@
 //! `POST /deposit/retry-credit?depositId=…`: an operator's manual retry of one credit.
 
-use super::route::{serve, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::retry::retry_one;
@@ -13,7 +13,7 @@ use crate::schema::{self, RetryQuery};
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
     errors: &[

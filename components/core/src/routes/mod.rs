@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod create;
+pub mod gateway_callback;
 pub mod health;
 pub mod manual_retry;
 pub mod openapi;
@@ -21,4 +22,8 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/deposit/status", &status::ROUTE),
     ("/internal/credit-retry", &sweep::ROUTE),
     ("/deposit/retry-credit", &manual_retry::ROUTE),
+    ("/callback/duitku", &gateway_callback::DUITKU),
+    ("/callback/midtrans", &gateway_callback::MIDTRANS),
+    ("/callback/xendit", &gateway_callback::XENDIT),
+    ("/callback/tripay", &gateway_callback::TRIPAY),
 ];

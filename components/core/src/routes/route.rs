@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{HeaderProblem, Request, Response};
+use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::signature::verify_bearer;
 
@@ -17,7 +17,7 @@ impl Route {
             ErrorCode::BodyTooLarge,
             ErrorCode::ConfigError,
         ];
-        if self.auth {
+        if self.auth.is_some() {
             codes.extend([ErrorCode::Unauthorized, ErrorCode::InvalidHeader]);
         }
         if self.json_body {
@@ -47,17 +47,27 @@ impl Route {
 pub const CORS_ALLOW_HEADERS: &str =
     "Authorization, Content-Type, X-Signature, X-Timestamp, X-Nonce";
 
+/// Who must present a bearer token on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// The bot: `shared_secret` (or the previous one).
+    Bot,
+    /// The Central PG: `pg_shared_secret`, or the bot's secrets when it is unset.
+    CentralPg,
+}
+
 /// What a route accepts.
 pub struct Route {
     /// The one method the route serves besides OPTIONS.
     pub method: &'static str,
     /// Value of `Allow` / `Access-Control-Allow-Methods`.
     pub allow: &'static str,
-    /// Whether the bearer token is required.
-    pub auth: bool,
+    /// Whose bearer token is required, if any.
+    pub auth: Option<Peer>,
     /// Whether the body must be `application/json`.
     pub json_body: bool,
-    /// The configuration it reads (besides CORS); `Auth` when `auth` is set.
+    /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and
+    /// `CentralPg` for the Central PG).
     pub sections: &'static [Section],
     /// The error codes its handler may answer, besides those of the shared checks.
     pub errors: &'static [ErrorCode],
@@ -103,9 +113,13 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiE
     if request.method != route.method && !(route.method == "GET" && request.method == "HEAD") {
         return Err(ApiError::MethodNotAllowed { allow: route.allow });
     }
-    if route.auth {
+    if let Some(peer) = route.auth {
         let authorization = header(request, "authorization")?;
-        if !verify_bearer(config.auth()?.inbound_secrets(), authorization) {
+        let secrets = match peer {
+            Peer::Bot => config.auth()?,
+            Peer::CentralPg => config.central_auth()?,
+        };
+        if !verify_bearer(secrets.inbound_secrets(), authorization) {
             return Err(ApiError::Unauthorized);
         }
     }
@@ -122,12 +136,8 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiE
     Ok(())
 }
 
-/// A single-valued header; repeated or non-UTF-8 values are refused.
-pub fn header<'r>(request: &'r Request, name: &'static str) -> Result<Option<&'r str>, ApiError> {
-    request
-        .header(name)
-        .map_err(|problem: HeaderProblem| ApiError::BadHeader { name, problem })
-}
+/// A single-valued header (shared with the gateway adapters, which read their own headers).
+pub use crate::error::header;
 
 fn allowed_origin(request: &Request, config: &Config) -> Option<String> {
     let origin = request.header("origin").ok().flatten()?;

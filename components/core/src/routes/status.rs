@@ -1,6 +1,6 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
-use super::route::{serve, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::Creation;
 use crate::error::{ApiError, ErrorCode};
@@ -16,7 +16,7 @@ use crate::view::DepositView;
 pub const ROUTE: Route = Route {
     method: "GET",
     allow: "GET, HEAD, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime],
     errors: &[

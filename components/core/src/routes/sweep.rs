@@ -1,6 +1,6 @@
 //! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
 
-use super::route::{serve, Route};
+use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::sweep::run_sweep;
@@ -11,9 +11,19 @@ use crate::platform::Platform;
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: true,
+    auth: Some(Peer::Bot),
     json_body: false,
-    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    sections: &[
+        Section::Auth,
+        Section::Lifetime,
+        Section::Delivery,
+        Section::Gateways,
+        Section::Duitku,
+        Section::Midtrans,
+        Section::Xendit,
+        Section::Tripay,
+        Section::Reconcile,
+    ],
     errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
 };
 

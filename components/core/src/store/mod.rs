@@ -16,7 +16,7 @@ use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::ids::{DepositId, Reference};
 use crate::platform::{Clock, KeyValue, Platform, StoreError};
-use schedule::{Task, CREDITS, EXPIRY};
+use schedule::{Task, CREDITS, EXPIRY, RECONCILE};
 
 /// Records whose life the sweep manages (credits, notes) carry no expiry of their own.
 const NO_EXPIRY: u64 = u64::MAX;
@@ -131,6 +131,22 @@ impl<'a> DepositStore<'a> {
     ) -> Result<(), StoreError> {
         let task = Task::Expire { id: id.clone() };
         EXPIRY.add(self.claims, self.records, self.clock, at, &task, records)
+    }
+
+    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`.
+    pub fn schedule_reconcile(
+        &self,
+        id: &DepositId,
+        epoch: u64,
+        round: u32,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let task = Task::Reconcile {
+            id: id.clone(),
+            epoch,
+            round,
+        };
+        RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
     }
 
     /// Rewrites a deposit record (its creation moved on), keeping its expiry.

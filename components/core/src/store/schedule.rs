@@ -49,6 +49,15 @@ pub enum Task {
         /// The nonce.
         nonce: String,
     },
+    /// Ask the gateway whether a deposit still pending was paid (its callback may be lost).
+    Reconcile {
+        /// The deposit.
+        id: DepositId,
+        /// Its epoch when scheduled (a later deposit of the id has its own task).
+        epoch: u64,
+        /// Checks made so far (picks the next delay).
+        round: u32,
+    },
 }
 
 /// One work list.
@@ -85,6 +94,16 @@ pub const EXPIRY: Schedule = Schedule {
     block: 60,
     day: 144,
     lookback_ms: 86_400_000,
+};
+
+/// Pending deposits to check at their gateway: like [`CREDITS`], 1 s buckets, 10-minute
+/// blocks, a week of look-back on a new store.
+pub const RECONCILE: Schedule = Schedule {
+    name: "rec",
+    width_ms: 1_000,
+    block: 600,
+    day: 144,
+    lookback_ms: 7 * 86_400_000,
 };
 
 /// Where a sweep resumes a schedule: the next bucket, and the next slot in it.
