@@ -4,7 +4,11 @@
 # files in a temporary directory, the mock Central PG and bot, the bearer token, every route
 # and method, and signed callbacks (tests/fuzz/hooks.py). Fails on a 5xx other than the
 # documented 502/503, a response the document does not describe, or a refused request that
-# changed the store. Builds the app first (a no-op when up to date).
+# changed the store. All five gateways are enabled with throwaway credentials the hooks sign
+# with; Duitku's, Midtrans's, Xendit's and Tripay's APIs point at a closed port, so a create
+# there answers the documented 502 and their callbacks reach no deposit of theirs (they are
+# refused, or acknowledged when they record nothing). Builds the app first (a no-op when up to
+# date).
 # FUZZ_MAX_EXAMPLES sets the cases per operation (default 100), FUZZ_SEED the seed (16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,11 +56,22 @@ port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
 pg_port=$(port)
 bot_port=$(port)
 app_port=$(port)
+closed_port=$(port)  # nothing listens here: the four gateways' APIs
 
 secret=$(openssl rand -hex 32)
 export SPIN_VARIABLE_SHARED_SECRET="$secret"
 export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:$pg_port"
 export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:$bot_port"
+export SPIN_VARIABLE_PUBLIC_BASE_URL="http://127.0.0.1:$app_port"
+export SPIN_VARIABLE_GATEWAYS_ENABLED=central,duitku,midtrans,xendit,tripay
+for variable in DUITKU_BASE_URL MIDTRANS_SNAP_URL MIDTRANS_API_URL XENDIT_BASE_URL TRIPAY_BASE_URL; do
+  export "SPIN_VARIABLE_$variable=http://127.0.0.1:$closed_port"
+done
+export SPIN_VARIABLE_DUITKU_MERCHANT_CODE=DFUZZ SPIN_VARIABLE_TRIPAY_MERCHANT_CODE=TFUZZ
+for variable in DUITKU_API_KEY MIDTRANS_SERVER_KEY XENDIT_SECRET_KEY XENDIT_CALLBACK_TOKEN \
+  TRIPAY_API_KEY TRIPAY_PRIVATE_KEY; do
+  export "SPIN_VARIABLE_$variable=$(openssl rand -hex 16)"
+done
 cat >"$work/runtime-config.toml" <<TOML
 [key_value_store.default]
 type = "spin"
@@ -87,6 +102,11 @@ sys.exit("fuzz: the app did not answer /health")
 PY
 
 export FUZZ_BEARER="$secret" FUZZ_SECRET="$secret"
+export FUZZ_DUITKU_MERCHANT_CODE="$SPIN_VARIABLE_DUITKU_MERCHANT_CODE"
+export FUZZ_DUITKU_API_KEY="$SPIN_VARIABLE_DUITKU_API_KEY"
+export FUZZ_MIDTRANS_SERVER_KEY="$SPIN_VARIABLE_MIDTRANS_SERVER_KEY"
+export FUZZ_XENDIT_TOKEN="$SPIN_VARIABLE_XENDIT_CALLBACK_TOKEN"
+export FUZZ_TRIPAY_PRIVATE_KEY="$SPIN_VARIABLE_TRIPAY_PRIVATE_KEY"
 export FUZZ_STORES="$work/default.db:$work/claims.db"
 export FUZZ_SUMMARY="$root/target/schemathesis/summary.txt"
 export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/tests/fuzz"

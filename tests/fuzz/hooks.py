@@ -1,6 +1,10 @@
 """Schemathesis hooks for scripts/fuzz.sh.
 
 - Signs every generated callback body: X-Signature = hex HMAC-SHA256 of the exact bytes sent.
+- Signs the gateways' own callbacks with the credentials scripts/fuzz.sh gave the app: Duitku's
+  `signature` field, Midtrans's `signature_key`, Tripay's X-Callback-Signature (Xendit's token
+  header comes from schemathesis.toml), and steers some of them to the run's deposits (billed
+  by the Central PG, so the gateway's notice must be refused with GATEWAY_MISMATCH).
 - Steers some callbacks to deposits the run created, so PAID and FAILED reach real records,
   and gives `duitkuData.merchantOrderId` the value of `orderId` when both are sent.
 - Check `nothing_stored_by_a_refused_request`: a 4xx answer leaves both store files as they
@@ -22,6 +26,17 @@ import schemathesis
 SECRET = os.environ["FUZZ_SECRET"].encode()
 STORES = [p for p in os.environ["FUZZ_STORES"].split(os.pathsep) if p]
 CALLBACK = "/internal/payment-callback"
+DUITKU_CODE = os.environ["FUZZ_DUITKU_MERCHANT_CODE"]
+DUITKU_KEY = os.environ["FUZZ_DUITKU_API_KEY"].encode()
+MIDTRANS_KEY = os.environ["FUZZ_MIDTRANS_SERVER_KEY"]
+TRIPAY_KEY = os.environ["FUZZ_TRIPAY_PRIVATE_KEY"].encode()
+# The field of each gateway's notice that carries the order id (our depositId).
+ORDER_FIELD = {
+    "/callback/duitku": "merchantOrderId",
+    "/callback/midtrans": "order_id",
+    "/callback/xendit": "external_id",
+    "/callback/tripay": "merchant_ref",
+}
 # 409s that report work in progress may record what they saw (a create's hold on the id, a
 # later look at a stalled credit): that is how a stalled party is taken over.
 IN_PROGRESS = {"CREATE_IN_PROGRESS", "CREDIT_IN_PROGRESS", "DEPOSIT_EXPIRED"}
@@ -69,9 +84,49 @@ def wire_bytes(body):
     return json.dumps(body, allow_nan=False).encode("utf-8")
 
 
+def as_signed_text(value):
+    """A field as the app reads it for a signature (absent is empty), or None if unsure."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def sign_gateway_callback(case):
+    path = case.operation.path
+    body = case.body = copy.deepcopy(case.body)
+    if isinstance(body, dict) and created and steer.random() < 0.3:
+        body[ORDER_FIELD[path]] = steer.choice(sorted(created))
+    if path == "/callback/duitku" and isinstance(body, dict):
+        if steer.random() < 0.7:
+            body["merchantCode"] = DUITKU_CODE
+        parts = [as_signed_text(body.get(k)) for k in ("merchantCode", "amount", "merchantOrderId")]
+        if None not in parts:
+            body["signature"] = hmac.new(DUITKU_KEY, "".join(parts).encode(), hashlib.sha256).hexdigest()
+    elif path == "/callback/midtrans" and isinstance(body, dict):
+        parts = [as_signed_text(body.get(k)) for k in ("order_id", "status_code", "gross_amount")]
+        if None not in parts:
+            body["signature_key"] = hashlib.sha512(("".join(parts) + MIDTRANS_KEY).encode()).hexdigest()
+    elif path == "/callback/tripay" and "X-Callback-Signature" in (case.headers or {}):
+        # Only where schemathesis put the placeholder: a case testing the missing header
+        # keeps it missing.
+        try:
+            raw = wire_bytes(body)
+        except (TypeError, ValueError):
+            raw = None
+        if raw is not None:
+            case.headers = dict(case.headers or {})
+            case.headers["X-Callback-Signature"] = hmac.new(TRIPAY_KEY, raw, hashlib.sha256).hexdigest()
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = case.operation
+    if operation.path in ORDER_FIELD and operation.method.upper() == "POST":
+        sign_gateway_callback(case)
     if operation.path == CALLBACK and operation.method.upper() == "POST":
         # Generated cases may share nested objects: edit a copy.
         body = case.body = copy.deepcopy(case.body)
