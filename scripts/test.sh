@@ -2,7 +2,9 @@
 # The whole test suite on a fresh machine: installs what is missing (the wasm32-wasip2
 # target, redis-server, openssl), checks formatting and lints, builds the components,
 # runs the core's native tests and the end-to-end suite on SQLite and on Redis, including the
-# example receivers (examples/) against the app, with their dependencies cached in target/.
+# example receivers (examples/) against the app, with their dependencies cached in target/,
+# then fuzzes the app from openapi.json (scripts/fuzz.sh, which installs Python's venv if
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -25,3 +27,6 @@ build_app
 
 echo "== tests: core natively, host, end to end on SQLite and Redis, example receivers"
 cargo test --workspace --profile host
+
+echo "== fuzz: schemathesis from openapi.json against the app on the host"
+scripts/fuzz.sh

@@ -62,7 +62,12 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             ("/callback/midtrans", "callback-midtrans"),
             ("/callback/xendit", "callback-xendit"),
             ("/callback/tripay", "callback-tripay"),
+            ("/openapi.json", "openapi"),
         ]
+    );
+    assert!(
+        manifest.components["openapi"].variables.is_empty(),
+        "the document's component reads no variable"
     );
     for (path, route) in topup_core::routes::ALL {
         let component = manifest
@@ -87,6 +92,7 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
         let (stores, hosts): (&[&str], &[&str]) = match id.as_str() {
             // /health probes both labels (a read of each) to name the one that is down.
             "health" | "deposit-status" => (&["default", "claims"], &[]),
+            "openapi" => (&[], &[]),
             "deposit-create" => (
                 &["default", "claims"],
                 &[
@@ -183,7 +189,7 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
     let loaded = Manifest::parse(&cloud, root());
-    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 10);
+    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 11);
 
     let refused = run("https://pg.example.com/api", "https://bot.example.com");
     assert!(

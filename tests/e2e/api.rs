@@ -703,3 +703,37 @@ crate::on_both_backends!(
     bot_down_keeps_the_payment_and_records_why,
     health_reports_service_and_store,
 );
+
+/// `/openapi.json` comes from its own component, which is granted no store and no variable:
+/// the repository's document byte for byte, and the app's JSON 405 for other methods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_component_serves_the_document() {
+    let app = TestApp::start(Backend::Sqlite, &[]).await;
+    let before = app.stores.snapshot();
+    let document = std::fs::read(crate::support::manifest().with_file_name("openapi.json"))
+        .expect("openapi.json");
+    let reply = app
+        .http
+        .send("GET", "/openapi.json", &[], Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(reply.body.as_ref(), document.as_slice());
+    assert_eq!(reply.json()["openapi"], "3.1.0");
+    let refused = app
+        .http
+        .send(
+            "POST",
+            "/openapi.json",
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+    assert_eq!(refused.status, 405);
+    assert_eq!(refused.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(refused.json()["error"], "METHOD_NOT_ALLOWED");
+    assert_eq!(app.stores.snapshot(), before, "nothing stored");
+}

@@ -7,6 +7,124 @@ use crate::http::{HeaderProblem, Request, Response, MAX_BODY_BYTES};
 use crate::ids::DEPOSIT_ID_RULE;
 use crate::platform::StoreError;
 
+/// Declares every error code once: the enum, its `error` text and its HTTP status, so the
+/// list of codes ([`ErrorCode::ALL`]) cannot miss one.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal, $status:literal;)*) => {
+        /// Every value of a JSON error's `error` field.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$variant),*];
+
+            /// The `error` value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status of an error with this code.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Self::$variant => $status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not a JSON object.
+    InvalidJson = "INVALID_JSON", 400;
+    /// A header the route reads is repeated or not UTF-8.
+    InvalidHeader = "INVALID_HEADER", 400;
+    /// `userId` is missing or invalid.
+    InvalidUserId = "INVALID_USER_ID", 400;
+    /// `amount` is missing or not a whole number.
+    InvalidAmount = "INVALID_AMOUNT", 400;
+    /// `amount` is outside `min_amount`..`max_amount`.
+    AmountOutOfRange = "AMOUNT_OUT_OF_RANGE", 400;
+    /// `msisdn` is invalid.
+    InvalidMsisdn = "INVALID_MSISDN", 400;
+    /// `email` is invalid.
+    InvalidEmail = "INVALID_EMAIL", 400;
+    /// `productDetails` is invalid.
+    InvalidProductDetails = "INVALID_PRODUCT_DETAILS", 400;
+    /// A `depositId` breaks [`DEPOSIT_ID_RULE`].
+    InvalidDepositId = "INVALID_DEPOSIT_ID", 400;
+    /// A `reference` query is invalid.
+    InvalidReference = "INVALID_REFERENCE", 400;
+    /// Neither `depositId` nor `reference` given.
+    MissingQuery = "MISSING_QUERY", 400;
+    /// Both `depositId` and `reference` given.
+    AmbiguousQuery = "AMBIGUOUS_QUERY", 400;
+    /// `gateway` is not one of the gateway names.
+    InvalidGateway = "INVALID_GATEWAY", 400;
+    /// `gateway` names a gateway that is not in `gateways_enabled`.
+    GatewayDisabled = "GATEWAY_DISABLED", 400;
+    /// A callback body breaks the gateway's format.
+    InvalidCallback = "INVALID_CALLBACK", 400;
+    /// `X-Nonce` has the wrong form.
+    InvalidNonce = "INVALID_NONCE", 400;
+    /// Missing or wrong bearer token.
+    Unauthorized = "UNAUTHORIZED", 401;
+    /// Missing or wrong `X-Signature`, or a gateway's own signature or token.
+    InvalidSignature = "INVALID_SIGNATURE", 401;
+    /// `X-Timestamp` refused.
+    InvalidTimestamp = "INVALID_TIMESTAMP", 401;
+    /// No such deposit.
+    DepositNotFound = "DEPOSIT_NOT_FOUND", 404;
+    /// Method not served by the route.
+    MethodNotAllowed = "METHOD_NOT_ALLOWED", 405;
+    /// `X-Nonce` already used.
+    NonceReused = "NONCE_REUSED", 409;
+    /// The `depositId` exists with another user or amount.
+    DepositConflict = "DEPOSIT_CONFLICT", 409;
+    /// The callback's reference is not an invoice of its deposit.
+    ReferenceMismatch = "REFERENCE_MISMATCH", 409;
+    /// A notice from a gateway other than the deposit's.
+    GatewayMismatch = "GATEWAY_MISMATCH", 409;
+    /// A manual retry of a deposit that is not paid.
+    NotPaid = "NOT_PAID", 409;
+    /// A create of the same `depositId` is waiting for the gateway.
+    CreateInProgress = "CREATE_IN_PROGRESS", 409;
+    /// The earlier deposit with this `depositId` expired and is being removed.
+    DepositExpired = "DEPOSIT_EXPIRED", 409;
+    /// A delivery of this credit is in progress.
+    CreditInProgress = "CREDIT_IN_PROGRESS", 409;
+    /// Body over the limit.
+    BodyTooLarge = "BODY_TOO_LARGE", 413;
+    /// Body is not `application/json`.
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", 415;
+    /// A variable is missing or invalid.
+    ConfigError = "CONFIG_ERROR", 500;
+    /// A stored record cannot be read.
+    CorruptRecord = "CORRUPT_RECORD", 500;
+    /// The payment gateway failed.
+    PgError = "PG_ERROR", 502;
+    /// The bot did not accept a manual retry's credit.
+    CreditFailed = "CREDIT_FAILED", 502;
+    /// The key-value store failed.
+    StoreUnavailable = "STORE_UNAVAILABLE", 503;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A request that cannot be served, with enough detail for a clear JSON error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,7 +135,7 @@ pub enum ApiError {
     #[error("{message}")]
     InvalidField {
         /// Machine-readable code, e.g. `INVALID_AMOUNT`.
-        code: &'static str,
+        code: ErrorCode,
         /// The field at fault.
         field: &'static str,
         /// What is wrong.
@@ -61,7 +179,7 @@ pub enum ApiError {
     #[error("{message}")]
     InProgress {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// What is in progress.
         message: &'static str,
         /// Seconds to wait (the `Retry-After` header).
@@ -71,7 +189,7 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// What conflicts.
         message: String,
         /// Extra facts.
@@ -100,11 +218,11 @@ pub enum ApiError {
 impl ApiError {
     /// A `depositId` that breaks [`DEPOSIT_ID_RULE`].
     pub fn invalid_deposit_id() -> Self {
-        Self::field("INVALID_DEPOSIT_ID", "depositId", DEPOSIT_ID_RULE)
+        Self::field(ErrorCode::InvalidDepositId, "depositId", DEPOSIT_ID_RULE)
     }
 
     /// Shorthand for an invalid field.
-    pub fn field(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+    pub fn field(code: ErrorCode, field: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidField {
             code,
             field,
@@ -113,46 +231,32 @@ impl ApiError {
         }
     }
 
-    /// HTTP status.
+    /// HTTP status (the code's).
     pub fn status(&self) -> u16 {
-        match self {
-            Self::InvalidJson(_) | Self::InvalidField { .. } | Self::BadHeader { .. } => 400,
-            Self::Unauthorized
-            | Self::InvalidSignature
-            | Self::GatewayProof(_)
-            | Self::TimestampRejected(_) => 401,
-            Self::DepositNotFound => 404,
-            Self::MethodNotAllowed { .. } => 405,
-            Self::NonceReused | Self::Conflict { .. } | Self::InProgress { .. } => 409,
-            Self::BodyTooLarge => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::Config(_) | Self::Store(StoreError::Corrupt(_)) => 500,
-            Self::Gateway(_) | Self::CreditFailed(_) => 502,
-            Self::Store(_) => 503,
-        }
+        self.code().status()
     }
 
     /// Machine-readable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidJson(_) => "INVALID_JSON",
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
             Self::InvalidField { code, .. }
             | Self::Conflict { code, .. }
-            | Self::InProgress { code, .. } => code,
-            Self::BadHeader { .. } => "INVALID_HEADER",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::InvalidSignature | Self::GatewayProof(_) => "INVALID_SIGNATURE",
-            Self::TimestampRejected(_) => "INVALID_TIMESTAMP",
-            Self::NonceReused => "NONCE_REUSED",
-            Self::DepositNotFound => "DEPOSIT_NOT_FOUND",
-            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            Self::BodyTooLarge => "BODY_TOO_LARGE",
-            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::Gateway(_) => "PG_ERROR",
-            Self::CreditFailed(_) => "CREDIT_FAILED",
-            Self::Config(_) => "CONFIG_ERROR",
-            Self::Store(StoreError::Corrupt(_)) => "CORRUPT_RECORD",
-            Self::Store(_) => "STORE_UNAVAILABLE",
+            | Self::InProgress { code, .. } => *code,
+            Self::BadHeader { .. } => ErrorCode::InvalidHeader,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::InvalidSignature | Self::GatewayProof(_) => ErrorCode::InvalidSignature,
+            Self::TimestampRejected(_) => ErrorCode::InvalidTimestamp,
+            Self::NonceReused => ErrorCode::NonceReused,
+            Self::DepositNotFound => ErrorCode::DepositNotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::BodyTooLarge => ErrorCode::BodyTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::Gateway(_) => ErrorCode::PgError,
+            Self::CreditFailed(_) => ErrorCode::CreditFailed,
+            Self::Config(_) => ErrorCode::ConfigError,
+            Self::Store(StoreError::Corrupt(_)) => ErrorCode::CorruptRecord,
+            Self::Store(_) => ErrorCode::StoreUnavailable,
         }
     }
 
@@ -180,7 +284,7 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         let mut body = json!({
             "ok": false,
-            "error": self.code(),
+            "error": self.code().as_str(),
             "message": self.to_string(),
         });
         if let (Some(detail), Value::Object(map)) = (self.detail(), &mut body) {
@@ -213,7 +317,7 @@ mod tests {
         let cases: Vec<(ApiError, u16, &str)> = vec![
             (ApiError::InvalidJson("x".into()), 400, "INVALID_JSON"),
             (
-                ApiError::field("INVALID_AMOUNT", "amount", "bad"),
+                ApiError::field(ErrorCode::InvalidAmount, "amount", "bad"),
                 400,
                 "INVALID_AMOUNT",
             ),
@@ -259,7 +363,7 @@ mod tests {
             ),
             (
                 ApiError::InProgress {
-                    code: "CREATE_IN_PROGRESS",
+                    code: ErrorCode::CreateInProgress,
                     message: "busy",
                     retry_after_s: 3,
                 },
@@ -301,7 +405,7 @@ mod tests {
     #[test]
     fn in_progress_says_when_to_retry() {
         let response = ApiError::InProgress {
-            code: "CREATE_IN_PROGRESS",
+            code: ErrorCode::CreateInProgress,
             message: "a create of this depositId is waiting for the gateway",
             retry_after_s: 7,
         }

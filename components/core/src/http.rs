@@ -77,13 +77,6 @@ impl Request {
             (Some((_, Some(v))), None) => Ok(Some(v.as_str())),
         }
     }
-
-    /// The first value of query parameter `name`, percent-decoded.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
 }
 
 /// A response to send back.

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod platform;
 pub mod replay;
 pub mod routes;
+pub mod schema;
 pub mod signature;
 pub mod store;
 pub mod view;

@@ -7,7 +7,7 @@
 //! removed by the sweep one `nonce_ttl` after its use.
 
 use crate::config::Replay;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Checks `X-Timestamp` (Unix ms) when the configuration enforces it.
 pub fn check_timestamp(header: Option<&str>, config: &Replay, now: u64) -> Result<(), ApiError> {
@@ -36,7 +36,7 @@ pub fn validate_nonce(nonce: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "INVALID_NONCE",
+            ErrorCode::InvalidNonce,
             "X-Nonce",
             "X-Nonce must be 1 to 128 characters of [A-Za-z0-9._~+/=-]",
         ))

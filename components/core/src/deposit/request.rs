@@ -1,11 +1,12 @@
 //! `POST /deposit/create`: the request body, validated.
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::Amounts;
-use crate::error::ApiError;
-use crate::ids::DepositId;
-use crate::ids::GatewayName;
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{DepositId, GatewayName};
+use crate::schema::whole_number;
 
 /// A validated `POST /deposit/create` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,60 +27,76 @@ pub struct CreateDeposit {
     pub gateway: Option<GatewayName>,
 }
 
+/// The create body's fields as sent, before validation; other fields are ignored. Its field
+/// names are the ones the API documents (see `crate::schema`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDepositBody {
+    user_id: Option<Value>,
+    amount: Option<Value>,
+    msisdn: Option<Value>,
+    email: Option<Value>,
+    product_details: Option<Value>,
+    deposit_id: Option<Value>,
+    gateway: Option<Value>,
+}
+
 impl CreateDeposit {
     /// Parses and validates the JSON body.
     pub fn parse(body: &[u8], amounts: &Amounts) -> Result<Self, ApiError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
+        let body: CreateDepositBody = crate::schema::json_object(body)?;
         Ok(Self {
-            user_id: parse_user_id(&fields)?,
-            amount: parse_amount(&fields, amounts)?,
-            msisdn: optional_string(&fields, "msisdn", "INVALID_MSISDN", 20)?
+            user_id: parse_user_id(body.user_id.as_ref())?,
+            amount: parse_amount(body.amount.as_ref(), amounts)?,
+            msisdn: optional_string(body.msisdn.as_ref(), "msisdn", ErrorCode::InvalidMsisdn, 20)?
                 .map(|m| validate_msisdn(&m).map(|_| m))
                 .transpose()?,
-            email: optional_string(&fields, "email", "INVALID_EMAIL", 255)?
+            email: optional_string(body.email.as_ref(), "email", ErrorCode::InvalidEmail, 255)?
                 .map(|e| validate_email(&e).map(|_| e))
                 .transpose()?,
             product_details: optional_string(
-                &fields,
+                body.product_details.as_ref(),
                 "productDetails",
-                "INVALID_PRODUCT_DETAILS",
+                ErrorCode::InvalidProductDetails,
                 255,
             )?,
-            deposit_id: parse_deposit_id(&fields)?,
-            gateway: optional_string(&fields, "gateway", "INVALID_GATEWAY", 16)?
-                .map(|name| {
-                    GatewayName::parse(&name).ok_or_else(|| {
-                        ApiError::field(
-                            "INVALID_GATEWAY",
-                            "gateway",
-                            "gateway must be one of central, duitku, midtrans, xendit, tripay",
-                        )
-                    })
+            deposit_id: parse_deposit_id(body.deposit_id.as_ref())?,
+            gateway: optional_string(
+                body.gateway.as_ref(),
+                "gateway",
+                ErrorCode::InvalidGateway,
+                16,
+            )?
+            .map(|name| {
+                GatewayName::parse(&name).ok_or_else(|| {
+                    ApiError::field(
+                        ErrorCode::InvalidGateway,
+                        "gateway",
+                        "gateway must be one of central, duitku, midtrans, xendit, tripay",
+                    )
                 })
-                .transpose()?,
+            })
+            .transpose()?,
         })
     }
 }
 
-fn parse_user_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
-    const CODE: &str = "INVALID_USER_ID";
-    let user_id = match fields.get("userId") {
+fn parse_user_id(value: Option<&Value>) -> Result<String, ApiError> {
+    const CODE: ErrorCode = ErrorCode::InvalidUserId;
+    let user_id = match value {
         None | Some(Value::Null) => {
             return Err(ApiError::field(CODE, "userId", "userId is required"))
         }
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        Some(_) => {
-            return Err(ApiError::field(
-                CODE,
-                "userId",
-                "userId must be a string or an integer",
-            ))
-        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => whole_number(n).map(|whole| whole.to_string()),
+        Some(_) => None,
+    };
+    let Some(user_id) = user_id else {
+        return Err(ApiError::field(
+            CODE,
+            "userId",
+            "userId must be a string or an integer",
+        ));
     };
     if user_id.is_empty() || user_id.chars().count() > 64 || user_id.chars().any(char::is_control) {
         return Err(ApiError::field(
@@ -91,28 +108,28 @@ fn parse_user_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(user_id)
 }
 
-fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, ApiError> {
-    let amount = match fields.get("amount") {
+fn parse_amount(value: Option<&Value>, config: &Amounts) -> Result<u64, ApiError> {
+    let amount = match value {
         None | Some(Value::Null) => {
             return Err(ApiError::field(
-                "INVALID_AMOUNT",
+                ErrorCode::InvalidAmount,
                 "amount",
                 "amount is required",
             ))
         }
-        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::Number(n)) => whole_number(n).and_then(|whole| whole.as_u64()),
         Some(_) => None,
     }
     .ok_or_else(|| {
         ApiError::field(
-            "INVALID_AMOUNT",
+            ErrorCode::InvalidAmount,
             "amount",
             "amount must be a whole number of rupiah",
         )
     })?;
     if amount < config.min_amount || amount > config.max_amount {
         return Err(ApiError::InvalidField {
-            code: "AMOUNT_OUT_OF_RANGE",
+            code: ErrorCode::AmountOutOfRange,
             field: "amount",
             message: format!(
                 "amount must be between {} and {}",
@@ -125,12 +142,12 @@ fn parse_amount(fields: &Map<String, Value>, config: &Amounts) -> Result<u64, Ap
 }
 
 fn optional_string(
-    fields: &Map<String, Value>,
+    value: Option<&Value>,
     field: &'static str,
-    code: &'static str,
+    code: ErrorCode,
     max_chars: usize,
 ) -> Result<Option<String>, ApiError> {
-    match fields.get(field) {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s.chars().count() > max_chars => Err(ApiError::field(
@@ -158,7 +175,7 @@ fn validate_msisdn(msisdn: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "INVALID_MSISDN",
+            ErrorCode::InvalidMsisdn,
             "msisdn",
             "msisdn must be 6 to 16 digits, optionally starting with +",
         ))
@@ -178,15 +195,15 @@ fn validate_email(email: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "INVALID_EMAIL",
+            ErrorCode::InvalidEmail,
             "email",
             "email is not a valid address",
         ))
     }
 }
 
-fn parse_deposit_id(fields: &Map<String, Value>) -> Result<Option<DepositId>, ApiError> {
-    match fields.get("depositId") {
+fn parse_deposit_id(value: Option<&Value>) -> Result<Option<DepositId>, ApiError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) => DepositId::parse(id)
             .map(Some)
@@ -344,6 +361,27 @@ mod tests {
             if !field.is_empty() {
                 assert_eq!(response["detail"]["field"], field, "{body}");
             }
+        }
+    }
+
+    /// JSON has one number type: `50000.0` and `5e4` are the whole number 50000 (Python's
+    /// `json.dumps` writes a float amount so), and JSON Schema's `integer` admits them too.
+    #[test]
+    fn whole_numbers_written_as_decimals_are_integers() {
+        let ok = parse(r#"{"userId":123.0,"amount":50000.0}"#).unwrap();
+        assert_eq!((ok.user_id.as_str(), ok.amount), ("123", 50000));
+        assert_eq!(
+            parse(r#"{"userId":-5e2,"amount":5e4}"#).unwrap().user_id,
+            "-500"
+        );
+        for (body, code) in [
+            (r#"{"userId":"u","amount":50000.5}"#, "INVALID_AMOUNT"),
+            (r#"{"userId":"u","amount":1e300}"#, "INVALID_AMOUNT"),
+            (r#"{"userId":"u","amount":-0.0}"#, "AMOUNT_OUT_OF_RANGE"),
+            (r#"{"userId":1e300,"amount":5000}"#, "INVALID_USER_ID"),
+            (r#"{"userId":0.5,"amount":5000}"#, "INVALID_USER_ID"),
+        ] {
+            assert_eq!(parse(body).unwrap_err().code(), code, "{body}");
         }
     }
 

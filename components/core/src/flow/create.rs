@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::{life, LifeFacts};
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
@@ -34,7 +34,7 @@ pub struct Created {
 
 fn in_progress(retry_after_s: u64) -> ApiError {
     ApiError::InProgress {
-        code: "CREATE_IN_PROGRESS",
+        code: ErrorCode::CreateInProgress,
         message: "a create of this depositId is waiting for the gateway",
         retry_after_s: retry_after_s.max(1),
     }
@@ -42,7 +42,7 @@ fn in_progress(retry_after_s: u64) -> ApiError {
 
 fn being_removed() -> ApiError {
     ApiError::InProgress {
-        code: "DEPOSIT_EXPIRED",
+        code: ErrorCode::DepositExpired,
         message: "the previous deposit with this depositId expired and is being removed",
         retry_after_s: 60,
     }
@@ -50,7 +50,7 @@ fn being_removed() -> ApiError {
 
 fn conflict(id: &DepositId) -> ApiError {
     ApiError::Conflict {
-        code: "DEPOSIT_CONFLICT",
+        code: ErrorCode::DepositConflict,
         message: "depositId already exists with a different userId, amount or gateway".into(),
         detail: Some(serde_json::json!({ "depositId": id })),
     }
@@ -77,7 +77,7 @@ fn chosen_gateway(config: &Config, asked: Option<GatewayName>) -> Result<Gateway
         None => Ok(gateways.default),
         Some(gateway) if gateways.is_enabled(gateway) => Ok(gateway),
         Some(gateway) => Err(ApiError::field(
-            "GATEWAY_DISABLED",
+            ErrorCode::GatewayDisabled,
             "gateway",
             format!("gateway {gateway} is not enabled on this service"),
         )),

@@ -14,7 +14,7 @@ use crate::credit::{AttemptKind, Credit, CreditState, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::delivery::save_outcome;
 use crate::flow::life::{life, LifeFacts};
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
@@ -68,7 +68,7 @@ pub fn apply_callback(
 
 fn mismatch() -> ApiError {
     ApiError::Conflict {
-        code: "REFERENCE_MISMATCH",
+        code: ErrorCode::ReferenceMismatch,
         message: "reference does not belong to this deposit".into(),
         detail: None,
     }
@@ -123,7 +123,7 @@ fn apply(
     {
         // A genuine notice of another gateway (an order id reused there) pays nothing here.
         return Err(ApiError::Conflict {
-            code: "GATEWAY_MISMATCH",
+            code: ErrorCode::GatewayMismatch,
             message: "this deposit is billed by another gateway".into(),
             detail: None,
         });

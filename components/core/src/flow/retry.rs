@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::credit::AttemptKind;
 use crate::deposit::Creation;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::delivery::{deliver, take_over, Orphan};
 use crate::ids::DepositId;
 use crate::platform::millis;
@@ -32,7 +32,7 @@ pub struct ManualRetry {
 
 fn in_progress(retry_after_s: u64) -> ApiError {
     ApiError::InProgress {
-        code: "CREDIT_IN_PROGRESS",
+        code: ErrorCode::CreditInProgress,
         message: "a delivery of this credit is in progress",
         retry_after_s: retry_after_s.max(1),
     }
@@ -74,7 +74,7 @@ pub fn retry_one(
             let notes = store.notes(id)?;
             let Some(orphan) = Orphan::find(&store, &notes, Some(deposit.epoch))? else {
                 return Err(ApiError::Conflict {
-                    code: "NOT_PAID",
+                    code: ErrorCode::NotPaid,
                     message: "the deposit is not paid".into(),
                     detail: Some(
                         json!({ "status": if notes.is_empty() { "PENDING" } else { "FAILED_OR_REVIEW" } }),

@@ -15,7 +15,7 @@ use super::protocol::{
     PaymentNotice, StatusQuery,
 };
 use crate::config::{Duitku, DuitkuSignature};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Request;
 use crate::ids::DepositId;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
@@ -133,14 +133,14 @@ impl PaymentGateway for Duitku {
         }
         if merchant_code != self.merchant_code {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "merchantCode",
                 "merchantCode is not this merchant's",
             ));
         }
         let deposit_id = DepositId::parse(&order_id).ok_or_else(|| {
             ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "merchantOrderId",
                 "merchantOrderId is missing or not a valid deposit id",
             )
@@ -222,7 +222,7 @@ fn form_fields(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             .is_some()
         {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "body",
                 "a form field is repeated",
             ));

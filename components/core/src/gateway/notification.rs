@@ -1,9 +1,11 @@
 //! The Central PG's PAID/FAILED notification body, validated.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DepositId, GatewayName, Reference};
+use crate::schema::whole_number;
 
 /// Final status reported by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,42 +35,58 @@ pub struct PaymentCallback {
     pub payment_method: Option<String>,
 }
 
+/// The callback body's fields as sent, before validation; other fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackBody {
+    order_id: Option<Value>,
+    reference: Option<Value>,
+    status: Option<Value>,
+    result_code: Option<Value>,
+    duitku_data: Option<Value>,
+}
+
+/// The callback's `duitkuData` fields as sent; other fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayData {
+    merchant_order_id: Option<Value>,
+    amount: Option<Value>,
+    payment_method: Option<Value>,
+}
+
 impl PaymentCallback {
     /// Parses and validates the callback body.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
-        let data = match fields.get("duitkuData") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(data)) => data.clone(),
+        let fields: CallbackBody = crate::schema::json_object(body)?;
+        let data: GatewayData = match fields.duitku_data {
+            None => GatewayData::default(),
+            Some(Value::Object(data)) => serde_json::from_value(Value::Object(data))
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?,
             Some(_) => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData",
                     "duitkuData must be an object",
                 ))
             }
         };
-
-        let order_id = text(&fields, "orderId")?;
+        let order_id = value_text(fields.order_id.as_ref(), "orderId")?;
         if order_id
             .as_deref()
             .is_some_and(|id| DepositId::parse(id).is_none())
         {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "orderId",
                 "orderId is not a valid deposit id",
             ));
         }
-        let merchant_order_id = text(&data, "merchantOrderId")?;
+        let merchant_order_id = value_text(data.merchant_order_id.as_ref(), "merchantOrderId")?;
         if let (Some(a), Some(b)) = (&order_id, &merchant_order_id) {
             if a != b {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData.merchantOrderId",
                     "merchantOrderId differs from orderId",
                 ));
@@ -77,44 +95,48 @@ impl PaymentCallback {
         let order_id = order_id
             .or(merchant_order_id)
             .and_then(|id| DepositId::parse(&id));
-        let reference = match text(&fields, "reference")? {
+        let reference = match value_text(fields.reference.as_ref(), "reference")? {
             None => None,
             Some(r) => Some(Reference::parse(&r).ok_or_else(|| {
-                ApiError::field("INVALID_CALLBACK", "reference", "reference is not valid")
+                ApiError::field(
+                    ErrorCode::InvalidCallback,
+                    "reference",
+                    "reference is not valid",
+                )
             })?),
         };
         if order_id.is_none() && reference.is_none() {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "orderId",
                 "orderId or reference is required",
             ));
         }
 
-        let status = match fields.get("status").and_then(Value::as_str) {
+        let status = match fields.status.as_ref().and_then(Value::as_str) {
             Some("PAID") => CallbackStatus::Paid,
             Some("FAILED") => CallbackStatus::Failed,
             _ => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "status",
                     "status must be \"PAID\" or \"FAILED\"",
                 ))
             }
         };
-        let result_code = text(&fields, "resultCode")?;
-        let amount = amount(&data)?;
+        let result_code = value_text(fields.result_code.as_ref(), "resultCode")?;
+        let amount = amount(data.amount.as_ref())?;
         if status == CallbackStatus::Paid {
             if result_code.as_deref().is_some_and(|code| code != "00") {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "resultCode",
                     "a PAID callback must have resultCode \"00\"",
                 ));
             }
             if amount.is_none() {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "duitkuData.amount",
                     "a PAID callback must carry duitkuData.amount",
                 ));
@@ -127,23 +149,30 @@ impl PaymentCallback {
             status,
             result_code,
             amount,
-            payment_method: text(&data, "paymentMethod")?,
+            payment_method: value_text(data.payment_method.as_ref(), "paymentMethod")?,
         })
     }
 }
 
-/// An optional string field (numbers are accepted and kept as text); at most 255 characters.
+/// An optional string field of a JSON object (see [`value_text`]), for the adapters that
+/// read a gateway's notification as a map.
 pub(crate) fn text(
     fields: &Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<String>, ApiError> {
-    let value = match fields.get(field) {
+    value_text(fields.get(field), field)
+}
+
+/// An optional string field (numbers are accepted and kept as text, a whole number as its
+/// integer); at most 255 characters.
+fn value_text(value: Option<&Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+    let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => whole_number(n).unwrap_or_else(|| n.clone()).to_string(),
         Some(_) => {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 field,
                 format!("{field} must be a string"),
             ))
@@ -151,7 +180,7 @@ pub(crate) fn text(
     };
     if value.chars().count() > 255 || value.chars().any(char::is_control) {
         return Err(ApiError::field(
-            "INVALID_CALLBACK",
+            ErrorCode::InvalidCallback,
             field,
             format!("{field} is not valid"),
         ));
@@ -160,8 +189,8 @@ pub(crate) fn text(
 }
 
 /// `duitkuData.amount`: an integer or a decimal string such as `"150000"` or `"150000.00"`.
-fn amount(data: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
-    let Some(raw) = text(data, "amount")? else {
+fn amount(value: Option<&Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
+    let Some(raw) = value_text(value, "amount")? else {
         return Ok(None);
     };
     parse_amount("duitkuData.amount", raw).map(Some)
@@ -179,7 +208,7 @@ pub(crate) fn parse_amount(
         && fraction.bytes().all(|b| b.is_ascii_digit());
     if !numeric {
         return Err(ApiError::field(
-            "INVALID_CALLBACK",
+            ErrorCode::InvalidCallback,
             field,
             "amount must be a number",
         ));
@@ -253,6 +282,26 @@ mod tests {
             let err = parse(body).expect_err(body);
             assert_eq!(err.status(), 400, "{body}");
         }
+    }
+
+    /// A whole number is its integer text however it is written (JSON has one number type).
+    #[test]
+    fn whole_numbers_are_read_as_integers() {
+        let cb = parse(
+            r#"{"orderId":123.0,"status":"PAID","duitkuData":{"merchantOrderId":123,"amount":5e4}}"#,
+        )
+        .unwrap();
+        assert_eq!(cb.order_id.as_ref().map(DepositId::as_str), Some("123"));
+        assert_eq!(cb.amount, Some(("50000".into(), Some(50000))));
+        let by_merchant = parse(r#"{"status":"FAILED","duitkuData":{"merchantOrderId":-8300.0}}"#);
+        assert_eq!(
+            by_merchant
+                .unwrap()
+                .order_id
+                .as_ref()
+                .map(DepositId::as_str),
+            Some("-8300")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::notification::{self, CallbackStatus, PaymentCallback};
 use crate::config::Secret;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Request;
 pub use crate::ids::GatewayName;
 use crate::ids::{DepositId, Reference};
@@ -295,7 +295,7 @@ pub(super) fn deposit_id_field(
         .and_then(|id| DepositId::parse(&id))
         .ok_or_else(|| {
             ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 field,
                 format!("{field} is missing or not a valid deposit id"),
             )
@@ -310,7 +310,11 @@ pub(super) fn reference_field(
     match notification::text(fields, field)? {
         None => Ok(None),
         Some(r) => Reference::parse(&r).map(Some).ok_or_else(|| {
-            ApiError::field("INVALID_CALLBACK", field, format!("{field} is not valid"))
+            ApiError::field(
+                ErrorCode::InvalidCallback,
+                field,
+                format!("{field} is not valid"),
+            )
         }),
     }
 }
@@ -322,7 +326,7 @@ pub(super) fn paid_needs_amount(
 ) -> Result<PaymentNotice, ApiError> {
     if notice.status == NoticeStatus::Paid && notice.amount.is_none() {
         return Err(ApiError::field(
-            "INVALID_CALLBACK",
+            ErrorCode::InvalidCallback,
             field,
             format!("a paid notification must carry {field}"),
         ));

@@ -11,7 +11,7 @@ use super::protocol::{
     PaymentNotice, StatusQuery,
 };
 use crate::config::Tripay;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::{sign, verify_signature};
@@ -34,7 +34,7 @@ impl Tripay {
             "UNPAID" | "REFUND" => NoticeStatus::Pending,
             _ => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "status",
                     "status must be UNPAID, PAID, FAILED, EXPIRED or REFUND",
                 ))
@@ -135,7 +135,7 @@ impl PaymentGateway for Tripay {
         let event = one_header(request, "x-callback-event")?;
         if event != Some("payment_status") {
             return Err(ApiError::field(
-                "INVALID_CALLBACK",
+                ErrorCode::InvalidCallback,
                 "X-Callback-Event",
                 "X-Callback-Event must be payment_status",
             ));

@@ -10,7 +10,7 @@ use super::protocol::{
     NoticeStatus, PaymentGateway, PaymentNotice, StatusQuery,
 };
 use crate::config::Xendit;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::token_matches;
@@ -33,7 +33,7 @@ impl Xendit {
             "PENDING" => NoticeStatus::Pending,
             _ => {
                 return Err(ApiError::field(
-                    "INVALID_CALLBACK",
+                    ErrorCode::InvalidCallback,
                     "status",
                     "status must be PENDING, PAID, SETTLED or EXPIRED",
                 ))

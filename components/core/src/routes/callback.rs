@@ -2,7 +2,7 @@
 
 use super::route::{header, serve, Peer, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::gateway::central::authenticate;
 use crate::gateway::notification::PaymentCallback;
@@ -22,6 +22,19 @@ pub const ROUTE: Route = Route {
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
+    ],
+    errors: &[
+        ErrorCode::InvalidSignature,
+        ErrorCode::InvalidTimestamp,
+        ErrorCode::InvalidNonce,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidCallback,
+        ErrorCode::DepositNotFound,
+        ErrorCode::NonceReused,
+        ErrorCode::ReferenceMismatch,
+        ErrorCode::GatewayMismatch,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
     ],
 };
 

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::request::CreateDeposit;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::create::create_deposit;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -27,6 +27,24 @@ pub const ROUTE: Route = Route {
         Section::Midtrans,
         Section::Xendit,
         Section::Tripay,
+    ],
+    errors: &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidUserId,
+        ErrorCode::InvalidAmount,
+        ErrorCode::AmountOutOfRange,
+        ErrorCode::InvalidMsisdn,
+        ErrorCode::InvalidEmail,
+        ErrorCode::InvalidProductDetails,
+        ErrorCode::InvalidDepositId,
+        ErrorCode::InvalidGateway,
+        ErrorCode::GatewayDisabled,
+        ErrorCode::DepositConflict,
+        ErrorCode::CreateInProgress,
+        ErrorCode::DepositExpired,
+        ErrorCode::PgError,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
     ],
 };
 

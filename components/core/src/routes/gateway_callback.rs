@@ -4,15 +4,34 @@
 
 use super::route::{serve, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::gateway::{GatewayName, PaymentGateway};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 
-/// The sections every gateway callback reads besides its gateway's own.
+/// What every gateway callback may answer besides its adapter's own codes: a repeated header,
+/// a wrong proof, a malformed notice, and what applying it answers (`apply_callback`).
+macro_rules! callback_errors {
+    ($($code:ident),*) => {
+        &[
+            $(ErrorCode::$code,)*
+            ErrorCode::InvalidHeader,
+            ErrorCode::InvalidCallback,
+            ErrorCode::InvalidSignature,
+            ErrorCode::DepositNotFound,
+            ErrorCode::ReferenceMismatch,
+            ErrorCode::GatewayMismatch,
+            ErrorCode::CorruptRecord,
+            ErrorCode::StoreUnavailable,
+        ]
+    };
+}
+
+/// The sections every gateway callback reads besides its gateway's own, and the errors its
+/// adapter answers besides those every gateway callback may answer.
 macro_rules! callback_route {
-    ($section:expr) => {
+    ($section:expr, $errors:expr) => {
         Route {
             method: "POST",
             allow: "POST, OPTIONS",
@@ -27,18 +46,26 @@ macro_rules! callback_route {
                 Section::Lifetime,
                 Section::Delivery,
             ],
+            errors: $errors,
         }
     };
 }
 
-/// `/callback/duitku`.
-pub const DUITKU: Route = callback_route!(Section::Duitku);
-/// `/callback/midtrans`.
-pub const MIDTRANS: Route = callback_route!(Section::Midtrans);
-/// `/callback/xendit`.
-pub const XENDIT: Route = callback_route!(Section::Xendit);
-/// `/callback/tripay`.
-pub const TRIPAY: Route = callback_route!(Section::Tripay);
+/// `/callback/duitku`: a form body (415 otherwise) whose `signature` field is checked.
+pub const DUITKU: Route = callback_route!(Section::Duitku, callback_errors!(UnsupportedMediaType));
+/// `/callback/midtrans`: a JSON body (415 otherwise) whose `signature_key` field is checked.
+pub const MIDTRANS: Route = callback_route!(
+    Section::Midtrans,
+    callback_errors!(UnsupportedMediaType, InvalidJson)
+);
+/// `/callback/xendit`: `x-callback-token` is checked, then the JSON body (415 otherwise).
+pub const XENDIT: Route = callback_route!(
+    Section::Xendit,
+    callback_errors!(UnsupportedMediaType, InvalidJson)
+);
+/// `/callback/tripay`: `X-Callback-Signature` over the raw body is checked; the body is read as JSON whatever its
+/// content type.
+pub const TRIPAY: Route = callback_route!(Section::Tripay, callback_errors!(InvalidJson));
 
 /// Serves `/callback/duitku` (form-urlencoded callback, answered 200 `OK`).
 pub fn duitku(request: &Request, platform: &Platform) -> Response {

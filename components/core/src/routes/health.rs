@@ -16,6 +16,7 @@ pub const ROUTE: Route = Route {
     auth: None,
     json_body: false,
     sections: &[Section::Replay],
+    errors: &[],
 };
 
 /// Key read by the store check; it is never written.

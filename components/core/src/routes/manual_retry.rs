@@ -2,11 +2,12 @@
 
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::retry::retry_one;
 use crate::http::{Request, Response};
 use crate::ids::DepositId;
 use crate::platform::Platform;
+use crate::schema::{self, RetryQuery};
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {
@@ -15,6 +16,15 @@ pub const ROUTE: Route = Route {
     auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    errors: &[
+        ErrorCode::InvalidDepositId,
+        ErrorCode::DepositNotFound,
+        ErrorCode::NotPaid,
+        ErrorCode::CreditInProgress,
+        ErrorCode::CreditFailed,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
+    ],
 };
 
 /// Serves `/deposit/retry-credit`.
@@ -27,8 +37,9 @@ fn manual_retry(
     platform: &Platform,
     config: &Config,
 ) -> Result<Response, ApiError> {
-    let id = request
-        .query_param("depositId")
+    let query: RetryQuery = schema::query(request);
+    let id = query
+        .deposit_id
         .and_then(|id| DepositId::parse(&id))
         .ok_or_else(ApiError::invalid_deposit_id)?;
     let result = retry_one(platform, config, &id)?;

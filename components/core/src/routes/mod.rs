@@ -7,6 +7,7 @@ pub mod create;
 pub mod gateway_callback;
 pub mod health;
 pub mod manual_retry;
+pub mod openapi;
 pub mod route;
 pub mod status;
 pub mod sweep;

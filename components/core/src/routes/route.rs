@@ -2,12 +2,33 @@
 //! preflight, method, auth, body size and content type before the route's handler.
 
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
 use crate::signature::verify_bearer;
 
 impl Route {
+    /// Every error code this route may answer: the shared checks' (method, body size,
+    /// configuration; bearer token and header form when `auth`; content type when
+    /// `json_body`) and its handler's.
+    pub fn error_codes(&self) -> Vec<ErrorCode> {
+        let mut codes = vec![
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::ConfigError,
+        ];
+        if self.auth.is_some() {
+            codes.extend([ErrorCode::Unauthorized, ErrorCode::InvalidHeader]);
+        }
+        if self.json_body {
+            codes.extend([ErrorCode::InvalidHeader, ErrorCode::UnsupportedMediaType]);
+        }
+        codes.extend(self.errors);
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     /// The Spin variables this route reads.
     pub fn variables(&self) -> Vec<&'static str> {
         crate::config::CORS_VARIABLES
@@ -48,6 +69,8 @@ pub struct Route {
     /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and
     /// `CentralPg` for the Central PG).
     pub sections: &'static [Section],
+    /// The error codes its handler may answer, besides those of the shared checks.
+    pub errors: &'static [ErrorCode],
 }
 
 /// Route handler: the request has passed every shared check.
@@ -73,6 +96,12 @@ pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Han
             Ok(response) => response,
             Err(error) => {
                 log_error(request, &error);
+                debug_assert!(
+                    route.error_codes().contains(&error.code()),
+                    "{} answered {}, which its Route does not declare",
+                    request.path,
+                    error.code()
+                );
                 error.into_response()
             }
         }

@@ -3,11 +3,12 @@
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
 use crate::deposit::Creation;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::{life, LifeFacts};
 use crate::http::{Request, Response};
 use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
+use crate::schema::{self, StatusQuery};
 use crate::store::DepositStore;
 use crate::view::DepositView;
 
@@ -18,6 +19,15 @@ pub const ROUTE: Route = Route {
     auth: Some(Peer::Bot),
     json_body: false,
     sections: &[Section::Auth, Section::Lifetime],
+    errors: &[
+        ErrorCode::InvalidDepositId,
+        ErrorCode::InvalidReference,
+        ErrorCode::MissingQuery,
+        ErrorCode::AmbiguousQuery,
+        ErrorCode::DepositNotFound,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
+    ],
 };
 
 /// Serves `/deposit/status`.
@@ -28,15 +38,13 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
     let lifetime = config.lifetime()?;
     let store = DepositStore::new(platform, lifetime);
-    let id = match (
-        request.query_param("depositId"),
-        request.query_param("reference"),
-    ) {
+    let query: StatusQuery = schema::query(request);
+    let id = match (query.deposit_id, query.reference) {
         (Some(id), None) => DepositId::parse(&id).ok_or_else(ApiError::invalid_deposit_id)?,
         (None, Some(reference)) => {
             let reference = Reference::parse(&reference).ok_or_else(|| {
                 ApiError::field(
-                    "INVALID_REFERENCE",
+                    ErrorCode::InvalidReference,
                     "reference",
                     "reference must be 1 to 128 printable characters",
                 )
@@ -48,14 +56,14 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
         }
         (None, None) => {
             return Err(ApiError::field(
-                "MISSING_QUERY",
+                ErrorCode::MissingQuery,
                 "depositId",
                 "give depositId or reference",
             ))
         }
         (Some(_), Some(_)) => {
             return Err(ApiError::field(
-                "AMBIGUOUS_QUERY",
+                ErrorCode::AmbiguousQuery,
                 "depositId",
                 "give depositId or reference, not both",
             ))

@@ -2,7 +2,7 @@
 
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -24,6 +24,7 @@ pub const ROUTE: Route = Route {
         Section::Tripay,
         Section::Reconcile,
     ],
+    errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
 };
 
 /// Serves `/internal/credit-retry`.
