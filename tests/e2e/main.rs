@@ -18,6 +18,7 @@ mod instances;
 mod operations;
 mod outbound;
 mod receivers;
+mod refusals;
 mod retention;
 mod store_timeout;
 mod support;
