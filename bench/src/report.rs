@@ -143,7 +143,7 @@ impl Fact {
             Fact::Runner(_) => "runner".into(),
             Fact::WasmSize { component, .. } => format!("size of {component}.wasm"),
             Fact::ColdStart(_) => {
-                "start to first 200, no compiled cache (compiles 6 components)".into()
+                "start to first 200, no compiled cache (compiles every component)".into()
             }
             Fact::WarmStart(b, _) => {
                 format!("{}: start to first 200, warm (median of 3)", b.label())

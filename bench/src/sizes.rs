@@ -15,13 +15,18 @@ use crate::report::{Fact, Report};
 use crate::stack::{root, used_memory, Backend, Stack};
 
 /// The shipped components, as their `.wasm` files are named.
-const COMPONENTS: [&str; 6] = [
+const COMPONENTS: [&str; 11] = [
     "health",
     "deposit_create",
     "payment_callback",
     "deposit_status",
     "sweep",
     "manual_retry",
+    "openapi",
+    "callback_duitku",
+    "callback_midtrans",
+    "callback_xendit",
+    "callback_tripay",
 ];
 
 /// The size of every built component.
