@@ -260,15 +260,7 @@ impl WasiHttpHooks for OutboundHooks {
         let allowed = self.allowed.clone();
         let client = self.client.clone();
         let metrics = self.metrics.clone();
-        let destination = format!(
-            "{}://{}",
-            request.uri().scheme_str().unwrap_or("http"),
-            request
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .unwrap_or("self")
-        );
+        let destination = origin(request.uri());
         let sent = self.send(allowed, client, request, options);
         Box::new(async move {
             let result = Box::into_pin(sent).await;
@@ -310,13 +302,8 @@ impl OutboundHooks {
             }
             if !allowed.permits(request.uri()) {
                 eprintln!(
-                    "ERROR outbound: Outbound network destination not allowed: {}://{}",
-                    request.uri().scheme_str().unwrap_or("http"),
-                    request
-                        .uri()
-                        .authority()
-                        .map(|a| a.as_str())
-                        .unwrap_or("self")
+                    "ERROR outbound: Outbound network destination not allowed: {}",
+                    origin(request.uri())
                 );
                 return Err(Error::HttpRequestDenied);
             }
@@ -416,6 +403,15 @@ impl Body for BetweenBytes {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// `scheme://authority` of a request, as the allow-list and the metrics name a destination.
+fn origin(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map(|a| a.as_str()).unwrap_or("self")
+    )
 }
 
 #[cfg(test)]
