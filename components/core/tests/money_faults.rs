@@ -274,6 +274,34 @@ fn a_create_racing_the_pg_call_of_another_user_is_refused() {
 }
 
 #[test]
+fn a_stalled_create_is_not_taken_over_by_another_user() {
+    // Found by the simulation (seeds 88203, 202524 of 300,000): create A stalls in the PG call
+    // past its hold; another user's create of the id took the hold over with A's epoch, so A's
+    // invoice (paid and credited to A's user) and the other user's later invoice shared one
+    // deposit: the other user's payment was never credited and the status showed it credited.
+    // Only the same user's retry may take over a create; anyone else gets 409 at once.
+    let p = platform();
+    let during = DuringCall::new(&p.http, "pg.test", || {
+        p.clock.advance(Duration::from_secs(3_600));
+        let other = create(
+            &p,
+            json!({"userId": "u2", "amount": 9000, "depositId": "D1"}),
+        );
+        assert_eq!(other.status, 409, "{}", other.json_body());
+        assert_eq!(other.json_body()["error"], "DEPOSIT_CONFLICT");
+    });
+    let a_platform = Platform {
+        http: &during,
+        ..p.platform()
+    };
+    let _ = routes::create::handle(
+        &create_request(json!({"userId": "u1", "amount": 5000, "depositId": "D1"})),
+        &a_platform,
+    );
+    assert_eq!(p.http.requests_to("pg.test").len(), 1, "no second invoice");
+}
+
+#[test]
 fn a_create_between_anothers_claim_and_its_hold_does_not_take_the_id() {
     // Found by the simulation (seed 9320): create A took claim 1 on D1 and has not written
     // its hold yet when create B, for another user, reads the claim counter (1) and no

@@ -6,8 +6,9 @@
 //! the id only if it got exactly the number it read plus one; it then holds the id
 //! (`Creating`, for the gateway's timeout plus a margin) while the gateway answers. Any other
 //! create of the id meanwhile gets 409 at once: `DEPOSIT_CONFLICT` for another user,
-//! amount or gateway, `CREATE_IN_PROGRESS` with `Retry-After` for the same. A create whose hold ended or
-//! was taken over never writes its invoice.
+//! amount or gateway, `CREATE_IN_PROGRESS` with `Retry-After` for the same. Only the same
+//! deposit's create may take over one whose hold ended or that failed; a create whose hold
+//! ended or was taken over never writes its invoice.
 
 use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
@@ -246,6 +247,11 @@ fn create_chosen(
                 } else {
                     conflict(&id)
                 });
+            }
+            // Only the same deposit's create may take over another: a stalled one may still
+            // hand out its invoice, so both must be of the same user and amount.
+            Creation::Creating { .. } | Creation::Abandoned { .. } if !same => {
+                return Err(conflict(&id))
             }
             // A create that failed, or whose hold ended: this one may take over.
             Creation::Creating { .. } | Creation::Abandoned { .. } => {
