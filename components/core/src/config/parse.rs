@@ -155,7 +155,9 @@ pub(super) fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     if value.is_empty() {
         return Ok(Vec::new());
     }
-    let origins: Vec<String> = serde_json::from_str(value)
+    // `from_slice`, not `from_str`: every other JSON read is from bytes, and a second reader
+    // type would link a second copy of serde_json's parser.
+    let origins: Vec<String> = serde_json::from_slice(value.as_bytes())
         .map_err(|_| ConfigError::new(NAME, "must be a JSON array of strings"))?;
     if origins.iter().any(|o| o.is_empty()) {
         return Err(ConfigError::new(NAME, "origins must not be empty strings"));
