@@ -9,7 +9,10 @@
 #
 # Upstreams: set SPIN_VARIABLE_SHARED_SECRET, SPIN_VARIABLE_CENTRAL_PG_BASE_URL and
 # SPIN_VARIABLE_BOT_BACKEND_URL to talk to a real Central PG and bot. Leave the URLs unset to
-# get local mock PG and bot (ports 3081/3082) and a generated secret in .spin/dev-secret.
+# get local mock PG and bot (ports 3081/3082) and a generated secret in .spin/dev-secret,
+# plus mock Duitku, Midtrans, Xendit and Tripay (ports 3083-3086), all enabled, with keys
+# made from a generated secret in .spin/dev-gateway-secret. `POST <mock>/_mock/pay?order=ID`
+# plays the buyer paying: the mock sends its signed callback to this app.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 listen="${LISTEN:-127.0.0.1:3000}"
@@ -29,10 +32,35 @@ if [ -z "${SPIN_VARIABLE_CENTRAL_PG_BASE_URL:-}" ] || [ -z "${SPIN_VARIABLE_BOT_
   export SPIN_VARIABLE_SHARED_SECRET
   export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:3081"
   export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:3082"
-  ./target/host/topup-mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 &
+  # The mock gateways' throwaway keys (what Keys::from_secret makes; the e2e test
+  # local_mode.rs checks these names against the app's).
+  [ -s .spin/dev-gateway-secret ] || (umask 077 && openssl rand -hex 32 > .spin/dev-gateway-secret)
+  TOPUP_MOCKS_GATEWAY_SECRET="$(cat .spin/dev-gateway-secret)"
+  export TOPUP_MOCKS_GATEWAY_SECRET
+  g="$TOPUP_MOCKS_GATEWAY_SECRET"
+  export SPIN_VARIABLE_GATEWAYS_ENABLED="central,duitku,midtrans,xendit,tripay"
+  export SPIN_VARIABLE_PUBLIC_BASE_URL="${SPIN_VARIABLE_PUBLIC_BASE_URL:-http://$listen}"
+  export SPIN_VARIABLE_DUITKU_BASE_URL="http://127.0.0.1:3083"
+  export SPIN_VARIABLE_DUITKU_MERCHANT_CODE="DMOCK1"
+  export SPIN_VARIABLE_DUITKU_API_KEY="$g-api"
+  export SPIN_VARIABLE_DUITKU_SIGNATURE="hmac"
+  export SPIN_VARIABLE_MIDTRANS_SNAP_URL="http://127.0.0.1:3084"
+  export SPIN_VARIABLE_MIDTRANS_API_URL="http://127.0.0.1:3084"
+  export SPIN_VARIABLE_MIDTRANS_SERVER_KEY="$g-api"
+  export SPIN_VARIABLE_XENDIT_BASE_URL="http://127.0.0.1:3085"
+  export SPIN_VARIABLE_XENDIT_SECRET_KEY="$g-api"
+  export SPIN_VARIABLE_XENDIT_CALLBACK_TOKEN="$g-token"
+  export SPIN_VARIABLE_TRIPAY_BASE_URL="http://127.0.0.1:3086"
+  export SPIN_VARIABLE_TRIPAY_API_PATH="/api-sandbox"
+  export SPIN_VARIABLE_TRIPAY_MERCHANT_CODE="DMOCK1"
+  export SPIN_VARIABLE_TRIPAY_API_KEY="$g-api"
+  export SPIN_VARIABLE_TRIPAY_PRIVATE_KEY="$g-private"
+  ./target/host/topup-mocks --pg 127.0.0.1:3081 --bot 127.0.0.1:3082 \
+    --gateways-from 3083 --app "http://$listen" &
   mocks=$!
   trap 'kill $mocks 2>/dev/null' EXIT
-  echo "Local mock PG and bot started; the shared secret is in .spin/dev-secret"
+  echo "Local mocks started (PG, bot, and Duitku/Midtrans/Xendit/Tripay on 3083-3086);" \
+    "the shared secret is in .spin/dev-secret"
 fi
 
 if command -v spin >/dev/null; then

@@ -15,6 +15,7 @@ mod faults;
 mod gateways;
 mod host_behaviour;
 mod instances;
+mod local_mode;
 mod operations;
 mod outbound;
 mod receivers;

@@ -147,6 +147,7 @@ impl<P: Party> Mock<P> {
                 }
             },
             tls,
+            None,
         )
         .await?;
         Ok(Self {
@@ -227,7 +228,14 @@ fn length_required() -> hyper::Response<MockBody> {
     response
 }
 
-async fn serve<F, Fut>(addr: &str, answer: F, tls: Option<TlsServer>) -> Result<SocketAddr>
+/// Serves `answer` on `addr`. A request without `Content-Length` is answered 411, except
+/// under `bodiless` (a path prefix: local mode's buyer endpoint, which curl calls bodiless).
+async fn serve<F, Fut>(
+    addr: &str,
+    answer: F,
+    tls: Option<TlsServer>,
+    bodiless: Option<&'static str>,
+) -> Result<SocketAddr>
 where
     F: Fn(Received) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = (u16, Reply)> + Send + 'static,
@@ -250,7 +258,10 @@ where
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
                             // Drained first, so the 411 reaches the client instead of a reset.
-                            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+                            let exempt =
+                                bodiless.is_some_and(|prefix| parts.uri.path().starts_with(prefix));
+                            if !exempt && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+                            {
                                 return Ok::<_, Infallible>(length_required());
                             }
                             let headers: Vec<(String, String)> = parts

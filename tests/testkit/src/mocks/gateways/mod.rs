@@ -4,6 +4,12 @@
 //! A mock never calls back by itself: [`MockGateway::pay`] and [`MockGateway::expire`] change
 //! an order and return the notification the gateway would send, signed as it signs it, for
 //! the test to deliver (or to drop, as a lost callback).
+//!
+//! Local mode (`topup-mocks --gateways-from PORT --app URL`, started by `scripts/run.sh`) is
+//! the one exception, and only there: a mock started with [`MockGateway::start_local`] also
+//! answers `POST /_mock/pay?order=ID` and `POST /_mock/expire?order=ID` by playing the buyer
+//! and sending that notification to the app itself (see `local.rs`). A mock started with
+//! [`MockGateway::start`] has no such endpoint: it answers 404 like any unknown path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +24,10 @@ use sha2::{Digest, Sha256};
 
 use super::{lock, serve, Received, Reply};
 
+mod local;
 mod protocols;
+
+pub use local::{local_app_variables, start_local_gateways};
 
 /// Which gateway a mock plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +71,40 @@ pub const PRIVATE_KEY: &str = "mock-tripay-private-key";
 /// Xendit's callback verification token.
 pub const CALLBACK_TOKEN: &str = "mock-xendit-callback-token";
 
+/// The secrets a mock gateway holds (its merchant code is always [`MERCHANT_CODE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// Duitku API key, Midtrans server key, Xendit secret key or Tripay API key.
+    pub api_key: String,
+    /// Tripay's private key.
+    pub private_key: String,
+    /// Xendit's callback verification token.
+    pub callback_token: String,
+}
+
+impl Default for Keys {
+    /// The fixed test keys ([`API_KEY`], [`PRIVATE_KEY`], [`CALLBACK_TOKEN`]).
+    fn default() -> Self {
+        Self {
+            api_key: API_KEY.into(),
+            private_key: PRIVATE_KEY.into(),
+            callback_token: CALLBACK_TOKEN.into(),
+        }
+    }
+}
+
+impl Keys {
+    /// Throwaway keys made from one generated secret, as `scripts/run.sh` makes them:
+    /// `<secret>-api`, `<secret>-private` and `<secret>-token`.
+    pub fn from_secret(secret: &str) -> Self {
+        Self {
+            api_key: format!("{secret}-api"),
+            private_key: format!("{secret}-private"),
+            callback_token: format!("{secret}-token"),
+        }
+    }
+}
+
 /// Where an order stands at the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -93,6 +136,11 @@ pub struct Notification {
 
 struct GatewayState {
     protocol: Protocol,
+    keys: Keys,
+    /// Started by [`MockGateway::start_local`]: has the buyer endpoint.
+    local: bool,
+    /// Local mode only: the app that `/_mock/pay` and `/_mock/expire` notify.
+    app: Mutex<Option<crate::Http>>,
     /// Orders by our order id.
     orders: Mutex<HashMap<String, Order>>,
     received: Mutex<Vec<Received>>,
@@ -128,29 +176,65 @@ fn refused(status: u16, message: &str) -> Answer {
 }
 
 impl MockGateway {
-    /// Listens on a free loopback port.
+    /// Listens on a free loopback port, with the fixed test [`Keys`].
     pub async fn start(protocol: Protocol) -> Result<Self> {
+        Self::launch("127.0.0.1:0", protocol, Keys::default(), None).await
+    }
+
+    /// Local mode: listens on `addr` with `keys` and also answers `POST /_mock/pay?order=ID`
+    /// and `POST /_mock/expire?order=ID` by sending the notification to `app` (its base URL).
+    pub async fn start_local(
+        addr: &str,
+        protocol: Protocol,
+        keys: Keys,
+        app: &str,
+    ) -> Result<Self> {
+        Self::launch(addr, protocol, keys, Some(app)).await
+    }
+
+    /// Local mode: points `/_mock/pay` and `/_mock/expire` at another app base URL (a mock
+    /// started by [`MockGateway::start`] still has no such endpoint).
+    pub fn set_app(&self, app: &str) {
+        *lock(&self.state.app) = Some(crate::Http::new(app));
+    }
+
+    async fn launch(addr: &str, protocol: Protocol, keys: Keys, app: Option<&str>) -> Result<Self> {
+        let local = app.is_some();
         let state = Arc::new(GatewayState {
             protocol,
+            keys,
+            local,
+            app: Mutex::new(app.map(crate::Http::new)),
             orders: Mutex::new(HashMap::new()),
             received: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
         });
         let handler = state.clone();
         let addr = serve(
-            "127.0.0.1:0",
+            addr,
             move |received: Received| {
                 let state = handler.clone();
                 async move {
+                    // Local mode's buyer endpoint is not gateway traffic: not recorded.
+                    if let Some((status, text)) = state.play_buyer(&received).await {
+                        return (status, Reply::Whole(text));
+                    }
                     let (status, text) = state.answer(&received);
                     lock(&state.received).push(received);
                     (status, Reply::Whole(text))
                 }
             },
             None,
+            // Only local mode's buyer endpoint may come without a Content-Length.
+            local.then_some("/_mock/"),
         )
         .await?;
         Ok(Self { addr, state })
+    }
+
+    /// The gateway it plays.
+    pub fn protocol(&self) -> Protocol {
+        self.state.protocol
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
@@ -161,29 +245,30 @@ impl MockGateway {
     /// The app's variables that point it at this mock, with its credentials.
     pub fn app_variables(&self) -> Vec<(&'static str, String)> {
         let url = self.url();
+        let keys = &self.state.keys;
         match self.state.protocol {
             Protocol::Duitku => vec![
                 ("duitku_base_url", url),
                 ("duitku_merchant_code", MERCHANT_CODE.into()),
-                ("duitku_api_key", API_KEY.into()),
+                ("duitku_api_key", keys.api_key.clone()),
                 ("duitku_signature", "hmac".into()),
             ],
             Protocol::Midtrans => vec![
                 ("midtrans_snap_url", url.clone()),
                 ("midtrans_api_url", url),
-                ("midtrans_server_key", API_KEY.into()),
+                ("midtrans_server_key", keys.api_key.clone()),
             ],
             Protocol::Xendit => vec![
                 ("xendit_base_url", url),
-                ("xendit_secret_key", API_KEY.into()),
-                ("xendit_callback_token", CALLBACK_TOKEN.into()),
+                ("xendit_secret_key", keys.api_key.clone()),
+                ("xendit_callback_token", keys.callback_token.clone()),
             ],
             Protocol::Tripay => vec![
                 ("tripay_base_url", url),
                 ("tripay_api_path", "/api-sandbox".into()),
                 ("tripay_merchant_code", MERCHANT_CODE.into()),
-                ("tripay_api_key", API_KEY.into()),
-                ("tripay_private_key", PRIVATE_KEY.into()),
+                ("tripay_api_key", keys.api_key.clone()),
+                ("tripay_private_key", keys.private_key.clone()),
             ],
         }
     }
@@ -217,19 +302,24 @@ impl MockGateway {
     }
 
     fn settle(&self, order_id: &str, status: OrderStatus) -> Notification {
-        let order = {
-            let mut orders = lock(&self.state.orders);
-            let order = orders
-                .get_mut(order_id)
-                .unwrap_or_else(|| panic!("no order {order_id} at the mock gateway"));
-            order.status = status;
-            order.clone()
-        };
-        self.state.notification(order_id, &order)
+        self.state
+            .settle(order_id, status)
+            .unwrap_or_else(|| panic!("no order {order_id} at the mock gateway"))
     }
 }
 
 impl GatewayState {
+    /// Order `order_id` becomes `status`; its notification, or `None` for an unknown order.
+    fn settle(&self, order_id: &str, status: OrderStatus) -> Option<Notification> {
+        let order = {
+            let mut orders = lock(&self.orders);
+            let order = orders.get_mut(order_id)?;
+            order.status = status;
+            order.clone()
+        };
+        Some(self.notification(order_id, &order))
+    }
+
     fn is_status_query(&self, path: &str) -> bool {
         match self.protocol {
             Protocol::Duitku => path == "/api/merchant/transactionStatus",

@@ -12,7 +12,10 @@ impl GatewayState {
             return refused(415, "content type must be application/json");
         }
         let timestamp = r.header("x-duitku-timestamp").unwrap_or("");
-        let signature = hmac_hex(API_KEY, format!("{MERCHANT_CODE}{timestamp}").as_bytes());
+        let signature = hmac_hex(
+            &self.keys.api_key,
+            format!("{MERCHANT_CODE}{timestamp}").as_bytes(),
+        );
         if r.header("x-duitku-merchantcode") != Some(MERCHANT_CODE)
             || timestamp.is_empty()
             || !timestamp.bytes().all(|b| b.is_ascii_digit())
@@ -47,7 +50,10 @@ impl GatewayState {
     pub(super) fn duitku_status(&self, r: &Received) -> Answer {
         let body = r.json();
         let order_id = body["merchantOrderId"].as_str().unwrap_or("");
-        let signature = hmac_hex(API_KEY, format!("{MERCHANT_CODE}{order_id}").as_bytes());
+        let signature = hmac_hex(
+            &self.keys.api_key,
+            format!("{MERCHANT_CODE}{order_id}").as_bytes(),
+        );
         if body["merchantCode"] != MERCHANT_CODE || body["signature"] != signature.as_str() {
             return refused(401, "Unauthorized");
         }
@@ -71,7 +77,7 @@ impl GatewayState {
     // ----- Midtrans
 
     pub(super) fn midtrans_create(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(basic(API_KEY).as_str()) {
+        if r.header("authorization") != Some(basic(&self.keys.api_key).as_str()) {
             return refused(401, "Access denied due to unauthorized transaction");
         }
         if r.header("content-type") != Some("application/json") {
@@ -98,14 +104,17 @@ impl GatewayState {
         }
     }
 
-    fn midtrans_fields(order_id: &str, order: &Order) -> Value {
+    fn midtrans_fields(&self, order_id: &str, order: &Order) -> Value {
         let (transaction, code) = match order.status {
             OrderStatus::Paid => ("settlement", "200"),
             OrderStatus::Pending => ("pending", "201"),
             OrderStatus::Expired => ("expire", "407"),
         };
         let gross = format!("{}.00", order.amount);
-        let signature = hex::encode(Sha512::digest(format!("{order_id}{code}{gross}{API_KEY}")));
+        let signature = hex::encode(Sha512::digest(format!(
+            "{order_id}{code}{gross}{}",
+            self.keys.api_key
+        )));
         json!({"transaction_time": "2026-11-25 10:00:00", "transaction_status": transaction,
             "transaction_id": format!("tx-{order_id}"), "status_message": "midtrans payment notification",
             "status_code": code, "signature_key": signature, "payment_type": "qris",
@@ -114,7 +123,7 @@ impl GatewayState {
     }
 
     pub(super) fn midtrans_status(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(basic(API_KEY).as_str()) {
+        if r.header("authorization") != Some(basic(&self.keys.api_key).as_str()) {
             return refused(401, "Access denied due to unauthorized transaction");
         }
         let order_id = r
@@ -127,7 +136,7 @@ impl GatewayState {
                 json!({"status_code": "404", "status_message": "Transaction doesn't exist."})
                     .to_string(),
             ),
-            Some(order) => (200, Self::midtrans_fields(order_id, &order).to_string()),
+            Some(order) => (200, self.midtrans_fields(order_id, &order).to_string()),
         }
     }
 
@@ -152,7 +161,7 @@ impl GatewayState {
     }
 
     pub(super) fn xendit_create(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(basic(API_KEY).as_str()) {
+        if r.header("authorization") != Some(basic(&self.keys.api_key).as_str()) {
             return refused(401, "INVALID_API_KEY");
         }
         let body = r.json();
@@ -168,7 +177,7 @@ impl GatewayState {
     }
 
     pub(super) fn xendit_get(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(basic(API_KEY).as_str()) {
+        if r.header("authorization") != Some(basic(&self.keys.api_key).as_str()) {
             return refused(401, "INVALID_API_KEY");
         }
         let id = r.path.trim_start_matches("/v2/invoices/");
@@ -195,7 +204,7 @@ impl GatewayState {
     }
 
     pub(super) fn tripay_create(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(format!("Bearer {API_KEY}").as_str()) {
+        if r.header("authorization") != Some(format!("Bearer {}", self.keys.api_key).as_str()) {
             return (
                 401,
                 json!({"success": false, "message": "Invalid API Key"}).to_string(),
@@ -214,7 +223,7 @@ impl GatewayState {
             );
         };
         let signature = hmac_hex(
-            PRIVATE_KEY,
+            &self.keys.private_key,
             format!("{MERCHANT_CODE}{order_id}{amount}").as_bytes(),
         );
         if field("signature") != Some(signature.as_str()) {
@@ -254,7 +263,7 @@ impl GatewayState {
     }
 
     pub(super) fn tripay_detail(&self, r: &Received) -> Answer {
-        if r.header("authorization") != Some(format!("Bearer {API_KEY}").as_str()) {
+        if r.header("authorization") != Some(format!("Bearer {}", self.keys.api_key).as_str()) {
             return (
                 401,
                 json!({"success": false, "message": "Invalid API Key"}).to_string(),
@@ -288,7 +297,7 @@ impl GatewayState {
                     "02"
                 };
                 let signature = hmac_hex(
-                    API_KEY,
+                    &self.keys.api_key,
                     format!("{MERCHANT_CODE}{amount}{order_id}").as_bytes(),
                 );
                 let body = form_urlencoded::Serializer::new(String::new())
@@ -315,13 +324,14 @@ impl GatewayState {
             Protocol::Midtrans => Notification {
                 path: "/callback/midtrans".into(),
                 headers: json_headers(),
-                body: Self::midtrans_fields(order_id, order)
+                body: self
+                    .midtrans_fields(order_id, order)
                     .to_string()
                     .into_bytes(),
             },
             Protocol::Xendit => {
                 let mut headers = json_headers();
-                headers.push(("x-callback-token".into(), CALLBACK_TOKEN.into()));
+                headers.push(("x-callback-token".into(), self.keys.callback_token.clone()));
                 Notification {
                     path: "/callback/xendit".into(),
                     headers,
@@ -336,7 +346,7 @@ impl GatewayState {
                 headers.push(("x-callback-event".into(), "payment_status".into()));
                 headers.push((
                     "x-callback-signature".into(),
-                    hmac_hex(PRIVATE_KEY, body.as_bytes()),
+                    hmac_hex(&self.keys.private_key, body.as_bytes()),
                 ));
                 Notification {
                     path: "/callback/tripay".into(),
