@@ -184,6 +184,21 @@ impl Sim {
                 }
                 let first = !self.plans[plan].answered[requester];
                 self.plans[plan].answered[requester] = true;
+                // Another user's deposit of this id was shown and its life has ended: the app
+                // removed it and this create is a new deposit of the id (allowed), not a second
+                // invoice of that one.
+                let era = self.plans[plan].era;
+                let reused = first
+                    && era == 0
+                    && self.shown.iter().any(|s| {
+                        s.deposit_id == deposit_id
+                            && s.era == 0
+                            && (s.user != user || s.amount != amount)
+                            && s.alive_until <= now
+                    });
+                if reused {
+                    self.plans[plan].era = 1;
+                }
                 // A bot that gets an id of its own again forgets it ever applied it.
                 if first && self.plans[plan].era == 1 {
                     self.world.bot.borrow_mut().applied.remove(&deposit_id);
