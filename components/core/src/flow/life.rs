@@ -2,8 +2,13 @@
 //! retention period (`deposit_ttl_days`) after it was settled. Readers use this to decide
 //! whether a deposit is still there; the sweep uses it to decide when to remove it.
 
-use crate::credit::CreditLog;
+use crate::credit::{Credit, CreditLog};
 use crate::deposit::note::{Note, NoteKind};
+use crate::deposit::Deposit;
+use crate::envelope::Envelope;
+use crate::ids::Reference;
+use crate::platform::StoreError;
+use crate::store::DepositStore;
 
 /// Until when a deposit must be kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +41,33 @@ pub struct LifeFacts<'a> {
     pub notes: &'a [Note],
     /// Whether a PAID callback claimed the payment.
     pub payment_claimed: bool,
+    /// Whether an invoice it handed out may still be paid for all its gateway has said (see
+    /// [`is_settled`]); never at the Central PG, which cannot be asked.
+    pub unsettled: bool,
     /// The retention period (ms).
     pub ttl_ms: u64,
+}
+
+/// Whether nothing more can come of invoice `reference` of epoch `epoch`: its payment is
+/// recorded (`credit`), a payment of it is noted (to recover, refund or review), or its
+/// gateway said it can no longer be paid.
+pub fn is_settled(
+    reference: &Reference,
+    epoch: u64,
+    credit: Option<&Credit>,
+    notes: &[Note],
+) -> bool {
+    credit.is_some_and(|c| c.epoch == epoch && c.reference == *reference)
+        || notes.iter().any(|n| {
+            n.epoch == epoch
+                && n.reference == *reference
+                && matches!(
+                    n.kind,
+                    NoteKind::Paid { .. }
+                        | NoteKind::WrongAmount { .. }
+                        | NoteKind::Failed { closed: true, .. }
+                )
+        })
 }
 
 /// Until when a deposit must be kept.
@@ -70,8 +100,39 @@ pub fn life(facts: &LifeFacts) -> Life {
             NoteKind::Paid { .. } => credited_reference != Some(&n.reference),
         });
     if unresolved {
-        Life::Owed
-    } else {
-        Life::Until(end)
+        return Life::Owed;
     }
+    if facts.unsettled {
+        // Its gateway has not yet said how an invoice ended: reconciliation keeps asking, for
+        // at most one more lifetime.
+        end = end.max(facts.record_expiry.saturating_add(facts.ttl_ms));
+    }
+    Life::Until(end)
+}
+
+/// The life of `deposit`, from its credit and notes (both read by the caller) and what else
+/// decides it.
+pub fn life_of(
+    store: &DepositStore,
+    deposit: &Envelope<Deposit>,
+    credit: &CreditLog,
+    notes: &[Note],
+) -> Result<Life, StoreError> {
+    let epoch = deposit.v.epoch;
+    let unsettled = !deposit.v.gateway.is_central() && {
+        let current = credit.current();
+        store
+            .invoices(&deposit.v)?
+            .iter()
+            .any(|i| !is_settled(&i.reference, epoch, current, notes))
+    };
+    Ok(life(&LifeFacts {
+        record_expiry: deposit.exp,
+        epoch,
+        credit,
+        notes,
+        payment_claimed: store.payment_claimed(&deposit.v.deposit_id)?,
+        unsettled,
+        ttl_ms: store.ttl_ms(),
+    }))
 }

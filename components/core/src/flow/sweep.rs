@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Auth, Config, Delivery, Lifetime};
+use crate::config::{Auth, Config, Delivery};
 use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
@@ -72,7 +72,6 @@ struct Sweep<'a, 'p> {
     max_checks: u32,
     auth: &'a Auth,
     delivery: &'a Delivery,
-    lifetime: &'a Lifetime,
     report: SweepReport,
     batch: Vec<Credit>,
     started: u64,
@@ -92,7 +91,6 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
         max_checks: config.reconcile()?.max_per_sweep,
         auth: config.auth()?,
         delivery: config.delivery()?,
-        lifetime,
         report: SweepReport {
             ok: true,
             ..SweepReport::default()
@@ -215,7 +213,7 @@ impl Sweep<'_, '_> {
     fn run(&mut self, task: Task) -> Result<(), StoreError> {
         let outcome = match &task {
             Task::Credit { id, waited } => self.check_credit(id, *waited),
-            Task::Expire { id } => expire(&self.store, self.lifetime, id).map(|expired| {
+            Task::Expire { id } => expire(&self.store, id).map(|expired| {
                 if expired == Expired::Removed {
                     self.report.cleaned += 1;
                 }

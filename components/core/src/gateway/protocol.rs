@@ -156,6 +156,7 @@ impl PaymentNotice {
             result_code: self.result_code,
             amount: self.amount,
             payment_method: self.payment_method,
+            closed: self.status == NoticeStatus::Expired,
         })
     }
 }

@@ -65,6 +65,11 @@ impl<'a> DepositStore<'a> {
         self.clock.now_ms()
     }
 
+    /// The retention period (ms).
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
     /// When a record written now ends its life.
     pub fn expiry_from(&self, at: u64) -> u64 {
         at.saturating_add(self.ttl_ms)
@@ -149,18 +154,52 @@ impl<'a> DepositStore<'a> {
         RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
     }
 
-    /// Rewrites a deposit record (its creation moved on), keeping its expiry.
+    /// Rewrites a deposit record (its creation moved on), keeping its expiry. With `invoice`,
+    /// also its index and the create's own record of handing it out (`inv:{id}:{token}`),
+    /// which no later create overwrites.
     pub fn save_deposit(
         &self,
         deposit: &Deposit,
         invoice: Option<&Invoice>,
     ) -> Result<(), StoreError> {
         let exp = self.expiry_from(deposit.created_at);
-        let mut entries = vec![(keys::deposit(&deposit.deposit_id), encode(deposit, exp))];
+        let id = &deposit.deposit_id;
+        let mut entries = vec![(keys::deposit(id), encode(deposit, exp))];
         if let Some(invoice) = invoice {
-            entries.push((keys::reference(&invoice.reference), encode(invoice, exp)));
+            let record = encode(invoice, exp);
+            entries.push((keys::reference(&invoice.reference), record.clone()));
+            let token = deposit.creation.token();
+            if token > 0 {
+                entries.push((keys::handed_out(id, token), record));
+            }
         }
         self.records.set_many(&entries)
+    }
+
+    /// Every invoice handed out for `deposit`'s era, oldest first: those its creates recorded
+    /// (a create overtaken in its last instant may have handed out one the record no longer
+    /// names), and the record's own.
+    pub fn invoices(&self, deposit: &Deposit) -> Result<Vec<Invoice>, StoreError> {
+        let mut invoices = self.handed_out(deposit)?;
+        invoices.retain(|i| i.epoch == deposit.epoch);
+        Ok(invoices)
+    }
+
+    /// Every invoice recorded for `deposit`'s id, of any era (what its removal deletes).
+    pub fn handed_out(&self, deposit: &Deposit) -> Result<Vec<Invoice>, StoreError> {
+        let id = &deposit.deposit_id;
+        let mut invoices: Vec<Invoice> = Vec::new();
+        for token in 1..=self.creates(id)? {
+            if let Some(envelope) = self.read::<Invoice>(&keys::handed_out(id, token))? {
+                invoices.push(envelope.v);
+            }
+        }
+        if let Some(own) = deposit.invoice() {
+            if !invoices.iter().any(|i| i.reference == own.reference) {
+                invoices.push(own);
+            }
+        }
+        Ok(invoices)
     }
 
     /// Creates of a chosen id so far (the create claim counter).
@@ -171,11 +210,6 @@ impl<'a> DepositStore<'a> {
     /// Whether a removal of `id` has begun and not finished (its last step forgets it).
     pub fn removal_unfinished(&self, id: &DepositId) -> Result<bool, StoreError> {
         Ok(Self::counter(self.claims, &keys::life(id))? > 0)
-    }
-
-    /// The epoch a new deposit of `id` gets: one more than the removals of it begun.
-    pub fn next_epoch(&self, id: &DepositId) -> Result<u64, StoreError> {
-        Ok(Self::counter(self.claims, &keys::life(id))? + 1)
     }
 
     /// Since when claim `token` of `id` was seen unwritten, if it was.
@@ -444,8 +478,9 @@ impl<'a> DepositStore<'a> {
     // ----- removal
 
     /// Deletes every key of a deposit in two deletes, one per label (each one statement on
-    /// SQLite, one `DEL` on Redis): first what finds it (its invoices, then its record) with
-    /// its notes and credit records, then its claims, the removal marker last. A removal that
+    /// SQLite, one `DEL` on Redis): first what finds it (`references`, which must name every
+    /// invoice it handed out, then its record and its creates' invoice records) with its
+    /// notes and credit records, then its claims, the removal marker last. A removal that
     /// stops between them leaves only claims, which a repeat finds by name.
     pub fn remove_deposit(
         &self,
@@ -456,8 +491,10 @@ impl<'a> DepositStore<'a> {
         // A create of the id waits until this removal ends (see `removal_unfinished`).
         self.claims.increment(&keys::life(id), 1)?;
         let notes = Self::counter(self.records, &keys::note_count(id))?;
+        let creates = self.creates(id)?;
         let mut doomed: Vec<String> = references.iter().map(keys::reference).collect();
         doomed.push(keys::deposit(id));
+        doomed.extend((1..=creates).map(|token| keys::handed_out(id, token)));
         doomed.extend((1..=notes).map(|n| keys::note(id, n)));
         doomed.extend((1..=generation).map(|g| keys::credit(id, g)));
         doomed.extend([
