@@ -127,6 +127,7 @@ fn invoice_for(
         email: input.email.as_deref(),
         phone: input.msisdn.as_deref(),
         public_base_url: config.gateway()?.public_base_url.as_deref(),
+        valid_for: config.lifetime()?.invoice_validity(),
     };
     let request = gateway.invoice_request(&order, store.now());
     let invoice = create_invoice_at(&gateway, platform.http, request)

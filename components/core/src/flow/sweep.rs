@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Auth, Config, Delivery};
+use crate::config::{Auth, Config, Delivery, Lifetime};
 use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
@@ -72,6 +72,7 @@ struct Sweep<'a, 'p> {
     max_checks: u32,
     auth: &'a Auth,
     delivery: &'a Delivery,
+    lifetime: &'a Lifetime,
     report: SweepReport,
     batch: Vec<Credit>,
     started: u64,
@@ -91,6 +92,7 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
         max_checks: config.reconcile()?.max_per_sweep,
         auth: config.auth()?,
         delivery: config.delivery()?,
+        lifetime,
         report: SweepReport {
             ok: true,
             ..SweepReport::default()
@@ -305,7 +307,7 @@ impl Sweep<'_, '_> {
         epoch: u64,
         round: u32,
     ) -> Result<(), StoreError> {
-        if let Some(check) = due_check(&self.store, id, epoch, round)? {
+        if let Some(check) = due_check(&self.store, self.lifetime, id, epoch, round)? {
             self.checks.push(check);
             if self.checks.len() >= BATCH_SIZE {
                 self.flush()?;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::common::*;
 use crate::support::{DUITKU_KEY, MIDTRANS_KEY, TRIPAY_PRIVATE, XENDIT_TOKEN};
+use md5::Md5;
 use sha2::{Digest, Sha512};
 use topup_core::testing::test_variables;
 
@@ -71,6 +72,19 @@ impl Ledger {
         }
     }
 
+    /// The buyer pays `reference` with `amount` (what the gateway then reports).
+    pub fn pay_with(&mut self, reference: &str, amount: u64) {
+        if let Some(t) = self.txns.iter_mut().find(|t| t.reference == reference) {
+            t.state = State::Paid;
+            t.amount = amount;
+        }
+    }
+
+    /// The gateway no longer knows `reference` (its status API answers 404).
+    pub fn forget(&mut self, reference: &str) {
+        self.txns.retain(|t| t.reference != reference);
+    }
+
     fn mint(&mut self, gateway: &'static str, prefix: &str, order: &str, amount: u64) -> String {
         let reference = format!("{prefix}{}", self.txns.len() + 1);
         self.txns.push(Txn {
@@ -86,24 +100,38 @@ impl Ledger {
 
 /// Every gateway enabled (Duitku with HMAC signatures), answering from `ledger`.
 pub fn ledger_platform(ledger: &Shared) -> TestPlatform {
+    ledger_platform_signing(ledger, "hmac")
+}
+
+/// Every gateway enabled, Duitku with `duitku_signature`, answering from `ledger`.
+pub fn ledger_platform_signing(ledger: &Shared, duitku_signature: &str) -> TestPlatform {
     let mut p = TestPlatform::new();
     p.variables = test_variables()
         .with("gateways_enabled", "central,duitku,midtrans,xendit,tripay")
         .with("public_base_url", "https://topup.example")
         .with("duitku_merchant_code", "DXXXX")
         .with("duitku_api_key", DUITKU_KEY)
+        .with("duitku_signature", duitku_signature)
         .with("midtrans_server_key", MIDTRANS_KEY)
         .with("xendit_secret_key", "xnd_development_key")
         .with("xendit_callback_token", XENDIT_TOKEN)
         .with("tripay_merchant_code", "T0001")
         .with("tripay_api_key", "DEV-key")
         .with("tripay_private_key", TRIPAY_PRIVATE);
+    p.http.set_handler(upstreams(ledger));
+    p
+}
+
+/// The gateways answering from `ledger`; the Central PG and the bot as in
+/// [`happy_upstreams`].
+pub fn upstreams(
+    ledger: &Shared,
+) -> impl Fn(&OutboundRequest) -> Result<OutboundResponse, TransportError> + Send + 'static {
     let ledger = ledger.clone();
-    p.http.set_handler(move |request| {
+    move |request| {
         let mut ledger = ledger.lock().unwrap();
         answer(&mut ledger, request).unwrap_or_else(|| happy_upstreams(request))
-    });
-    p
+    }
 }
 
 fn json_answer(status: u16, body: Value) -> Result<OutboundResponse, TransportError> {
@@ -268,8 +296,14 @@ fn answer(
     None
 }
 
-/// The notification the gateway of `txn` sends for its state, signed as it signs it.
+/// The notification the gateway of `txn` sends for its state, signed as it signs it (Duitku
+/// with HMAC).
 pub fn notice_of(txn: &Txn, tripay_fee: u64) -> Request {
+    signed_notice(txn, tripay_fee, false)
+}
+
+/// [`notice_of`], with Duitku's legacy MD5 signature when `legacy`.
+pub fn signed_notice(txn: &Txn, tripay_fee: u64, legacy: bool) -> Request {
     let request = |path: &str, content_type: &str, body: String| {
         Request::new("POST", path)
             .with_header("content-type", content_type)
@@ -279,10 +313,12 @@ pub fn notice_of(txn: &Txn, tripay_fee: u64) -> Request {
     match txn.gateway {
         "duitku" => {
             let amount = amount.to_string();
-            let signature = sign(
-                &Secret::new(DUITKU_KEY),
-                format!("DXXXX{amount}{id}").as_bytes(),
-            );
+            let message = format!("DXXXX{amount}{id}");
+            let signature = if legacy {
+                hex::encode(Md5::digest(format!("{message}{DUITKU_KEY}")))
+            } else {
+                sign(&Secret::new(DUITKU_KEY), message.as_bytes())
+            };
             let code = match txn.state {
                 State::Paid => "00",
                 State::Pending => "01",
