@@ -103,11 +103,20 @@ pub fn life(facts: &LifeFacts) -> Life {
         return Life::Owed;
     }
     if facts.unsettled {
-        // Its gateway has not yet said how an invoice ended: reconciliation keeps asking, for
-        // at most one more lifetime.
-        end = end.max(facts.record_expiry.saturating_add(facts.ttl_ms));
+        // Its gateway has not yet said how an invoice ended: reconciliation keeps asking.
+        end = end.max(unsettled_until(facts.record_expiry, facts.ttl_ms));
     }
     Life::Until(end)
+}
+
+/// How long past its record's end a deposit whose gateway has not said how its invoices
+/// ended is kept, asking: a lifetime, and at least a week (a gateway's status API down for
+/// longer, or its credentials gone, and the deposit is removed unsettled).
+pub const UNSETTLED_GRACE_MS: u64 = 7 * 86_400_000;
+
+/// Until when a deposit whose record ends at `record_expiry` may wait for its gateway.
+pub fn unsettled_until(record_expiry: u64, ttl_ms: u64) -> u64 {
+    record_expiry.saturating_add(ttl_ms.max(UNSETTLED_GRACE_MS))
 }
 
 /// The life of `deposit`, from its credit and notes (both read by the caller) and what else

@@ -3,7 +3,8 @@
 //! Two things ask. The sweep, for deposits whose callbacks may be lost: a deposit at a gateway
 //! that can be asked is checked some time after its create, then on a backoff, and once more
 //! when its invoices can no longer be paid, until every invoice it handed out is settled
-//! (paid and recorded, or closed at the gateway) or one lifetime after its end. Each check is
+//! (paid and recorded, or closed at the gateway), for at most a week or a lifetime past its
+//! end. Each check is
 //! a `Reconcile` task in its own schedule, so the work is the checks due, never the number of
 //! deposits. And a gateway's callback route, for a notice whose proof does not cover the
 //! fields that decide the money (Duitku's `resultCode`, Midtrans's `transaction_status`,
@@ -20,7 +21,7 @@ use crate::config::{Config, Lifetime};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::{is_settled, life_of};
+use crate::flow::life::{is_settled, life_of, unsettled_until};
 use crate::flow::payment::{apply_callback, CallbackOutcome};
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
 use crate::gateway::{
@@ -100,7 +101,7 @@ pub struct Check {
     ours: Vec<Reference>,
     /// From then on an unpaid answer is final (see [`closes_at`]).
     closes_at: u64,
-    /// No check is scheduled at or after this: one lifetime after its record's end.
+    /// No check is scheduled at or after this (see [`unsettled_until`]).
     ends_at: u64,
 }
 
@@ -136,7 +137,7 @@ impl Check {
             open,
             ours,
             closes_at: closes_at(lifetime, d.created_at),
-            ends_at: deposit.exp.saturating_add(store.ttl_ms()),
+            ends_at: unsettled_until(deposit.exp, store.ttl_ms()),
         }))
     }
 
@@ -206,7 +207,7 @@ pub fn due_check(
     match store.deposit(id)? {
         Some(deposit)
             if deposit.v.epoch == epoch
-                && store.now() < deposit.exp.saturating_add(store.ttl_ms()) =>
+                && store.now() < unsettled_until(deposit.exp, store.ttl_ms()) =>
         {
             Check::of(store, lifetime, &deposit, round)
         }

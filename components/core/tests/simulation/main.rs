@@ -15,6 +15,7 @@
 //! `SIM_SUMMARY=file` also writes the summary line there.
 //! `SIM_SEED=s` replays one seed and prints its trace (with `-- --nocapture`).
 
+mod gateways;
 mod invariants;
 mod platform;
 mod rng;
@@ -123,7 +124,7 @@ fn money_path_survives_every_fault() {
     let summary = format!(
         "simulation: {seeds} seeds from {first} in {:.1} s on {threads} threads; {} requests, \
          {} store operations; injected {} store errors, {} crashes, {} clock jumps, {} upstream \
-         faults; {} invariant checks; {} failing seeds",
+         faults; {} adversary notices; {} invariant checks; {} failing seeds",
         started.elapsed().as_secs_f64(),
         total.requests,
         total.store_ops,
@@ -131,6 +132,7 @@ fn money_path_survives_every_fault() {
         total.crashes,
         total.clock_jumps,
         total.upstream_faults,
+        total.adversary,
         total.checks,
         failures.len()
     );
@@ -159,4 +161,5 @@ fn add(total: &mut Counters, c: &Counters) {
     total.upstream_faults += c.upstream_faults;
     total.requests += c.requests;
     total.checks += c.checks;
+    total.adversary += c.adversary;
 }
