@@ -443,9 +443,11 @@ impl Sim {
                 return;
             }
             Some(r) if !faulted => {
-                // A clean refusal: the gateway believes it and gives up after a few.
+                // A clean refusal: the gateway believes it and gives up after a few. The app
+                // owes what it refused while the deposit was alive, but for a stale timestamp
+                // (this attempt took too long to arrive): that asks for a fresh one.
                 c.refusals += 1;
-                c.owed |= now < alive_until;
+                c.owed |= now < alive_until && r.json_body()["error"] != "INVALID_TIMESTAMP";
                 let corrupt = r.json_body()["error"] == "CORRUPT_RECORD"
                     && self.corrupted.contains(&c.deposit_id);
                 // A notice its gateway's status API could not confirm is a 502 by design.
