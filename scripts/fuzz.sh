@@ -2,9 +2,11 @@
 # Fuzzes the app from openapi.json with schemathesis (pinned below; installed into
 # target/schemathesis/venv when absent): the real components on the test host, SQLite store
 # files in a temporary directory, the mock Central PG and bot, the bearer token, every route
-# and method, and signed callbacks (tests/fuzz/hooks.py). Fails on a 5xx other than the
-# documented 502/503, a response the document does not describe, or a refused request that
-# changed the store. All five gateways are enabled with throwaway credentials the hooks sign
+# and method, and signed callbacks (tests/fuzz/hooks.py). Every check is on, with
+# schemathesis' default expectations (positive data accepted, negative data refused, 405 with
+# Allow for a method the document does not list). Fails on a 5xx other than the documented
+# 502/503, a response the document does not describe, or a refused request that changed the
+# store. All five gateways are enabled with throwaway credentials the hooks sign
 # with; Duitku's, Midtrans's, Xendit's and Tripay's APIs point at a closed port, so a create
 # there answers the documented 502 and their callbacks reach no deposit of theirs (they are
 # refused, or acknowledged when they record nothing). Builds the app first (a no-op when up to
