@@ -21,22 +21,7 @@ venv=target/schemathesis/venv
 source scripts/setup.sh
 ensure_packages openssl:openssl
 
-# A Python 3.10+ that can make a venv (Debian splits venv into python3-venv).
-find_python() {
-  local candidate
-  for candidate in python3.11 python3.12 python3.13 python3; do
-    if command -v "$candidate" >/dev/null \
-      && "$candidate" -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-      echo "$candidate"
-      return 0
-    fi
-  done
-  return 1
-}
-python=$(find_python) || { install_packages python3 python3-venv; python=$(find_python); } || {
-  echo "fuzz: schemathesis needs Python 3.10 or newer with venv" >&2
-  exit 1
-}
+ensure_python_venv
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   rm -rf "$venv"
   "$python" -m venv "$venv"

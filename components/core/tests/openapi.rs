@@ -432,10 +432,19 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
     fail_on(problems);
 }
 
-/// The property names of a documented JSON body schema.
+/// The property names of a documented JSON body schema (of its object alternative, when it
+/// is `anyOf` an object and null).
 fn properties(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let object = schema["anyOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|alternative| resolve(doc, alternative))
+        .find(|alternative| alternative.get("properties").is_some())
+        .unwrap_or(schema);
     names(
-        resolve(doc, schema)["properties"]
+        object["properties"]
             .as_object()
             .into_iter()
             .flat_map(|p| p.keys()),
