@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the app from openapi.json with schemathesis (pinned below; installed into
 # target/schemathesis/venv when absent): the real components on the test host, SQLite store
-# files in a temporary directory, the mock Central PG and bot, the bearer token, every route
-# and method, and signed callbacks (tests/fuzz/hooks.py). Every check is on, with
+# files in a temporary directory, the mock Central PG and bot, the bearer token, every
+# operation, and signed callbacks (tests/fuzz/hooks.py). Every check is on, with
 # schemathesis' default expectations (positive data accepted, negative data refused, 405 with
 # Allow for a method the document does not list). Fails on a 5xx other than the documented
 # 502/503, a response the document does not describe, or a refused request that changed the
