@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,7 @@ def main():
         for process in processes:
             process.terminate()
             process.wait()
+    shutil.rmtree(work)
 
 
 def flow(url, secret):
