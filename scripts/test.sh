@@ -3,8 +3,9 @@
 # target, redis-server, openssl), checks formatting and lints, builds the components,
 # runs the core's native tests and the end-to-end suite on SQLite and on Redis, including the
 # example receivers (examples/) against the app, with their dependencies cached in target/,
-# then fuzzes the app from openapi.json (scripts/fuzz.sh, which installs Python's venv if
-# missing).
+# generates a Python client and TypeScript types from openapi.json and uses them
+# (scripts/clients.sh), then fuzzes the app from openapi.json (scripts/fuzz.sh; both install
+# Python's venv, and clients.sh Node's npm, if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -27,6 +28,9 @@ build_app
 
 echo "== tests: core natively, host, end to end on SQLite and Redis, example receivers"
 cargo test --workspace --profile host
+
+echo "== clients generated from openapi.json: Python (used against the app), TypeScript (compiled)"
+scripts/clients.sh
 
 echo "== fuzz: schemathesis from openapi.json against the app on the host"
 scripts/fuzz.sh
