@@ -195,9 +195,10 @@ impl Drop for WriteBlock {
 /// components/core/src/store/keys.rs. A key it does not name is a finding (both labels share
 /// one Redis database only because no name is used in both), so it panics.
 pub fn label_of(key: &str) -> &'static str {
-    const DEFAULT: [&str; 11] = [
+    const DEFAULT: [&str; 12] = [
         "deposit:",
         "ref:",
+        "inv:",
         "credit:",
         "credited:",
         "gen:",

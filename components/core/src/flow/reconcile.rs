@@ -365,12 +365,15 @@ fn apply(
         Ok(outcome) => outcome,
         Err(ApiError::Store(error)) => return Err(ApiError::Store(error)),
         Err(error) => {
-            eprintln!("reconcile {}: {}", check.id, error.code());
+            eprintln!("status-check {}: {}", check.id, error.code());
             heard.errors += 1;
             return Ok(false);
         }
     };
-    eprintln!("reconcile {} {}: {outcome:?}", check.id, invoice.reference);
+    eprintln!(
+        "status-check {} {}: {outcome:?}",
+        check.id, invoice.reference
+    );
     Ok(match outcome {
         CallbackOutcome::MarkedFailed | CallbackOutcome::FailedIgnored => {
             heard.failed += 1;
