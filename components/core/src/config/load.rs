@@ -308,6 +308,19 @@ impl Config {
                 ));
             }
         }
+        // Midtrans keeps a payment page open 5 minutes at least, and its invoices are opened
+        // for half their validity: shorter, and Midtrans would take payments after the app
+        // stopped asking about them.
+        if let (Some(gateways), Some(lifetime)) = (&self.gateways, &self.lifetime) {
+            if gateways.is_enabled(GatewayName::Midtrans)
+                && lifetime.invoice_validity() < Duration::from_secs(600)
+            {
+                return Err(ConfigError::new(
+                    "deposit_ttl_days",
+                    "must be at least 20 minutes (0.014) while midtrans is enabled",
+                ));
+            }
+        }
         let Some(delivery) = &self.delivery else {
             return Ok(());
         };
