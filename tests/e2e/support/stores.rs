@@ -195,7 +195,7 @@ impl Drop for WriteBlock {
 /// components/core/src/store/keys.rs. A key it does not name is a finding (both labels share
 /// one Redis database only because no name is used in both), so it panics.
 pub fn label_of(key: &str) -> &'static str {
-    const DEFAULT: [&str; 12] = [
+    const DEFAULT: [&str; 13] = [
         "deposit:",
         "ref:",
         "inv:",
@@ -205,6 +205,7 @@ pub fn label_of(key: &str) -> &'static str {
         "notes:",
         "note:",
         "hold:",
+        "checks:",
         "slot:",
         "cursor:",
         "quarantine:",

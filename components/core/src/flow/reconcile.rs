@@ -84,7 +84,7 @@ pub fn schedule_first_check(
         .now()
         .saturating_add(config.gateways()?.reconcile_after_ms)
         .min(closes_at(config.lifetime()?, deposit.created_at));
-    store.schedule_reconcile(&deposit.deposit_id, deposit.epoch, 0, at)?;
+    store.schedule_reconcile(&deposit.deposit_id, deposit.epoch, (0, false), at)?;
     Ok(())
 }
 
@@ -94,6 +94,8 @@ pub struct Check {
     id: DepositId,
     epoch: u64,
     round: u32,
+    /// A check of its own: it schedules no next one.
+    once: bool,
     gateway: GatewayName,
     /// Its invoices not settled yet.
     open: Vec<Invoice>,
@@ -112,7 +114,7 @@ impl Check {
         store: &DepositStore,
         lifetime: &Lifetime,
         deposit: &Envelope<Deposit>,
-        round: u32,
+        (round, once): (u32, bool),
     ) -> Result<Option<Self>, StoreError> {
         let d = &deposit.v;
         if d.gateway.is_central() {
@@ -133,6 +135,7 @@ impl Check {
             id: d.deposit_id.clone(),
             epoch: d.epoch,
             round,
+            once,
             gateway: d.gateway,
             open,
             ours,
@@ -202,17 +205,21 @@ pub fn due_check(
     lifetime: &Lifetime,
     id: &DepositId,
     epoch: u64,
-    round: u32,
+    round: (u32, bool),
 ) -> Result<Option<Check>, StoreError> {
-    match store.deposit(id)? {
-        Some(deposit)
-            if deposit.v.epoch == epoch
-                && store.now() < unsettled_until(deposit.exp, store.ttl_ms()) =>
-        {
-            Check::of(store, lifetime, &deposit, round)
-        }
-        _ => Ok(None),
+    let Some(deposit) = store.deposit(id)? else {
+        return Ok(None);
+    };
+    if deposit.v.epoch != epoch || store.now() >= unsettled_until(deposit.exp, store.ttl_ms()) {
+        return Ok(None);
     }
+    // Overlapping sweeps may both run one task of a deposit's chain; a copy whose round is
+    // done goes no further, or the chain would double each time.
+    let (number, once) = round;
+    if !once && store.checks_done(id)?.is_some_and(|done| done >= number) {
+        return Ok(None);
+    }
+    Check::of(store, lifetime, &deposit, round)
 }
 
 /// Sends the checks' status queries together and applies the answers; each check still open
@@ -241,7 +248,9 @@ pub fn run_checks(
             Err(_) => {
                 // Its credentials are not set: nothing can be asked until they are again.
                 report.skipped += 1;
-                check_again(store, config, &check)?;
+                if !check.once {
+                    check_again(store, config, &check)?;
+                }
             }
         }
     }
@@ -269,7 +278,7 @@ pub fn run_checks(
         report.failed += heard.failed;
         report.pending += heard.pending;
         report.errors += heard.errors;
-        if heard.open_left {
+        if heard.open_left && !check.once {
             check_again(store, config, &check)?;
         }
     }
@@ -407,7 +416,12 @@ fn check_again(store: &DepositStore, config: &Config, check: &Check) -> Result<(
     if at >= check.ends_at {
         return Ok(());
     }
-    store.schedule_reconcile(&check.id, check.epoch, check.round.saturating_add(1), at)
+    store.schedule_reconcile(
+        &check.id,
+        check.epoch,
+        (check.round.saturating_add(1), false),
+        at,
+    )
 }
 
 /// What confirming a notice found.
@@ -465,7 +479,7 @@ pub fn confirm(
             });
         }
     }
-    let Some(mut check) = Check::of(&store, config.lifetime()?, &deposit, 0)? else {
+    let Some(mut check) = Check::of(&store, config.lifetime()?, &deposit, (0, true))? else {
         return Ok(Confirmed::Settled);
     };
     if let (Some(reference), true) = (&notice.reference, gateway.asks_by_reference()) {
@@ -484,7 +498,8 @@ pub fn confirm(
         .collect();
     let heard = hear(platform, config, gateway, &check, replies)?;
     if heard.answered == 0 {
-        store.schedule_reconcile(&check.id, check.epoch, check.round, now)?;
+        // One check of its own, soon: the deposit's own chain goes on as it was.
+        store.schedule_reconcile(&check.id, check.epoch, (0, true), now)?;
         return Err(ApiError::GatewayUnconfirmed(serde_json::json!({
             "gateway": gateway.name().as_str(),
             "depositId": check.id,

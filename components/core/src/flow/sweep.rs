@@ -223,7 +223,12 @@ impl Sweep<'_, '_> {
             Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
                 self.report.cleaned += 1;
             }),
-            Task::Reconcile { id, epoch, round } => self.check_at_gateway(id, *epoch, *round),
+            Task::Reconcile {
+                id,
+                epoch,
+                round,
+                once,
+            } => self.check_at_gateway(id, *epoch, (*round, *once)),
         };
         match outcome {
             Err(StoreError::Corrupt(reason)) => {
@@ -305,7 +310,7 @@ impl Sweep<'_, '_> {
         &mut self,
         id: &DepositId,
         epoch: u64,
-        round: u32,
+        round: (u32, bool),
     ) -> Result<(), StoreError> {
         if let Some(check) = due_check(&self.store, self.lifetime, id, epoch, round)? {
             self.checks.push(check);

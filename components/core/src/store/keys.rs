@@ -14,6 +14,7 @@
 //! | `gen:{id}` | counter: the last owner generation handed out |
 //! | `notes:{id}` / `note:{id}:{n}` | counter / what a callback reported that changed no state |
 //! | `hold:{id}` | a create claimed the id but has not written it yet: since when |
+//! | `checks:{id}` | the last round of its status checks that scheduled the next (plain JSON) |
 //! | `slot:{schedule}:{bucket}:{n}` | a task of a schedule (plain JSON) |
 //! | `cursor:{schedule}` | where the sweep resumes a schedule (plain JSON) |
 //! | `quarantine` / `quarantine:{n}` | counter / a record the sweep could not read |
@@ -89,6 +90,11 @@ pub fn life(id: &DepositId) -> String {
 /// `paid:{id}`.
 pub fn payment_claim(id: &DepositId) -> String {
     format!("paid:{id}")
+}
+
+/// `checks:{id}`.
+pub fn check_round(id: &DepositId) -> String {
+    format!("checks:{id}")
 }
 
 /// `create:{id}`.

@@ -138,20 +138,41 @@ impl<'a> DepositStore<'a> {
         EXPIRY.add(self.claims, self.records, self.clock, at, &task, records)
     }
 
-    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`.
+    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`, as
+    /// check `round` of its chain, or `once` as a check of its own. The chain's next round
+    /// records, in the same write, that the round before it is done.
     pub fn schedule_reconcile(
         &self,
         id: &DepositId,
         epoch: u64,
-        round: u32,
+        (round, once): (u32, bool),
         at: u64,
     ) -> Result<(), StoreError> {
         let task = Task::Reconcile {
             id: id.clone(),
             epoch,
             round,
+            once,
         };
-        RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
+        let done = match (once, round.checked_sub(1)) {
+            (false, Some(before)) => vec![(
+                keys::check_round(id),
+                serde_json::to_vec(&before).unwrap_or_default(),
+            )],
+            _ => Vec::new(),
+        };
+        RECONCILE.add(self.claims, self.records, self.clock, at, &task, done)
+    }
+
+    /// The last round of deposit `id`'s status checks that scheduled its next: a task of that
+    /// round or an earlier one is a copy (overlapping sweeps ran it twice), and goes no further.
+    pub fn checks_done(&self, id: &DepositId) -> Result<Option<u32>, StoreError> {
+        match self.records.get(&keys::check_round(id))? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", keys::check_round(id)))),
+        }
     }
 
     /// Rewrites a deposit record (its creation moved on), keeping its expiry. With `invoice`,
@@ -503,6 +524,7 @@ impl<'a> DepositStore<'a> {
             keys::credit(id, 0),
             keys::credited(id),
             keys::hold(id),
+            keys::check_round(id),
         ]);
         doomed
             .chunks(1000)

@@ -62,11 +62,12 @@ fn reuse(p: &TestPlatform, gateway: &str, id: &str, user: &str, amount: u64) -> 
     panic!("{id} was never free for a new deposit");
 }
 
+/// A deposit lifetime of 21.6 minutes (Midtrans, enabled, needs 20), checks every minute.
 fn short_lived(p: &mut TestPlatform) {
     p.variables = p
         .variables
         .clone()
-        .with("deposit_ttl_days", "0.01")
+        .with("deposit_ttl_days", "0.015")
         .with("credit_retry_schedule", "60")
         .with("reconcile_after_seconds", "60")
         .with("reconcile_schedule", "60");

@@ -73,7 +73,12 @@ impl SimConfig {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let reconciles: &[&[u64]] = &[&[5, 20], &[10, 30, 90], &[30], &[3, 3, 60]];
+        let reconciles: &[&[u64]] = &[
+            &[5, 20, 600],
+            &[10, 30, 90, 1800],
+            &[30, 300],
+            &[3, 3, 60, 900],
+        ];
         let reconcile: Vec<u64> = rng.pick(reconciles).iter().map(|s| s * 1000).collect();
         let reconcile_after_s = *rng.pick(&[2u64, 10, 60]);
         let rules = Rules {
