@@ -232,6 +232,24 @@ impl ApiError {
         Self::field(ErrorCode::InvalidDepositId, "depositId", DEPOSIT_ID_RULE)
     }
 
+    /// A callback's reference that is not an invoice of its deposit's era.
+    pub fn reference_mismatch() -> Self {
+        Self::Conflict {
+            code: ErrorCode::ReferenceMismatch,
+            message: "reference does not belong to this deposit".into(),
+            detail: None,
+        }
+    }
+
+    /// A notice from a gateway other than the deposit's.
+    pub fn gateway_mismatch() -> Self {
+        Self::Conflict {
+            code: ErrorCode::GatewayMismatch,
+            message: "this deposit is billed by another gateway".into(),
+            detail: None,
+        }
+    }
+
     /// Shorthand for an invalid field.
     pub fn field(code: ErrorCode, field: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidField {

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::life_of;
+use crate::flow::life::is_alive;
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
@@ -220,12 +220,9 @@ fn create_chosen(
         let same = existing.v.user_id == input.user_id
             && existing.v.amount == input.amount
             && existing.v.gateway == gateway;
-        if now >= existing.exp {
-            let credit = store.credit_log(&id)?.of_epoch(Some(existing.v.epoch));
-            if !life_of(store, existing, &credit, &store.notes(&id)?)?.is_alive(now) {
-                // Still to be removed: the id is free again within a sweep or two.
-                return Err(being_removed());
-            }
+        if !is_alive(store, existing, now)? {
+            // Still to be removed: the id is free again within a sweep or two.
+            return Err(being_removed());
         }
         match &existing.v.creation {
             Creation::Open { .. } if same => {

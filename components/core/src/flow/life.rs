@@ -145,3 +145,18 @@ pub fn life_of(
         ttl_ms: store.ttl_ms(),
     }))
 }
+
+/// Whether `deposit` is still there at `now`, reading its credit and notes when its record's
+/// expiry has passed.
+pub fn is_alive(
+    store: &DepositStore,
+    deposit: &Envelope<Deposit>,
+    now: u64,
+) -> Result<bool, StoreError> {
+    if now < deposit.exp {
+        return Ok(true);
+    }
+    let id = &deposit.v.deposit_id;
+    let credit = store.credit_log(id)?.of_epoch(Some(deposit.v.epoch));
+    Ok(life_of(store, deposit, &credit, &store.notes(id)?)?.is_alive(now))
+}

@@ -14,7 +14,7 @@ use crate::credit::{AttemptKind, Credit, CreditState, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::flow::delivery::save_outcome;
 use crate::flow::life::life_of;
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
@@ -66,14 +66,6 @@ pub fn apply_callback(
     Ok(outcome)
 }
 
-fn mismatch() -> ApiError {
-    ApiError::Conflict {
-        code: ErrorCode::ReferenceMismatch,
-        message: "reference does not belong to this deposit".into(),
-        detail: None,
-    }
-}
-
 /// The invoice a callback is about, and the deposit record as it stands. An invoice is one
 /// the deposit's own era handed out: an earlier deposit of the id (its epoch differs) or
 /// another deposit never pays this one.
@@ -86,7 +78,9 @@ fn locate(
         None => None,
     };
     let id = match (&callback.order_id, &by_reference) {
-        (Some(id), Some(invoice)) if *id != invoice.deposit_id => return Err(mismatch()),
+        (Some(id), Some(invoice)) if *id != invoice.deposit_id => {
+            return Err(ApiError::reference_mismatch())
+        }
         (Some(id), _) => id.clone(),
         (None, Some(invoice)) => invoice.deposit_id.clone(),
         (None, None) => return Err(ApiError::DepositNotFound),
@@ -94,9 +88,11 @@ fn locate(
     // Removed at the end of its life (an invoice index may outlive it).
     let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
     let invoice = match (by_reference, &callback.reference) {
-        (Some(invoice), _) if invoice.epoch != deposit.v.epoch => return Err(mismatch()),
+        (Some(invoice), _) if invoice.epoch != deposit.v.epoch => {
+            return Err(ApiError::reference_mismatch())
+        }
         (Some(invoice), _) => invoice,
-        (None, Some(_)) => return Err(mismatch()),
+        (None, Some(_)) => return Err(ApiError::reference_mismatch()),
         // No reference: the record's invoice, or else the last one its creates handed out
         // (the record of a create that took over and failed names none).
         (None, None) => match deposit.v.invoice() {
@@ -119,11 +115,7 @@ fn apply(
     let (invoice, deposit) = locate(store, callback)?;
     if deposit.v.gateway != callback.gateway {
         // A genuine notice of another gateway (an order id reused there) pays nothing here.
-        return Err(ApiError::Conflict {
-            code: ErrorCode::GatewayMismatch,
-            message: "this deposit is billed by another gateway".into(),
-            detail: None,
-        });
+        return Err(ApiError::gateway_mismatch());
     }
     let id = &invoice.deposit_id;
     let now = store.now();

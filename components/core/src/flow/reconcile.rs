@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::config::{Config, Lifetime};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
-use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::{is_settled, life_of, unsettled_until};
+use crate::error::ApiError;
+use crate::flow::life::{is_alive, is_settled, unsettled_until};
 use crate::flow::payment::{apply_callback, CallbackOutcome};
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
 use crate::gateway::{
@@ -456,27 +456,19 @@ pub fn confirm(
     };
     let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
     if deposit.v.gateway != gateway.name() {
-        return Err(ApiError::Conflict {
-            code: ErrorCode::GatewayMismatch,
-            message: "this deposit is billed by another gateway".into(),
-            detail: None,
-        });
+        return Err(ApiError::gateway_mismatch());
     }
     let now = store.now();
-    if now >= deposit.exp {
-        let credit = store.credit_log(&id)?.of_epoch(Some(deposit.v.epoch));
-        if !life_of(&store, &deposit, &credit, &store.notes(&id)?)?.is_alive(now) {
-            return Err(ApiError::DepositNotFound);
-        }
+    if !is_alive(&store, &deposit, now)? {
+        return Err(ApiError::DepositNotFound);
     }
-    let invoices = store.invoices(&deposit.v)?;
     if let Some(reference) = &notice.reference {
-        if !invoices.iter().any(|i| i.reference == *reference) {
-            return Err(ApiError::Conflict {
-                code: ErrorCode::ReferenceMismatch,
-                message: "reference does not belong to this deposit".into(),
-                detail: None,
-            });
+        if !store
+            .invoices(&deposit.v)?
+            .iter()
+            .any(|i| i.reference == *reference)
+        {
+            return Err(ApiError::reference_mismatch());
         }
     }
     let Some(mut check) = Check::of(&store, config.lifetime()?, &deposit, (0, true))? else {
