@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::is_alive;
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
@@ -220,8 +219,11 @@ fn create_chosen(
         let same = existing.v.user_id == input.user_id
             && existing.v.amount == input.amount
             && existing.v.gateway == gateway;
-        if !is_alive(store, existing, now)? {
-            // Still to be removed: the id is free again within a sweep or two.
+        if now >= existing.exp {
+            // Its lifetime is over: it is kept only while something is still owed or
+            // unsettled on it, and then removed; only then is the id free for a new deposit.
+            // (A create now is a new deposit the bot wants, not the old one's: its invoices
+            // can no longer be paid.)
             return Err(being_removed());
         }
         match &existing.v.creation {

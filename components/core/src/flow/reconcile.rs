@@ -223,14 +223,16 @@ pub fn due_check(
 }
 
 /// Sends the checks' status queries together and applies the answers; each check still open
-/// is scheduled again on the backoff.
+/// is scheduled again on the backoff. Returns the deposits whose records turned out unreadable
+/// (to quarantine; the other checks go on).
 pub fn run_checks(
     store: &DepositStore,
     platform: &Platform,
     config: &Config,
     checks: Vec<Check>,
     report: &mut ReconcileReport,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(DepositId, String)>, StoreError> {
+    let mut corrupt = Vec::new();
     let now = store.now();
     let mut asked = Vec::new();
     let mut requests = Vec::new();
@@ -266,6 +268,10 @@ pub fn run_checks(
         };
         let heard = match heard {
             Ok(heard) => heard,
+            Err(ApiError::Store(StoreError::Corrupt(reason))) => {
+                corrupt.push((check.id.clone(), reason));
+                continue;
+            }
             Err(ApiError::Store(error)) => return Err(error),
             Err(_) => Heard {
                 errors: 1,
@@ -282,7 +288,7 @@ pub fn run_checks(
             check_again(store, config, &check)?;
         }
     }
-    Ok(())
+    Ok(corrupt)
 }
 
 /// Applies a check's answers: each usable one about an open invoice goes through the money

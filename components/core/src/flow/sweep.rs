@@ -324,13 +324,16 @@ impl Sweep<'_, '_> {
     fn flush(&mut self) -> Result<(), StoreError> {
         if !self.checks.is_empty() {
             let checks = std::mem::take(&mut self.checks);
-            run_checks(
+            let corrupt = run_checks(
                 &self.store,
                 self.platform,
                 self.config,
                 checks,
                 &mut self.report.reconciliation,
             )?;
+            for (id, reason) in corrupt {
+                self.quarantine(&format!("deposit {id}"), &reason)?;
+            }
         }
         if self.batch.is_empty() {
             return Ok(());

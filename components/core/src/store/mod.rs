@@ -139,8 +139,7 @@ impl<'a> DepositStore<'a> {
     }
 
     /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`, as
-    /// check `round` of its chain, or `once` as a check of its own. The chain's next round
-    /// records, in the same write, that the round before it is done.
+    /// check `round` of its chain, or `once` as a check of its own.
     pub fn schedule_reconcile(
         &self,
         id: &DepositId,
@@ -154,14 +153,16 @@ impl<'a> DepositStore<'a> {
             round,
             once,
         };
-        let done = match (once, round.checked_sub(1)) {
-            (false, Some(before)) => vec![(
-                keys::check_round(id),
-                serde_json::to_vec(&before).unwrap_or_default(),
-            )],
-            _ => Vec::new(),
-        };
-        RECONCILE.add(self.claims, self.records, self.clock, at, &task, done)
+        RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
+    }
+
+    /// Notes that round `round` of deposit `id`'s status checks scheduled its next. Written
+    /// only once the next is scheduled: a round that died before is run again.
+    pub fn save_checks_done(&self, id: &DepositId, round: u32) -> Result<(), StoreError> {
+        self.records.set(
+            &keys::check_round(id),
+            &serde_json::to_vec(&round).unwrap_or_default(),
+        )
     }
 
     /// The last round of deposit `id`'s status checks that scheduled its next: a task of that
