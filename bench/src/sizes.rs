@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use topup_core::bot::DeliveryOutcome;
 use topup_core::credit::{AttemptKind, Credit, PaymentFacts};
-use topup_core::deposit::{Creation, Invoice};
+use topup_core::deposit::Creation;
 use topup_core::envelope::Envelope;
 use topup_core::ids::Reference;
 use topup_core::store::keys;
@@ -63,13 +63,9 @@ fn credited_deposits(n: usize) -> Result<Vec<(String, Vec<u8>)>> {
             reference: reference.clone(),
         };
         deposit.created_at = 1_795_000_000_000 + i as u64;
-        let invoice = Invoice {
-            deposit_id: deposit.deposit_id.clone(),
-            epoch: deposit.epoch,
-            user_id: deposit.user_id.clone(),
-            amount: deposit.amount,
-            reference: reference.clone(),
-        };
+        let invoice = deposit
+            .invoice()
+            .context("an open deposit has its invoice")?;
         let facts = PaymentFacts {
             paid_at: deposit.created_at + 60_000,
             payment_method: Some("BC".into()),

@@ -114,6 +114,19 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
                     "{{ tripay_base_url }}",
                 ],
             ),
+            // A notice these gateways do not sign in full is confirmed with their status API.
+            "callback-duitku" => (
+                &["default", "claims"],
+                &["{{ bot_backend_url }}", "{{ duitku_base_url }}"],
+            ),
+            "callback-midtrans" => (
+                &["default", "claims"],
+                &["{{ bot_backend_url }}", "{{ midtrans_api_url }}"],
+            ),
+            "callback-xendit" => (
+                &["default", "claims"],
+                &["{{ bot_backend_url }}", "{{ xendit_base_url }}"],
+            ),
             _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
         };
         assert_eq!(component.key_value_stores, stores, "{id} stores");

@@ -1,7 +1,9 @@
 //! Duitku, Midtrans, Xendit and Tripay end to end: the real components against a mock of each
 //! gateway speaking its own protocol. Per gateway and backend: create → the gateway's own
 //! callback → credited once; a forged or mis-signed callback refused; the callback lost →
-//! reconciliation credits once; the callback after reconciliation → nothing more.
+//! reconciliation credits once; the callback after reconciliation → nothing more; a notice
+//! edited where its gateway does not sign it pays nothing; a gateway taken out of
+//! `gateways_enabled` still serves its deposits while its credentials are set.
 
 use std::time::Duration;
 
@@ -155,4 +157,86 @@ async fn lost_callback_is_reconciled_once(backend: Backend) {
     }
 }
 
-on_both_backends!(callback_credits_once, lost_callback_is_reconciled_once);
+/// `notification`'s form or JSON field `field` set to `value`, its proof kept: what anyone who
+/// saw it can send.
+fn edited(notification: &Notification, field: &str, value: &str) -> Notification {
+    let mut edited = notification.clone();
+    edited.body = match serde_json::from_slice::<Value>(&notification.body) {
+        Ok(mut body) => {
+            body[field] = json!(value);
+            body.to_string().into_bytes()
+        }
+        Err(_) => {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(&notification.body)
+                .into_owned()
+                .map(|(k, v)| {
+                    if k == field {
+                        (k, value.to_string())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect();
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+                .into_bytes()
+        }
+    };
+    edited
+}
+
+async fn an_edited_notice_pays_nothing(backend: Backend) {
+    // Duitku signs neither resultCode nor anything after it; Xendit's token signs nothing at
+    // all. Each edit below keeps the proof valid; only the gateway's status API decides.
+    for (protocol, field, value) in [
+        (Protocol::Duitku, "resultCode", "00"),
+        (Protocol::Xendit, "status", "PAID"),
+    ] {
+        let gateway = MockGateway::start(protocol).await.expect("mock gateway");
+        let app = app_with(backend, protocol, &gateway).await;
+        let id = format!("e2e-edit-{}", protocol.name());
+        create_at(&app, protocol, &id).await;
+        let expired = gateway.expire(&id);
+        let forged = edited(&expired, field, value);
+        let reply = deliver(&app, &forged).await;
+        acknowledged(protocol, &reply);
+        assert!(
+            gateway.status_queries() >= 1,
+            "{protocol:?}: asked the gateway"
+        );
+        assert_eq!(app.bot.credits(&id), 0, "{protocol:?}");
+        assert_eq!(app.view(&id).await["status"], "FAILED", "{protocol:?}");
+    }
+}
+
+async fn a_retired_gateway_still_serves_its_deposits(backend: Backend) {
+    let protocol = Protocol::Duitku;
+    let gateway = MockGateway::start(protocol).await.expect("mock gateway");
+    let mut app = app_with(backend, protocol, &gateway).await;
+    create_at(&app, protocol, "e2e-retired").await;
+    // Duitku out of gateways_enabled: no new deposit there, its open one still served.
+    app.restart_with(&[("gateways_enabled", "central")]).await;
+    let refused = app
+        .create(
+            &json!({"userId": "u1", "amount": 50_000, "depositId": "e2e-new",
+            "email": "buyer@example.com", "gateway": "duitku"}),
+        )
+        .await;
+    assert_eq!(refused.json()["error"], "GATEWAY_DISABLED");
+    let paid = gateway.pay("e2e-retired");
+    acknowledged(protocol, &deliver(&app, &paid).await);
+    assert_eq!(app.bot.credits("e2e-retired"), 1);
+    // Its credentials gone too: a clear 404, never a 500 that makes the gateway retry.
+    app.restart_with(&[("duitku_api_key", "")]).await;
+    let reply = deliver(&app, &paid).await;
+    assert_eq!(reply.status, 404, "{}", reply.json());
+    assert_eq!(reply.json()["error"], "GATEWAY_NOT_CONFIGURED");
+}
+
+on_both_backends!(
+    callback_credits_once,
+    lost_callback_is_reconciled_once,
+    an_edited_notice_pays_nothing,
+    a_retired_gateway_still_serves_its_deposits
+);

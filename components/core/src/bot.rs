@@ -50,7 +50,7 @@ pub fn credit_request(
     OutboundRequest {
         method: HttpMethod::Post,
         url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
-        headers: signed_headers(auth, &body, now)
+        headers: signed_headers(auth, &body, now, call.deposit_id)
             .into_iter()
             .chain([("idempotency-key".to_string(), call.deposit_id.to_string())])
             .collect(),

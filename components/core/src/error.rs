@@ -79,6 +79,8 @@ error_codes! {
     InvalidTimestamp = "INVALID_TIMESTAMP", 401;
     /// No such deposit.
     DepositNotFound = "DEPOSIT_NOT_FOUND", 404;
+    /// A gateway's callback route while that gateway's credentials are not set.
+    GatewayNotConfigured = "GATEWAY_NOT_CONFIGURED", 404;
     /// Method not served by the route.
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405;
     /// `X-Nonce` already used.
@@ -109,6 +111,8 @@ error_codes! {
     PgError = "PG_ERROR", 502;
     /// The bot did not accept a manual retry's credit.
     CreditFailed = "CREDIT_FAILED", 502;
+    /// A gateway's status API did not answer the question a notice raised (asked again later).
+    GatewayUnconfirmed = "GATEWAY_UNCONFIRMED", 502;
     /// The key-value store failed.
     StoreUnavailable = "STORE_UNAVAILABLE", 503;
 }
@@ -207,6 +211,13 @@ pub enum ApiError {
     /// The bot did not accept a credit (manual retry).
     #[error("the bot did not accept the credit")]
     CreditFailed(Value),
+    /// A gateway's callback route while its credentials are not set.
+    #[error("this service has no credentials for {0}: it takes no notifications from it")]
+    GatewayNotConfigured(crate::ids::GatewayName),
+    /// A notice whose decisive fields are not signed, and whose gateway's status API gave
+    /// no usable answer; the sweep asks again.
+    #[error("the gateway's status API did not confirm this notification; it will be asked again")]
+    GatewayUnconfirmed(Value),
     /// The configuration is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -219,6 +230,24 @@ impl ApiError {
     /// A `depositId` that breaks [`DEPOSIT_ID_RULE`].
     pub fn invalid_deposit_id() -> Self {
         Self::field(ErrorCode::InvalidDepositId, "depositId", DEPOSIT_ID_RULE)
+    }
+
+    /// A callback's reference that is not an invoice of its deposit's era.
+    pub fn reference_mismatch() -> Self {
+        Self::Conflict {
+            code: ErrorCode::ReferenceMismatch,
+            message: "reference does not belong to this deposit".into(),
+            detail: None,
+        }
+    }
+
+    /// A notice from a gateway other than the deposit's.
+    pub fn gateway_mismatch() -> Self {
+        Self::Conflict {
+            code: ErrorCode::GatewayMismatch,
+            message: "this deposit is billed by another gateway".into(),
+            detail: None,
+        }
     }
 
     /// Shorthand for an invalid field.
@@ -254,6 +283,8 @@ impl ApiError {
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::Gateway(_) => ErrorCode::PgError,
             Self::CreditFailed(_) => ErrorCode::CreditFailed,
+            Self::GatewayNotConfigured(_) => ErrorCode::GatewayNotConfigured,
+            Self::GatewayUnconfirmed(_) => ErrorCode::GatewayUnconfirmed,
             Self::Config(_) => ErrorCode::ConfigError,
             Self::Store(StoreError::Corrupt(_)) => ErrorCode::CorruptRecord,
             Self::Store(_) => ErrorCode::StoreUnavailable,
@@ -272,7 +303,10 @@ impl ApiError {
             Self::BadHeader { name, .. } => Some(json!({ "header": name })),
             Self::MethodNotAllowed { allow } => Some(json!({ "allow": allow })),
             Self::Conflict { detail, .. } => detail.clone(),
-            Self::Gateway(detail) | Self::CreditFailed(detail) => Some(detail.clone()),
+            Self::Gateway(detail)
+            | Self::CreditFailed(detail)
+            | Self::GatewayUnconfirmed(detail) => Some(detail.clone()),
+            Self::GatewayNotConfigured(gateway) => Some(json!({ "gateway": gateway.as_str() })),
             Self::Config(e) => Some(json!({ "variable": e.variable })),
             Self::BodyTooLarge => Some(json!({ "limitBytes": MAX_BODY_BYTES })),
             Self::InProgress { retry_after_s, .. } => Some(json!({ "retryAfter": retry_after_s })),

@@ -9,9 +9,15 @@
 use crate::config::Replay;
 use crate::error::{ApiError, ErrorCode};
 
-/// Checks `X-Timestamp` (Unix ms) when the configuration enforces it.
-pub fn check_timestamp(header: Option<&str>, config: &Replay, now: u64) -> Result<(), ApiError> {
-    if !config.enforce_timestamp {
+/// Checks `X-Timestamp` (Unix ms) when the configuration enforces it, or `signed` (the
+/// timestamped signature covers it, so it is always checked).
+pub fn check_timestamp(
+    header: Option<&str>,
+    config: &Replay,
+    now: u64,
+    signed: bool,
+) -> Result<(), ApiError> {
+    if !config.enforce_timestamp && !signed {
         return Ok(());
     }
     let raw = header.ok_or(ApiError::TimestampRejected("X-Timestamp is required"))?;
@@ -51,8 +57,8 @@ mod tests {
     #[test]
     fn timestamp_ignored_unless_enforced() {
         let config = test_config().replay().unwrap().clone();
-        assert!(check_timestamp(None, &config, 1_000_000).is_ok());
-        assert!(check_timestamp(Some("garbage"), &config, 1_000_000).is_ok());
+        assert!(check_timestamp(None, &config, 1_000_000, false).is_ok());
+        assert!(check_timestamp(Some("garbage"), &config, 1_000_000, false).is_ok());
     }
 
     #[test]
@@ -74,7 +80,7 @@ mod tests {
             (None, false),
         ];
         for (header, ok) in cases {
-            let result = check_timestamp(*header, &config, now);
+            let result = check_timestamp(*header, &config, now, false);
             assert_eq!(result.is_ok(), *ok, "{header:?}");
             if let Err(e) = result {
                 assert_eq!(e.status(), 401);

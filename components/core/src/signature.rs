@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Auth, Secret};
+use crate::config::{Auth, Secret, SignatureScheme};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -87,9 +87,30 @@ fn bearer_token(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Headers of every signed outbound call: bearer, signature over the exact body, timestamp.
-pub fn signed_headers(auth: &Auth, body: &[u8], now: u64) -> Vec<(String, String)> {
-    vec![
+/// What `X-Signature` is computed over under `scheme`: the body, or
+/// `{timestamp}.{nonce}.{body}`.
+pub fn signed_content(
+    scheme: SignatureScheme,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    match scheme {
+        SignatureScheme::Body => body.to_vec(),
+        SignatureScheme::Timestamped => {
+            let mut content = format!("{timestamp}.{nonce}.").into_bytes();
+            content.extend_from_slice(body);
+            content
+        }
+    }
+}
+
+/// Headers of every signed outbound call: bearer, signature over the exact body (and, under
+/// the timestamped scheme, the timestamp and `nonce`), timestamp.
+pub fn signed_headers(auth: &Auth, body: &[u8], now: u64, nonce: &str) -> Vec<(String, String)> {
+    let timestamp = now.to_string();
+    let content = signed_content(auth.scheme, &timestamp, nonce, body);
+    let mut headers = vec![
         ("content-type".into(), "application/json".into()),
         (
             "authorization".into(),
@@ -98,9 +119,13 @@ pub fn signed_headers(auth: &Auth, body: &[u8], now: u64) -> Vec<(String, String
                 String::from_utf8_lossy(auth.shared_secret.expose())
             ),
         ),
-        ("x-signature".into(), sign(&auth.shared_secret, body)),
-        ("x-timestamp".into(), now.to_string()),
-    ]
+        ("x-signature".into(), sign(&auth.shared_secret, &content)),
+        ("x-timestamp".into(), timestamp),
+    ];
+    if auth.scheme == SignatureScheme::Timestamped {
+        headers.push(("x-nonce".into(), nonce.to_string()));
+    }
+    headers
 }
 
 #[cfg(test)]

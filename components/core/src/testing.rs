@@ -366,6 +366,7 @@ pub fn sample_invoice(deposit_id: &str, amount: u64) -> Invoice {
         user_id: "user-1".into(),
         amount,
         reference: reference(deposit_id),
+        payment_url: Some(format!("https://pay.test/{deposit_id}")),
     }
 }
 

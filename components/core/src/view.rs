@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::credit::Credit;
 use crate::deposit::note::{Note, NoteKind};
-use crate::deposit::Deposit;
+use crate::deposit::{Deposit, Invoice};
 use crate::ids::{DepositId, Reference};
 
 /// Where a deposit stands.
@@ -118,14 +118,19 @@ pub struct DepositView {
     pub refunds_due: Vec<RefundDue>,
 }
 
-/// A deposit's status from its credit and notes.
-pub fn status_of(credit: Option<&Credit>, notes: &[Note], deposit: &Deposit) -> DepositStatus {
-    let reference = deposit.invoice().map(|i| i.reference);
+/// A deposit's status from its credit and notes; `shown` is the invoice it shows.
+pub fn status_of(
+    credit: Option<&Credit>,
+    notes: &[Note],
+    shown: Option<&Invoice>,
+) -> DepositStatus {
+    let reference = shown.map(|i| &i.reference);
     if credit.is_some() {
         DepositStatus::Paid
-    } else if notes.iter().any(|n| {
-        matches!(n.kind, NoteKind::Failed { .. }) && Some(&n.reference) == reference.as_ref()
-    }) {
+    } else if notes
+        .iter()
+        .any(|n| matches!(n.kind, NoteKind::Failed { .. }) && Some(&n.reference) == reference)
+    {
         DepositStatus::Failed
     } else {
         DepositStatus::Pending
@@ -133,9 +138,15 @@ pub fn status_of(credit: Option<&Credit>, notes: &[Note], deposit: &Deposit) -> 
 }
 
 impl DepositView {
-    /// Merges the record with its credit and notes (both of this deposit's epoch).
-    pub fn new(deposit: Deposit, credit: Option<Credit>, notes: &[Note]) -> Self {
-        let status = status_of(credit.as_ref(), notes, &deposit);
+    /// Merges the record, the invoice it shows (its own, or one its creates handed out), its
+    /// credit and its notes (all of this deposit's epoch).
+    pub fn new(
+        deposit: Deposit,
+        shown: Option<&Invoice>,
+        credit: Option<Credit>,
+        notes: &[Note],
+    ) -> Self {
+        let status = status_of(credit.as_ref(), notes, shown);
         let credited_reference = credit.as_ref().map(|c| c.reference.clone());
         let mut reviews = Vec::new();
         let mut refunds_due = Vec::new();
@@ -176,7 +187,7 @@ impl DepositView {
             })
         });
         let reference = credited_reference
-            .or_else(|| deposit.invoice().map(|i| i.reference))
+            .or_else(|| shown.map(|i| i.reference.clone()))
             .or_else(|| notes.last().map(|n| n.reference.clone()));
         Self {
             ok: true,
@@ -196,7 +207,10 @@ impl DepositView {
             credit_attempts: credit.as_ref().map(|c| c.attempts),
             next_credit_attempt_at: credit.as_ref().and_then(Credit::next_attempt_at),
             credit_exhausted: credit.as_ref().is_some_and(Credit::is_exhausted),
-            payment_url: deposit.payment_url().unwrap_or_default().to_string(),
+            payment_url: shown
+                .and_then(|i| i.payment_url.clone())
+                .or_else(|| deposit.payment_url().map(str::to_string))
+                .unwrap_or_default(),
             deposit_id: deposit.deposit_id,
             user_id: deposit.user_id,
             amount: deposit.amount,

@@ -195,15 +195,17 @@ impl Drop for WriteBlock {
 /// components/core/src/store/keys.rs. A key it does not name is a finding (both labels share
 /// one Redis database only because no name is used in both), so it panics.
 pub fn label_of(key: &str) -> &'static str {
-    const DEFAULT: [&str; 11] = [
+    const DEFAULT: [&str; 13] = [
         "deposit:",
         "ref:",
+        "inv:",
         "credit:",
         "credited:",
         "gen:",
         "notes:",
         "note:",
         "hold:",
+        "checks:",
         "slot:",
         "cursor:",
         "quarantine:",

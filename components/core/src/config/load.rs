@@ -32,6 +32,7 @@ impl Config {
             config.auth = Some(Auth {
                 shared_secret: Secret::new(shared_secret),
                 shared_secret_previous: (!previous.is_empty()).then(|| Secret::new(previous)),
+                scheme: SignatureScheme::Body,
             });
         }
         if wants(Section::Replay) {
@@ -100,15 +101,28 @@ impl Config {
         }
         if wants(Section::CentralPg) {
             let pg_secret = get("pg_shared_secret")?;
-            config.central_auth = Some(if pg_secret.is_empty() {
+            let scheme = match get("pg_signature")?.trim() {
+                "body" => SignatureScheme::Body,
+                "timestamped" => SignatureScheme::Timestamped,
+                other => {
+                    return Err(ConfigError::new(
+                        "pg_signature",
+                        format!("`{other}` is not body or timestamped"),
+                    ))
+                }
+            };
+            let mut auth = if pg_secret.is_empty() {
                 // Compatibility: without its own secret the Central PG shares the bot's.
                 config.auth()?.clone()
             } else {
                 Auth {
                     shared_secret: Secret::new(pg_secret),
                     shared_secret_previous: None,
+                    scheme,
                 }
-            });
+            };
+            auth.scheme = scheme;
+            config.central_auth = Some(auth);
         }
         if wants(Section::Gateways) {
             let enabled = parse_gateways(&get("gateways_enabled")?)?;
@@ -150,38 +164,57 @@ impl Config {
                     })?,
             });
         }
+        let retired = wants(Section::Retired);
         for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {
-            config.load_gateway(vars, section)?;
+            config.load_gateway(vars, section, retired)?;
         }
         config.check_combinations()?;
         Ok(config)
     }
 
-    /// Reads one gateway's credentials, only while that gateway is enabled (a disabled one
-    /// costs no variable reads); each must then be set.
-    fn load_gateway(&mut self, vars: &dyn Variables, section: Section) -> Result<(), ConfigError> {
+    /// Reads one gateway's credentials: while it is enabled each must be set; a gateway taken
+    /// out of `gateways_enabled` is read only for the routes that serve its open deposits
+    /// (`Section::Retired`), and only while its credentials are all still set.
+    fn load_gateway(
+        &mut self,
+        vars: &dyn Variables,
+        section: Section,
+        retired: bool,
+    ) -> Result<(), ConfigError> {
         let gateways = self.gateways().map_err(|_| not_read(Section::Gateways))?;
-        let enabled = GatewayName::ALL
+        let Some(gateway) = GatewayName::ALL
             .into_iter()
             .find(|g| Section::of_gateway(*g) == Some(section))
-            .is_some_and(|g| gateways.is_enabled(g));
-        if !enabled {
+        else {
+            return Ok(());
+        };
+        let enabled = gateways.is_enabled(gateway);
+        if !enabled && !retired {
+            // A disabled gateway costs a route that takes no notices no variable reads.
             return Ok(());
         }
         let timeout = gateways.timeout;
         let get = |name: &'static str| read(vars, name);
-        let set = |name: &'static str| -> Result<String, ConfigError> {
+        // `None`: not set on a retired gateway, which is then not configured.
+        let set = |name: &'static str| -> Result<Option<String>, ConfigError> {
             let value = get(name)?.trim().to_string();
-            if value.is_empty() {
-                return Err(ConfigError::new(
+            match (value.is_empty(), enabled) {
+                (false, _) => Ok(Some(value)),
+                (true, false) => Ok(None),
+                (true, true) => Err(ConfigError::new(
                     name,
                     "must be set while its gateway is in gateways_enabled",
-                ));
+                )),
             }
-            Ok(value)
         };
         match section {
             Section::Duitku => {
+                let Some(merchant_code) = set("duitku_merchant_code")? else {
+                    return Ok(());
+                };
+                let Some(api_key) = set("duitku_api_key")? else {
+                    return Ok(());
+                };
                 let signature = match get("duitku_signature")?.trim() {
                     "hmac" => DuitkuSignature::Hmac,
                     "legacy" => DuitkuSignature::Legacy,
@@ -194,37 +227,58 @@ impl Config {
                 };
                 self.duitku = Some(Duitku {
                     base_url: parse_origin("duitku_base_url", &get("duitku_base_url")?)?,
-                    merchant_code: set("duitku_merchant_code")?,
-                    api_key: Secret::new(set("duitku_api_key")?),
+                    merchant_code,
+                    api_key: Secret::new(api_key),
                     signature,
                     timeout,
                 });
             }
             Section::Midtrans => {
+                let Some(server_key) = set("midtrans_server_key")? else {
+                    return Ok(());
+                };
                 self.midtrans = Some(Midtrans {
                     snap_url: parse_origin("midtrans_snap_url", &get("midtrans_snap_url")?)?,
                     api_url: parse_origin("midtrans_api_url", &get("midtrans_api_url")?)?,
-                    server_key: Secret::new(set("midtrans_server_key")?),
+                    server_key: Secret::new(server_key),
                     timeout,
                 });
             }
             Section::Xendit => {
+                let Some(secret_key) = set("xendit_secret_key")? else {
+                    return Ok(());
+                };
+                let Some(callback_token) = set("xendit_callback_token")? else {
+                    return Ok(());
+                };
                 self.xendit = Some(Xendit {
                     base_url: parse_origin("xendit_base_url", &get("xendit_base_url")?)?,
-                    secret_key: Secret::new(set("xendit_secret_key")?),
-                    callback_token: Secret::new(set("xendit_callback_token")?),
+                    secret_key: Secret::new(secret_key),
+                    callback_token: Secret::new(callback_token),
                     timeout,
                 });
             }
             Section::Tripay => {
+                let Some(merchant_code) = set("tripay_merchant_code")? else {
+                    return Ok(());
+                };
+                let Some(api_key) = set("tripay_api_key")? else {
+                    return Ok(());
+                };
+                let Some(private_key) = set("tripay_private_key")? else {
+                    return Ok(());
+                };
+                let Some(method) = set("tripay_method")? else {
+                    return Ok(());
+                };
                 let origin = parse_origin("tripay_base_url", &get("tripay_base_url")?)?;
                 let path = parse_path("tripay_api_path", &get("tripay_api_path")?)?;
                 self.tripay = Some(Tripay {
                     base_url: format!("{origin}{}", path.trim_end_matches('/')),
-                    merchant_code: set("tripay_merchant_code")?,
-                    api_key: Secret::new(set("tripay_api_key")?),
-                    private_key: Secret::new(set("tripay_private_key")?),
-                    method: set("tripay_method")?,
+                    merchant_code,
+                    api_key: Secret::new(api_key),
+                    private_key: Secret::new(private_key),
+                    method,
                     timeout,
                 });
             }
@@ -251,6 +305,19 @@ impl Config {
                     format!(
                         "must be set while {name} is enabled (its invoices carry the callback URL)"
                     ),
+                ));
+            }
+        }
+        // Midtrans keeps a payment page open 5 minutes at least, and its invoices are opened
+        // for half their validity: shorter, and Midtrans would take payments after the app
+        // stopped asking about them.
+        if let (Some(gateways), Some(lifetime)) = (&self.gateways, &self.lifetime) {
+            if gateways.is_enabled(GatewayName::Midtrans)
+                && lifetime.invoice_validity() < Duration::from_secs(600)
+            {
+                return Err(ConfigError::new(
+                    "deposit_ttl_days",
+                    "must be at least 20 minutes (0.014) while midtrans is enabled",
                 ));
             }
         }

@@ -48,6 +48,10 @@ pub enum Section {
     Tripay,
     /// How the sweep asks gateways about deposits still pending.
     Reconcile,
+    /// The credentials of gateways taken out of `gateways_enabled`, while they are still set:
+    /// read by the routes that serve deposits already made (callbacks, the sweep), not by
+    /// create. No variables of its own.
+    Retired,
 }
 
 impl Section {
@@ -76,7 +80,7 @@ impl Section {
                 "credit_max_retries",
                 "credit_lease_seconds",
             ],
-            Section::CentralPg => &["pg_shared_secret"],
+            Section::CentralPg => &["pg_shared_secret", "pg_signature"],
             Section::Gateways => &[
                 "gateways_enabled",
                 "gateway_default",
@@ -84,6 +88,7 @@ impl Section {
                 "reconcile_after_seconds",
             ],
             Section::Reconcile => &["reconcile_schedule", "reconcile_max_per_sweep"],
+            Section::Retired => &[],
             Section::Duitku => &[
                 "duitku_base_url",
                 "duitku_merchant_code",
@@ -138,6 +143,7 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Xendit,
     Section::Tripay,
     Section::Reconcile,
+    Section::Retired,
 ];
 
 /// Every gateway's credentials section.
@@ -162,6 +168,18 @@ pub struct Auth {
     pub shared_secret: Secret,
     /// Previous secret, still accepted inbound during a rotation.
     pub shared_secret_previous: Option<Secret>,
+    /// What the HMAC covers, both ways.
+    pub scheme: SignatureScheme,
+}
+
+/// What a peer's `X-Signature` covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureScheme {
+    /// The raw body (the original API; `X-Timestamp` and `X-Nonce` are not signed).
+    Body,
+    /// `{X-Timestamp}.{X-Nonce}.{raw body}`, both headers required: a notice cannot be sent
+    /// again with a fresh timestamp or nonce (`pg_signature = timestamped`).
+    Timestamped,
 }
 
 impl Auth {
@@ -249,6 +267,19 @@ pub struct Lifetime {
     pub deposit_ttl_ms: u64,
 }
 
+/// The longest an invoice at a gateway that can be asked may be paid (the gateways' own
+/// default).
+pub const MAX_INVOICE_VALIDITY: Duration = Duration::from_secs(86_400);
+
+impl Lifetime {
+    /// How long an invoice at a gateway that can be asked may be paid: a day, or half a
+    /// deposit's lifetime when that is shorter, so that asking the gateway once it is over
+    /// tells how the invoice ended well before its deposit is removed.
+    pub fn invoice_validity(&self) -> Duration {
+        Duration::from_millis(self.deposit_ttl_ms / 2).min(MAX_INVOICE_VALIDITY)
+    }
+}
+
 /// Crediting the bot.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -311,6 +342,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("credit_max_retries", Some("30")),
     ("credit_lease_seconds", Some("30")),
     ("pg_shared_secret", Some("")),
+    ("pg_signature", Some("body")),
     ("gateways_enabled", Some("central")),
     ("gateway_default", Some("central")),
     ("gateway_timeout_ms", Some("10000")),
@@ -343,7 +375,11 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
 
 fn not_read(section: Section) -> ConfigError {
     ConfigError::new(
-        section.variables()[0],
+        section
+            .variables()
+            .first()
+            .copied()
+            .unwrap_or("gateways_enabled"),
         "is not read by this route (a route declares the sections it uses)",
     )
 }
@@ -403,31 +439,45 @@ impl Config {
             .ok_or_else(|| not_read(Section::Gateways))
     }
 
-    /// Why a gateway's settings are absent: not enabled, or its section not read.
+    /// Why a gateway's settings are absent: not enabled (and its credentials not set, or not
+    /// read by this route), or its section not read.
     fn gateway_missing(&self, gateway: GatewayName, section: Section) -> ConfigError {
         match &self.gateways {
-            Some(gateways) if !gateways.is_enabled(gateway) => {
-                ConfigError::new("gateways_enabled", format!("does not enable {gateway}"))
-            }
+            Some(gateways) if !gateways.is_enabled(gateway) => ConfigError::new(
+                "gateways_enabled",
+                format!("does not enable {gateway}, and its credentials are not set"),
+            ),
             _ => not_read(section),
         }
     }
 
-    /// Duitku's settings (while enabled).
+    /// Whether `gateway` can be spoken to: the Central PG always; another while its
+    /// credentials are loaded (enabled, or retired with its credentials still set).
+    pub fn has_credentials(&self, gateway: GatewayName) -> bool {
+        match gateway {
+            GatewayName::Central => true,
+            GatewayName::Duitku => self.duitku.is_some(),
+            GatewayName::Midtrans => self.midtrans.is_some(),
+            GatewayName::Xendit => self.xendit.is_some(),
+            GatewayName::Tripay => self.tripay.is_some(),
+        }
+    }
+
+    /// Duitku's settings (while enabled, or retired with its credentials set).
     pub fn duitku(&self) -> Result<&Duitku, ConfigError> {
         self.duitku
             .as_ref()
             .ok_or_else(|| self.gateway_missing(GatewayName::Duitku, Section::Duitku))
     }
 
-    /// Midtrans's settings (while enabled).
+    /// Midtrans's settings (while enabled, or retired with its credentials set).
     pub fn midtrans(&self) -> Result<&Midtrans, ConfigError> {
         self.midtrans
             .as_ref()
             .ok_or_else(|| self.gateway_missing(GatewayName::Midtrans, Section::Midtrans))
     }
 
-    /// Xendit's settings (while enabled).
+    /// Xendit's settings (while enabled, or retired with its credentials set).
     pub fn xendit(&self) -> Result<&Xendit, ConfigError> {
         self.xendit
             .as_ref()
@@ -441,7 +491,7 @@ impl Config {
             .ok_or_else(|| not_read(Section::Reconcile))
     }
 
-    /// Tripay's settings (while enabled).
+    /// Tripay's settings (while enabled, or retired with its credentials set).
     pub fn tripay(&self) -> Result<&Tripay, ConfigError> {
         self.tripay
             .as_ref()

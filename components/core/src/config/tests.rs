@@ -337,3 +337,59 @@ fn fractional_ttl_and_flags_parse() {
         Some("https://topup.example")
     );
 }
+
+#[test]
+fn a_retired_gateway_is_read_only_by_the_routes_that_serve_its_deposits() {
+    let vars = base()
+        .with("duitku_merchant_code", "D1")
+        .with("duitku_api_key", "k");
+    // Out of gateways_enabled: create's sections leave it unread...
+    let create = Config::load(&vars, &[Section::Gateways, Section::Duitku]).unwrap();
+    assert!(!create.has_credentials(GatewayName::Duitku));
+    // ... a callback's read it, while its credentials are all set.
+    let serving = [Section::Gateways, Section::Duitku, Section::Retired];
+    assert!(Config::load(&vars, &serving)
+        .unwrap()
+        .has_credentials(GatewayName::Duitku));
+    let partly = base().with("duitku_merchant_code", "D1");
+    let callback = Config::load(&partly, &serving).unwrap();
+    assert!(!callback.has_credentials(GatewayName::Duitku));
+    assert_eq!(callback.duitku().unwrap_err().variable, "gateways_enabled");
+}
+
+#[test]
+fn midtrans_needs_twenty_minutes_of_deposit_life() {
+    let midtrans = [
+        ("gateways_enabled", "central,midtrans"),
+        ("midtrans_server_key", "SB-Mid-server-x"),
+        ("credit_retry_schedule", "60"),
+    ];
+    let with_ttl = |days: &'static str| {
+        let mut pairs = midtrans.to_vec();
+        pairs.push(("deposit_ttl_days", days));
+        with_gateways(&pairs)
+    };
+    assert_eq!(with_ttl("0.01").unwrap_err().variable, "deposit_ttl_days");
+    assert!(with_ttl("0.014").is_ok());
+}
+
+#[test]
+fn the_pg_signature_is_the_body_unless_timestamped() {
+    let scheme = |value: &str| {
+        Config::load_all(&base().with("pg_signature", value))
+            .map(|c| c.central_auth().unwrap().scheme)
+    };
+    assert_eq!(
+        Config::load_all(&base())
+            .unwrap()
+            .central_auth()
+            .unwrap()
+            .scheme,
+        SignatureScheme::Body
+    );
+    assert_eq!(scheme("timestamped").unwrap(), SignatureScheme::Timestamped);
+    assert_eq!(scheme("hmac").unwrap_err().variable, "pg_signature");
+    // The bot's own calls keep the body scheme whatever the PG uses.
+    let cfg = Config::load_all(&base().with("pg_signature", "timestamped")).unwrap();
+    assert_eq!(cfg.auth().unwrap().scheme, SignatureScheme::Body);
+}

@@ -20,7 +20,10 @@ use crate::ids::{DepositId, GatewayName, Reference};
 pub struct Deposit {
     /// Deposit id.
     pub deposit_id: DepositId,
-    /// Tells two deposits of one id apart (an id used again after the first expired).
+    /// Tells two deposits of one id apart (an id used again after the first was removed): when
+    /// the first create of this deposit began (Unix ms). A new deposit of an id can start only
+    /// after the last one was removed, a lifetime later, so epochs never repeat, and nothing
+    /// of an id has to outlive its deposit to keep them apart.
     pub epoch: u64,
     /// The bot's user id.
     pub user_id: String,
@@ -88,12 +91,17 @@ impl Deposit {
     /// The invoice, once created.
     pub fn invoice(&self) -> Option<Invoice> {
         match &self.creation {
-            Creation::Open { reference, .. } => Some(Invoice {
+            Creation::Open {
+                reference,
+                payment_url,
+                ..
+            } => Some(Invoice {
                 deposit_id: self.deposit_id.clone(),
                 epoch: self.epoch,
                 user_id: self.user_id.clone(),
                 amount: self.amount,
                 reference: reference.clone(),
+                payment_url: Some(payment_url.clone()),
             }),
             _ => None,
         }
@@ -108,8 +116,9 @@ impl Deposit {
     }
 }
 
-/// The record at `ref:{reference}`: the deposit an invoice pays. A callback trusts this over
-/// `deposit:{id}`, which a later create may have replaced.
+/// The record at `ref:{reference}` (and, for a chosen id, at `inv:{id}:{token}` of the create
+/// that made it): the deposit an invoice pays. A callback trusts this over `deposit:{id}`,
+/// which a later create may have replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invoice {
@@ -123,4 +132,7 @@ pub struct Invoice {
     pub amount: u64,
     /// The gateway reference.
     pub reference: Reference,
+    /// Where the user pays it (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_url: Option<String>,
 }

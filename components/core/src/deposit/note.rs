@@ -28,6 +28,10 @@ pub enum NoteKind {
     Failed {
         /// Gateway result code.
         result_code: Option<String>,
+        /// The gateway said the invoice can no longer be paid (it expired, or its time to be
+        /// paid is over): nothing more will come of it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        closed: bool,
     },
     /// The invoice was paid with another amount than the deposit's: not credited.
     #[serde(rename_all = "camelCase")]
@@ -52,7 +56,7 @@ impl Note {
     pub fn repeats(&self, other: &Note) -> bool {
         self.epoch == other.epoch && self.reference == other.reference && {
             match (&self.kind, &other.kind) {
-                (NoteKind::Failed { .. }, NoteKind::Failed { .. }) => true,
+                (NoteKind::Failed { closed: a, .. }, NoteKind::Failed { closed: b, .. }) => a == b,
                 (NoteKind::Paid { .. }, NoteKind::Paid { .. }) => true,
                 (NoteKind::WrongAmount { received: a }, NoteKind::WrongAmount { received: b }) => {
                     a == b

@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
 use crate::deposit::{Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::{life, LifeFacts};
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
@@ -127,6 +126,7 @@ fn invoice_for(
         email: input.email.as_deref(),
         phone: input.msisdn.as_deref(),
         public_base_url: config.gateway()?.public_base_url.as_deref(),
+        valid_for: config.lifetime()?.invoice_validity(),
     };
     let request = gateway.invoice_request(&order, store.now());
     let invoice = create_invoice_at(&gateway, platform.http, request)
@@ -150,6 +150,7 @@ fn open(deposit: &mut Deposit, token: u64, created: CreatedInvoice) -> Invoice {
         user_id: deposit.user_id.clone(),
         amount: deposit.amount,
         reference: created.reference.clone(),
+        payment_url: Some(created.payment_url.clone()),
     };
     deposit.creation = Creation::Open {
         token,
@@ -186,7 +187,8 @@ fn create_generated(
     let id = DepositId::generate(platform.random);
     let pending = Creation::Abandoned { token: 0 };
     // A generated id is new: its first (and only) deposit.
-    let mut deposit = new_deposit(&input, id, 1, store.now(), (pending, gateway));
+    let now = store.now();
+    let mut deposit = new_deposit(&input, id, now, now, (pending, gateway));
     let invoice = invoice_for(store, platform, config, &deposit, &input)?;
     let invoice = open(&mut deposit, 0, invoice);
     deposit.created_at = store.now();
@@ -218,20 +220,11 @@ fn create_chosen(
             && existing.v.amount == input.amount
             && existing.v.gateway == gateway;
         if now >= existing.exp {
-            let credit = store.credit_log(&id)?.of_epoch(Some(existing.v.epoch));
-            let notes = store.notes(&id)?;
-            let facts = LifeFacts {
-                record_expiry: existing.exp,
-                epoch: existing.v.epoch,
-                credit: &credit,
-                notes: &notes,
-                payment_claimed: store.payment_claimed(&id)?,
-                ttl_ms: config.lifetime()?.deposit_ttl_ms,
-            };
-            if !life(&facts).is_alive(now) {
-                // Still to be removed: the id is free again within a sweep or two.
-                return Err(being_removed());
-            }
+            // Its lifetime is over: it is kept only while something is still owed or
+            // unsettled on it, and then removed; only then is the id free for a new deposit.
+            // (A create now is a new deposit the bot wants, not the old one's: its invoices
+            // can no longer be paid.)
+            return Err(being_removed());
         }
         match &existing.v.creation {
             Creation::Open { .. } if same => {
@@ -293,11 +286,9 @@ fn create_chosen(
     }
     let until = now.saturating_add(lease_ms);
     // Creates of one deposit agree on its epoch even when a stalled one is overtaken, so
-    // every invoice they hand out stays payable (one credited, any other refunded).
-    let epoch = match epoch {
-        Some(epoch) => epoch,
-        None => store.next_epoch(&id)?,
-    };
+    // every invoice they hand out stays payable (one credited, any other refunded). A new
+    // deposit's epoch is when it began: never that of an earlier deposit of the id.
+    let epoch = epoch.unwrap_or(now);
     let mut deposit = new_deposit(
         &input,
         id.clone(),

@@ -1,7 +1,6 @@
 //! Removing a deposit whose life ended: every key of it, whether anyone reads it or not.
 
-use crate::config::Lifetime;
-use crate::flow::life::{life, Life, LifeFacts};
+use crate::flow::life::{life_of, Life};
 use crate::ids::{DepositId, Reference};
 use crate::platform::StoreError;
 use crate::store::DepositStore;
@@ -21,11 +20,7 @@ fn check_again(store: &DepositStore, id: &DepositId, at: u64) -> Result<Expired,
 }
 
 /// Removes deposit `id` if its life has ended; otherwise schedules the next look.
-pub fn expire(
-    store: &DepositStore,
-    lifetime: &Lifetime,
-    id: &DepositId,
-) -> Result<Expired, StoreError> {
+pub fn expire(store: &DepositStore, id: &DepositId) -> Result<Expired, StoreError> {
     let now = store.now();
     let Some(deposit) = store.deposit(id)? else {
         // The record is gone (a removal that stopped half-way): remove what is left.
@@ -38,15 +33,7 @@ pub fn expire(
     }
     let credit = store.credit_log(id)?.of_epoch(Some(deposit.v.epoch));
     let notes = store.notes(id)?;
-    let facts = LifeFacts {
-        record_expiry: deposit.exp,
-        epoch: deposit.v.epoch,
-        credit: &credit,
-        notes: &notes,
-        payment_claimed: store.payment_claimed(id)?,
-        ttl_ms: lifetime.deposit_ttl_ms,
-    };
-    match life(&facts) {
+    match life_of(store, &deposit, &credit, &notes)? {
         Life::Until(end) if now < end => check_again(store, id, end),
         Life::Owed => {
             // A credit due with nobody on it (its recorder died and the gateway never
@@ -58,11 +45,10 @@ pub fn expire(
         }
         Life::Until(_) => {
             let mut references: Vec<Reference> = Vec::new();
-            let known = deposit
-                .v
-                .invoice()
-                .map(|i| i.reference)
+            let known = store
+                .handed_out(&deposit.v)?
                 .into_iter()
+                .map(|i| i.reference)
                 .chain(credit.head.iter().map(|c| c.reference.clone()))
                 .chain(credit.latest.iter().map(|c| c.reference.clone()))
                 .chain(notes.iter().map(|n| n.reference.clone()));

@@ -14,9 +14,9 @@ use crate::credit::{AttemptKind, Credit, CreditState, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::flow::delivery::save_outcome;
-use crate::flow::life::{life, LifeFacts};
+use crate::flow::life::life_of;
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
 use crate::platform::Platform;
 use crate::store::DepositStore;
@@ -66,48 +66,44 @@ pub fn apply_callback(
     Ok(outcome)
 }
 
-fn mismatch() -> ApiError {
-    ApiError::Conflict {
-        code: ErrorCode::ReferenceMismatch,
-        message: "reference does not belong to this deposit".into(),
-        detail: None,
-    }
-}
-
-/// The invoice a callback is about, and the deposit record as it stands.
+/// The invoice a callback is about, and the deposit record as it stands. An invoice is one
+/// the deposit's own era handed out: an earlier deposit of the id (its epoch differs) or
+/// another deposit never pays this one.
 fn locate(
     store: &DepositStore,
     callback: &PaymentCallback,
-) -> Result<(Invoice, Option<Envelope<Deposit>>), ApiError> {
-    // (The deposit is always `Some` in a successful answer; kept optional for the caller's
-    // life check.)
+) -> Result<(Invoice, Envelope<Deposit>), ApiError> {
     let by_reference = match &callback.reference {
         Some(reference) => store.invoice(reference)?,
         None => None,
     };
     let id = match (&callback.order_id, &by_reference) {
-        (Some(id), Some(invoice)) if *id != invoice.deposit_id => return Err(mismatch()),
+        (Some(id), Some(invoice)) if *id != invoice.deposit_id => {
+            return Err(ApiError::reference_mismatch())
+        }
         (Some(id), _) => id.clone(),
         (None, Some(invoice)) => invoice.deposit_id.clone(),
         (None, None) => return Err(ApiError::DepositNotFound),
     };
-    let deposit = store.deposit(&id)?;
+    // Removed at the end of its life (an invoice index may outlive it).
+    let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
     let invoice = match (by_reference, &callback.reference) {
+        (Some(invoice), _) if invoice.epoch != deposit.v.epoch => {
+            return Err(ApiError::reference_mismatch())
+        }
         (Some(invoice), _) => invoice,
-        (None, Some(_)) if deposit.is_some() => return Err(mismatch()),
-        (None, Some(_)) => return Err(ApiError::DepositNotFound),
-        (None, None) => deposit
-            .as_ref()
-            .and_then(|d| d.v.invoice())
-            .ok_or(ApiError::DepositNotFound)?,
+        (None, Some(_)) => return Err(ApiError::reference_mismatch()),
+        // No reference: the record's invoice, or else the last one its creates handed out
+        // (the record of a create that took over and failed names none).
+        (None, None) => match deposit.v.invoice() {
+            Some(invoice) => invoice,
+            None => store
+                .invoices(&deposit.v)?
+                .pop()
+                .ok_or(ApiError::DepositNotFound)?,
+        },
     };
-    match &deposit {
-        // Removed at the end of its life (an invoice index may outlive it).
-        None => Err(ApiError::DepositNotFound),
-        // An invoice of an earlier deposit of this id.
-        Some(current) if current.v.epoch != invoice.epoch => Err(mismatch()),
-        Some(_) => Ok((invoice, deposit)),
-    }
+    Ok((invoice, deposit))
 }
 
 fn apply(
@@ -117,39 +113,21 @@ fn apply(
     callback: &PaymentCallback,
 ) -> Result<CallbackOutcome, ApiError> {
     let (invoice, deposit) = locate(store, callback)?;
-    if deposit
-        .as_ref()
-        .is_some_and(|d| d.v.gateway != callback.gateway)
-    {
+    if deposit.v.gateway != callback.gateway {
         // A genuine notice of another gateway (an order id reused there) pays nothing here.
-        return Err(ApiError::Conflict {
-            code: ErrorCode::GatewayMismatch,
-            message: "this deposit is billed by another gateway".into(),
-            detail: None,
-        });
+        return Err(ApiError::gateway_mismatch());
     }
     let id = &invoice.deposit_id;
     let now = store.now();
     let head = store
         .head(id)?
         .filter(|credit| credit.epoch == invoice.epoch);
-    if let Some(deposit) = &deposit {
-        if now >= deposit.exp {
-            let credit = store
-                .credit_log_after(id, head.clone())?
-                .of_epoch(Some(invoice.epoch));
-            let notes = store.notes(id)?;
-            let facts = LifeFacts {
-                record_expiry: deposit.exp,
-                epoch: invoice.epoch,
-                credit: &credit,
-                notes: &notes,
-                payment_claimed: store.payment_claimed(id)?,
-                ttl_ms: config.lifetime()?.deposit_ttl_ms,
-            };
-            if !life(&facts).is_alive(now) {
-                return Err(ApiError::DepositNotFound);
-            }
+    if now >= deposit.exp {
+        let credit = store
+            .credit_log_after(id, head.clone())?
+            .of_epoch(Some(invoice.epoch));
+        if !life_of(store, &deposit, &credit, &store.notes(id)?)?.is_alive(now) {
+            return Err(ApiError::DepositNotFound);
         }
     }
     let note = |kind| Note {
@@ -165,6 +143,7 @@ fn apply(
                 id,
                 &note(NoteKind::Failed {
                     result_code: callback.result_code.clone(),
+                    closed: callback.closed,
                 }),
                 &notes,
                 None,

@@ -1,21 +1,41 @@
-//! Reconciliation: a deposit still pending some time after its create is checked at its
-//! gateway, then again on a backoff until it is paid, failed, expired or at the end of its
-//! life. Each check is a `Reconcile` task in its own schedule, so the work is the checks due,
-//! never the number of deposits. A status the gateway reports goes through the callback's
-//! money path (`apply_callback`), exactly as if its callback had come.
+//! Asking a deposit's gateway how its invoices stand, and what the answer means for the money.
+//!
+//! Two things ask. The sweep, for deposits whose callbacks may be lost: a deposit at a gateway
+//! that can be asked is checked some time after its create, then on a backoff, and once more
+//! when its invoices can no longer be paid, until every invoice it handed out is settled
+//! (paid and recorded, or closed at the gateway), for at most a week or a lifetime past its
+//! end. Each check is
+//! a `Reconcile` task in its own schedule, so the work is the checks due, never the number of
+//! deposits. And a gateway's callback route, for a notice whose proof does not cover the
+//! fields that decide the money (Duitku's `resultCode`, Midtrans's `transaction_status`,
+//! Xendit's token-only notices): the notice only prompts the same question, and only the
+//! gateway's own answer is applied.
+//!
+//! Every answer goes through the callback's money path (`apply_callback`), about an invoice
+//! the deposit's own era handed out; an answer about any other transaction (an earlier
+//! deposit of the id, a foreign order) changes nothing.
 
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::deposit::Deposit;
+use crate::config::{Config, Lifetime};
+use crate::deposit::{Deposit, Invoice};
+use crate::envelope::Envelope;
 use crate::error::ApiError;
+use crate::flow::life::{is_alive, is_settled, unsettled_until};
 use crate::flow::payment::{apply_callback, CallbackOutcome};
+use crate::gateway::notification::{CallbackStatus, PaymentCallback};
 use crate::gateway::{
     adapter, GatewayName, NoticeStatus, PaymentGateway, PaymentNotice, StatusQuery,
 };
 use crate::ids::{DepositId, Reference};
-use crate::platform::{Platform, StoreError};
+use crate::platform::{
+    millis, OutboundRequest, OutboundResponse, Platform, StoreError, TransportError,
+};
 use crate::store::DepositStore;
+
+/// How long after an invoice's time to be paid is over its gateway is asked how it ended
+/// (the gateway's clock and its own processing may lag).
+pub const CLOSE_MARGIN_MS: u64 = 60_000;
 
 /// What reconciliation checked and found in one sweep.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -23,15 +43,15 @@ use crate::store::DepositStore;
 pub struct ReconcileReport {
     /// Status queries sent.
     pub checked: u32,
-    /// Deposits the gateway reported paid (credited as if their callback had come).
+    /// Invoices the gateway reported paid (credited as if their callback had come).
     pub paid: u32,
-    /// Deposits it reported failed or expired (recorded).
+    /// Invoices it reported failed or expired (recorded).
     pub failed: u32,
-    /// Deposits still pending (checked again later).
+    /// Invoices still pending (checked again later).
     pub pending: u32,
     /// Queries with no usable answer (checked again later).
     pub errors: u32,
-    /// Due checks of a gateway that is no longer enabled (dropped).
+    /// Due checks of a gateway whose credentials are not set (checked again later).
     pub skipped: u32,
 }
 
@@ -42,7 +62,16 @@ impl ReconcileReport {
     }
 }
 
-/// Schedules the first check of a deposit just opened at a gateway that can be asked.
+/// When the gateway of a deposit created at `created_at` has stopped taking payment for its
+/// invoices, with a margin.
+fn closes_at(lifetime: &Lifetime, created_at: u64) -> u64 {
+    created_at
+        .saturating_add(millis(lifetime.invoice_validity()))
+        .saturating_add(CLOSE_MARGIN_MS)
+}
+
+/// Schedules the first check of a deposit just opened at a gateway that can be asked:
+/// `reconcile_after_seconds` from now, or when its invoice can no longer be paid if sooner.
 pub fn schedule_first_check(
     store: &DepositStore,
     config: &Config,
@@ -53,162 +82,426 @@ pub fn schedule_first_check(
     }
     let at = store
         .now()
-        .saturating_add(config.gateways()?.reconcile_after_ms);
-    store.schedule_reconcile(&deposit.deposit_id, deposit.epoch, 0, at)?;
+        .saturating_add(config.gateways()?.reconcile_after_ms)
+        .min(closes_at(config.lifetime()?, deposit.created_at));
+    store.schedule_reconcile(&deposit.deposit_id, deposit.epoch, (0, false), at)?;
     Ok(())
 }
 
-/// A check that is due: the deposit is open, unpaid and alive.
+/// A deposit to ask its gateway about.
 #[derive(Debug, Clone)]
 pub struct Check {
     id: DepositId,
     epoch: u64,
     round: u32,
+    /// A check of its own: it schedules no next one.
+    once: bool,
     gateway: GatewayName,
-    reference: Reference,
-    life_ends: u64,
+    /// Its invoices not settled yet.
+    open: Vec<Invoice>,
+    /// Every invoice its era handed out.
+    ours: Vec<Reference>,
+    /// From then on an unpaid answer is final (see [`closes_at`]).
+    closes_at: u64,
+    /// No check is scheduled at or after this (see [`unsettled_until`]).
+    ends_at: u64,
 }
 
-/// The check a `Reconcile` task asks for, or `None` when there is nothing left to ask.
+impl Check {
+    /// What is left to ask about `deposit` in check `round`; `None` when nothing is (every
+    /// invoice settled, or the Central PG, which cannot be asked).
+    fn of(
+        store: &DepositStore,
+        lifetime: &Lifetime,
+        deposit: &Envelope<Deposit>,
+        (round, once): (u32, bool),
+    ) -> Result<Option<Self>, StoreError> {
+        let d = &deposit.v;
+        if d.gateway.is_central() {
+            return Ok(None);
+        }
+        let credit = store.head(&d.deposit_id)?;
+        let notes = store.notes(&d.deposit_id)?;
+        let invoices = store.invoices(d)?;
+        let ours = invoices.iter().map(|i| i.reference.clone()).collect();
+        let open: Vec<Invoice> = invoices
+            .into_iter()
+            .filter(|i| !is_settled(&i.reference, d.epoch, credit.as_ref(), &notes))
+            .collect();
+        if open.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            id: d.deposit_id.clone(),
+            epoch: d.epoch,
+            round,
+            once,
+            gateway: d.gateway,
+            open,
+            ours,
+            closes_at: closes_at(lifetime, d.created_at),
+            ends_at: unsettled_until(deposit.exp, store.ttl_ms()),
+        }))
+    }
+
+    /// The status queries that answer it, each with the open invoice it names (`None`: it
+    /// names the order, and the answer says which invoice).
+    fn queries(
+        &self,
+        gateway: &impl PaymentGateway,
+        now: u64,
+    ) -> Vec<(Option<usize>, OutboundRequest)> {
+        let query = |i: usize| {
+            gateway.status_request(
+                &StatusQuery {
+                    deposit_id: &self.id,
+                    reference: &self.open[i].reference,
+                },
+                now,
+            )
+        };
+        if gateway.asks_by_reference() {
+            (0..self.open.len())
+                .filter_map(|i| query(i).map(|q| (Some(i), q)))
+                .collect()
+        } else {
+            query(self.open.len() - 1)
+                .map(|q| (None, q))
+                .into_iter()
+                .collect()
+        }
+    }
+}
+
+/// A status query's answer (none when the batch came back short), with the open invoice the
+/// query named.
+type Reply = (
+    Option<usize>,
+    Option<Result<OutboundResponse, TransportError>>,
+);
+
+/// What the answers to one check said.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// Queries sent.
+    pub asked: u32,
+    /// Usable answers.
+    pub answered: u32,
+    /// Invoices reported paid and applied as payments.
+    pub paid: u32,
+    /// Invoices reported failed, expired or closed unpaid.
+    pub failed: u32,
+    /// Invoices still pending.
+    pub pending: u32,
+    /// Queries with no usable answer.
+    pub errors: u32,
+    /// Whether an open invoice is still not settled.
+    pub open_left: bool,
+}
+
+/// The due check a `Reconcile` task asks for, or `None` when there is nothing left to ask.
 pub fn due_check(
     store: &DepositStore,
+    lifetime: &Lifetime,
     id: &DepositId,
     epoch: u64,
-    round: u32,
+    round: (u32, bool),
 ) -> Result<Option<Check>, StoreError> {
     let Some(deposit) = store.deposit(id)? else {
         return Ok(None);
     };
-    let Some(invoice) = deposit.v.invoice() else {
-        return Ok(None);
-    };
-    let paid = store.head(id)?.is_some_and(|credit| credit.epoch == epoch);
-    if deposit.v.epoch != epoch
-        || deposit.v.gateway.is_central()
-        || paid
-        || store.now() >= deposit.exp
-    {
+    if deposit.v.epoch != epoch || store.now() >= unsettled_until(deposit.exp, store.ttl_ms()) {
         return Ok(None);
     }
-    Ok(Some(Check {
-        id: id.clone(),
-        epoch,
-        round,
-        gateway: deposit.v.gateway,
-        reference: invoice.reference,
-        life_ends: deposit.exp,
-    }))
+    // Overlapping sweeps may both run one task of a deposit's chain; a copy whose round is
+    // done goes no further, or the chain would double each time.
+    let (number, once) = round;
+    if !once && store.checks_done(id)?.is_some_and(|done| done >= number) {
+        return Ok(None);
+    }
+    Check::of(store, lifetime, &deposit, round)
 }
 
-/// Sends the checks' status queries together and applies the answers.
+/// Sends the checks' status queries together and applies the answers; each check still open
+/// is scheduled again on the backoff. Returns the deposits whose records turned out unreadable
+/// (to quarantine; the other checks go on).
 pub fn run_checks(
     store: &DepositStore,
     platform: &Platform,
     config: &Config,
     checks: Vec<Check>,
     report: &mut ReconcileReport,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(DepositId, String)>, StoreError> {
+    let mut corrupt = Vec::new();
     let now = store.now();
     let mut asked = Vec::new();
     let mut requests = Vec::new();
     for check in checks {
-        let request = adapter(config, check.gateway).ok().and_then(|gateway| {
-            let query = StatusQuery {
-                deposit_id: &check.id,
-                reference: &check.reference,
-            };
-            gateway.status_request(&query, now)
-        });
-        match request {
-            Some(request) => {
-                requests.push(request);
-                asked.push(check);
+        match adapter(config, check.gateway) {
+            Ok(gateway) => {
+                let queries = check.queries(&gateway, now);
+                let mut names = Vec::new();
+                for (invoice, request) in queries {
+                    names.push(invoice);
+                    requests.push(request);
+                }
+                asked.push((check, names));
             }
-            None => {
-                eprintln!("reconcile {}: {} cannot be asked", check.id, check.gateway);
+            Err(_) => {
+                // Its credentials are not set: nothing can be asked until they are again.
                 report.skipped += 1;
+                if !check.once {
+                    check_again(store, config, &check)?;
+                }
             }
         }
     }
-    let answers = platform.http.send_all(requests);
-    for (check, answer) in asked.into_iter().zip(answers) {
-        report.checked += 1;
-        let notice = match (answer, adapter(config, check.gateway)) {
-            (Ok(response), Ok(gateway)) => gateway.read_status(&response).ok(),
-            _ => None,
+    let mut answers = platform.http.send_all(requests).into_iter();
+    for (check, names) in asked {
+        let replies: Vec<_> = names
+            .into_iter()
+            .map(|invoice| (invoice, answers.next()))
+            .collect();
+        let heard = match adapter(config, check.gateway) {
+            Ok(gateway) => hear(platform, config, &gateway, &check, replies),
+            Err(_) => Ok(Heard::default()),
         };
-        let notice = notice.filter(|n| n.deposit_id.as_ref().is_none_or(|id| *id == check.id));
-        match notice {
-            None => {
-                report.errors += 1;
-                check_again(store, config, &check)?;
+        let heard = match heard {
+            Ok(heard) => heard,
+            Err(ApiError::Store(StoreError::Corrupt(reason))) => {
+                corrupt.push((check.id.clone(), reason));
+                continue;
             }
-            Some(notice) if notice.status == NoticeStatus::Pending => {
-                report.pending += 1;
-                check_again(store, config, &check)?;
-            }
-            Some(notice) => apply(store, platform, config, &check, notice, report)?,
+            Err(ApiError::Store(error)) => return Err(error),
+            Err(_) => Heard {
+                errors: 1,
+                open_left: true,
+                ..Heard::default()
+            },
+        };
+        report.checked += heard.asked;
+        report.paid += heard.paid;
+        report.failed += heard.failed;
+        report.pending += heard.pending;
+        report.errors += heard.errors;
+        if heard.open_left && !check.once {
+            check_again(store, config, &check)?;
         }
     }
-    Ok(())
+    Ok(corrupt)
 }
 
-/// Applies a final status through the callback's money path.
+/// Applies a check's answers: each usable one about an open invoice goes through the money
+/// path.
+fn hear(
+    platform: &Platform,
+    config: &Config,
+    gateway: &impl PaymentGateway,
+    check: &Check,
+    replies: Vec<Reply>,
+) -> Result<Heard, ApiError> {
+    let mut heard = Heard::default();
+    let mut settled = vec![false; check.open.len()];
+    for (named, reply) in replies {
+        heard.asked += 1;
+        let notice = match reply {
+            Some(Ok(response)) => gateway.read_status(&response).ok(),
+            _ => None,
+        };
+        let Some(notice) =
+            notice.filter(|n| n.deposit_id.as_ref().is_none_or(|id| *id == check.id))
+        else {
+            heard.errors += 1;
+            continue;
+        };
+        let about = match (named, &notice.reference) {
+            (Some(i), Some(reference)) if *reference != check.open[i].reference => None,
+            (Some(i), _) => Some(i),
+            (None, Some(reference)) => {
+                match check.open.iter().position(|i| i.reference == *reference) {
+                    Some(i) => Some(i),
+                    // About an invoice already settled: nothing new.
+                    None if check.ours.contains(reference) => {
+                        heard.answered += 1;
+                        continue;
+                    }
+                    // About a transaction this deposit never handed out (an earlier deposit of
+                    // the id at the gateway): not ours to apply.
+                    None => None,
+                }
+            }
+            // The gateway names no invoice: the one its order id has (Midtrans takes an order
+            // id once, so a deposit there has one).
+            (None, None) => Some(check.open.len() - 1),
+        };
+        let Some(i) = about else {
+            heard.errors += 1;
+            continue;
+        };
+        heard.answered += 1;
+        settled[i] = apply(platform, config, check, &check.open[i], notice, &mut heard)?;
+    }
+    heard.open_left = settled.iter().any(|s| !s);
+    Ok(heard)
+}
+
+/// Applies one answer about `invoice`; returns whether nothing more can come of the invoice.
 fn apply(
-    store: &DepositStore,
     platform: &Platform,
     config: &Config,
     check: &Check,
+    invoice: &Invoice,
     notice: PaymentNotice,
-    report: &mut ReconcileReport,
-) -> Result<(), StoreError> {
-    let status = notice.status;
-    let Some(mut callback) = notice.into_callback(check.gateway) else {
-        return Ok(());
+    heard: &mut Heard,
+) -> Result<bool, ApiError> {
+    let over = platform.clock.now_ms() >= check.closes_at;
+    let (status, closed) = match notice.status {
+        NoticeStatus::Paid => (CallbackStatus::Paid, false),
+        NoticeStatus::Expired => (CallbackStatus::Failed, true),
+        // After its time to be paid, an unpaid invoice is over whatever the gateway calls it.
+        NoticeStatus::Failed => (CallbackStatus::Failed, over),
+        NoticeStatus::Pending if over => (CallbackStatus::Failed, true),
+        NoticeStatus::Pending => {
+            heard.pending += 1;
+            return Ok(false);
+        }
     };
-    callback.order_id = Some(check.id.clone());
-    match apply_callback(platform, config, &callback, None) {
-        Ok(outcome) => {
-            let paid = matches!(
-                outcome,
-                CallbackOutcome::Credited
-                    | CallbackOutcome::CreditScheduled
-                    | CallbackOutcome::Recorded
-                    | CallbackOutcome::PaymentPending
-                    | CallbackOutcome::Duplicate
-            );
-            if status == NoticeStatus::Paid && paid {
-                report.paid += 1;
-            } else {
-                report.failed += 1;
-            }
-            eprintln!("reconcile {}: {outcome:?}", check.id);
-            Ok(())
-        }
-        Err(ApiError::Store(error)) => Err(error),
+    let callback = PaymentCallback {
+        gateway: check.gateway,
+        order_id: Some(check.id.clone()),
+        reference: Some(invoice.reference.clone()),
+        status,
+        result_code: notice.result_code.or_else(|| Some("unpaid".into())),
+        amount: notice.amount,
+        payment_method: notice.payment_method,
+        closed,
+    };
+    let outcome = match apply_callback(platform, config, &callback, None) {
+        Ok(outcome) => outcome,
+        Err(ApiError::Store(error)) => return Err(ApiError::Store(error)),
         Err(error) => {
-            eprintln!("reconcile {}: {}", check.id, error.code());
-            report.errors += 1;
-            check_again(store, config, check)
+            eprintln!("status-check {}: {}", check.id, error.code());
+            heard.errors += 1;
+            return Ok(false);
         }
-    }
+    };
+    eprintln!(
+        "status-check {} {}: {outcome:?}",
+        check.id, invoice.reference
+    );
+    Ok(match outcome {
+        CallbackOutcome::MarkedFailed | CallbackOutcome::FailedIgnored => {
+            heard.failed += 1;
+            closed
+        }
+        _ => {
+            heard.paid += 1;
+            true
+        }
+    })
 }
 
-/// Schedules the next check on the backoff, unless the deposit's life ends first.
+/// Schedules the next check on the backoff (and no later than when the invoices' time to be
+/// paid is over), unless the deposit's last check is past.
 fn check_again(store: &DepositStore, config: &Config, check: &Check) -> Result<(), StoreError> {
     let Ok(reconcile) = config.reconcile() else {
         return Ok(());
     };
+    let now = store.now();
     let step = usize::try_from(check.round)
         .unwrap_or(usize::MAX)
         .min(reconcile.schedule.len().saturating_sub(1));
     let delay = reconcile
         .schedule
         .get(step)
-        .map_or(u64::MAX, |d| crate::platform::millis(*d));
-    let at = store.now().saturating_add(delay);
-    if at >= check.life_ends {
+        .map_or(u64::MAX, |d| millis(*d));
+    let mut at = now.saturating_add(delay);
+    if now < check.closes_at {
+        at = at.min(check.closes_at);
+    }
+    if at >= check.ends_at {
         return Ok(());
     }
-    store.schedule_reconcile(&check.id, check.epoch, check.round.saturating_add(1), at)
+    store.schedule_reconcile(
+        &check.id,
+        check.epoch,
+        (check.round.saturating_add(1), false),
+        at,
+    )
+}
+
+/// What confirming a notice found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The gateway answered; its answers were applied.
+    Heard(Heard),
+    /// Every invoice of the deposit is settled already: nothing to ask.
+    Settled,
+}
+
+/// A verified notice whose proof does not cover the fields that decide the money: asks the
+/// gateway about the deposit it names and applies only the gateway's answer. When no usable
+/// answer comes, the sweep is asked to check at once and the caller answers
+/// `GATEWAY_UNCONFIRMED`, so the gateway sends its notice again.
+pub fn confirm(
+    platform: &Platform,
+    config: &Config,
+    gateway: &impl PaymentGateway,
+    notice: &PaymentNotice,
+) -> Result<Confirmed, ApiError> {
+    let store = DepositStore::new(platform, config.lifetime()?);
+    let id = match (&notice.deposit_id, &notice.reference) {
+        (Some(id), _) => id.clone(),
+        (None, Some(reference)) => {
+            store
+                .invoice(reference)?
+                .ok_or(ApiError::DepositNotFound)?
+                .deposit_id
+        }
+        (None, None) => return Err(ApiError::DepositNotFound),
+    };
+    let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
+    if deposit.v.gateway != gateway.name() {
+        return Err(ApiError::gateway_mismatch());
+    }
+    let now = store.now();
+    if !is_alive(&store, &deposit, now)? {
+        return Err(ApiError::DepositNotFound);
+    }
+    if let Some(reference) = &notice.reference {
+        if !store
+            .invoices(&deposit.v)?
+            .iter()
+            .any(|i| i.reference == *reference)
+        {
+            return Err(ApiError::reference_mismatch());
+        }
+    }
+    let Some(mut check) = Check::of(&store, config.lifetime()?, &deposit, (0, true))? else {
+        return Ok(Confirmed::Settled);
+    };
+    if let (Some(reference), true) = (&notice.reference, gateway.asks_by_reference()) {
+        // Ask about the invoice the notice names.
+        check.open.retain(|i| i.reference == *reference);
+        if check.open.is_empty() {
+            return Ok(Confirmed::Settled);
+        }
+    }
+    let queries = check.queries(gateway, now);
+    let (names, requests): (Vec<_>, Vec<_>) = queries.into_iter().unzip();
+    let answers = platform.http.send_all(requests);
+    let replies = names
+        .into_iter()
+        .zip(answers.into_iter().map(Some))
+        .collect();
+    let heard = hear(platform, config, gateway, &check, replies)?;
+    if heard.answered == 0 {
+        // One check of its own, soon: the deposit's own chain goes on as it was.
+        store.schedule_reconcile(&check.id, check.epoch, (0, true), now)?;
+        return Err(ApiError::GatewayUnconfirmed(serde_json::json!({
+            "gateway": gateway.name().as_str(),
+            "depositId": check.id,
+        })));
+    }
+    Ok(Confirmed::Heard(heard))
 }

@@ -47,11 +47,12 @@ pub fn retry_one(
     let store = DepositStore::new(platform, config.lifetime()?);
     let (auth, delivery) = (config.auth()?, config.delivery()?);
     let now = store.now();
-    let deposit = store
-        .deposit(id)?
-        .filter(|d| matches!(d.v.creation, Creation::Open { .. }))
-        .ok_or(ApiError::DepositNotFound)?
-        .v;
+    let deposit = store.deposit(id)?.ok_or(ApiError::DepositNotFound)?.v;
+    // A create still waiting for its invoice has nothing to deliver (but one that took over
+    // and failed may follow one that handed out its invoice).
+    if !matches!(deposit.creation, Creation::Open { .. }) && store.invoices(&deposit)?.is_empty() {
+        return Err(ApiError::DepositNotFound);
+    }
     let log = store.credit_log(id)?.of_epoch(Some(deposit.epoch));
     let answer = |credited, already, result| ManualRetry {
         ok: true,

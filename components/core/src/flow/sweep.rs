@@ -215,7 +215,7 @@ impl Sweep<'_, '_> {
     fn run(&mut self, task: Task) -> Result<(), StoreError> {
         let outcome = match &task {
             Task::Credit { id, waited } => self.check_credit(id, *waited),
-            Task::Expire { id } => expire(&self.store, self.lifetime, id).map(|expired| {
+            Task::Expire { id } => expire(&self.store, id).map(|expired| {
                 if expired == Expired::Removed {
                     self.report.cleaned += 1;
                 }
@@ -223,7 +223,12 @@ impl Sweep<'_, '_> {
             Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
                 self.report.cleaned += 1;
             }),
-            Task::Reconcile { id, epoch, round } => self.check_at_gateway(id, *epoch, *round),
+            Task::Reconcile {
+                id,
+                epoch,
+                round,
+                once,
+            } => self.check_at_gateway(id, *epoch, (*round, *once)),
         };
         match outcome {
             Err(StoreError::Corrupt(reason)) => {
@@ -305,9 +310,9 @@ impl Sweep<'_, '_> {
         &mut self,
         id: &DepositId,
         epoch: u64,
-        round: u32,
+        round: (u32, bool),
     ) -> Result<(), StoreError> {
-        if let Some(check) = due_check(&self.store, id, epoch, round)? {
+        if let Some(check) = due_check(&self.store, self.lifetime, id, epoch, round)? {
             self.checks.push(check);
             if self.checks.len() >= BATCH_SIZE {
                 self.flush()?;
@@ -319,13 +324,16 @@ impl Sweep<'_, '_> {
     fn flush(&mut self) -> Result<(), StoreError> {
         if !self.checks.is_empty() {
             let checks = std::mem::take(&mut self.checks);
-            run_checks(
+            let corrupt = run_checks(
                 &self.store,
                 self.platform,
                 self.config,
                 checks,
                 &mut self.report.reconciliation,
             )?;
+            for (id, reason) in corrupt {
+                self.quarantine(&format!("deposit {id}"), &reason)?;
+            }
         }
         if self.batch.is_empty() {
             return Ok(());

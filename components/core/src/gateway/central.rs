@@ -9,11 +9,11 @@ use super::protocol::{
     checked_invoice, one_header, CreatedInvoice, GatewayName, InvoiceOrder, PaymentGateway,
     PaymentNotice, StatusQuery,
 };
-use crate::config::{Auth, Gateway};
-use crate::error::ApiError;
+use crate::config::{Auth, Gateway, SignatureScheme};
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Request;
 use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
-use crate::signature::{signed_headers, verify_signature};
+use crate::signature::{signed_content, signed_headers, verify_signature};
 
 /// The Central PG adapter: its secrets and its create call's settings.
 pub struct Central<'a> {
@@ -36,11 +36,27 @@ struct InvoiceBody<'a> {
     callback_url: Option<String>,
 }
 
-/// Checks a callback's `X-Signature` (HMAC-SHA256 of the raw body) against the inbound
-/// secrets. The callback route runs this before its replay checks, then parses the body.
+/// Checks a callback's `X-Signature` (HMAC-SHA256 of the raw body, or under the timestamped
+/// scheme of `{X-Timestamp}.{X-Nonce}.{body}`) against the inbound secrets. The callback route
+/// runs this before its replay checks, then parses the body.
 pub fn authenticate(auth: &Auth, request: &Request) -> Result<(), ApiError> {
     let signature = one_header(request, "x-signature")?.ok_or(ApiError::InvalidSignature)?;
-    if !verify_signature(auth.inbound_secrets(), &request.body, signature) {
+    let (timestamp, nonce) = match auth.scheme {
+        SignatureScheme::Body => ("", ""),
+        SignatureScheme::Timestamped => (
+            one_header(request, "x-timestamp")?
+                .ok_or(ApiError::TimestampRejected("X-Timestamp is required"))?,
+            one_header(request, "x-nonce")?.ok_or_else(|| {
+                ApiError::field(
+                    ErrorCode::InvalidNonce,
+                    "X-Nonce",
+                    "X-Nonce is required by the timestamped signature",
+                )
+            })?,
+        ),
+    };
+    let content = signed_content(auth.scheme, timestamp, nonce, &request.body);
+    if !verify_signature(auth.inbound_secrets(), &content, signature) {
         return Err(ApiError::InvalidSignature);
     }
     Ok(())
@@ -68,7 +84,13 @@ impl PaymentGateway for Central<'_> {
                 "{}{}",
                 self.gateway.central_pg_base_url, self.gateway.central_pg_create_path
             ),
-            headers: signed_headers(self.auth, &body, now),
+            // A nonce unique per create attempt (signed under the timestamped scheme).
+            headers: signed_headers(
+                self.auth,
+                &body,
+                now,
+                &format!("{}.{now}", order.deposit_id),
+            ),
             body,
             timeout: self.gateway.central_pg_timeout,
         }
@@ -81,6 +103,14 @@ impl PaymentGateway for Central<'_> {
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
         authenticate(self.auth, request)?;
         PaymentCallback::parse(&request.body).map(PaymentNotice::from)
+    }
+
+    fn signs_notices(&self) -> bool {
+        true
+    }
+
+    fn asks_by_reference(&self) -> bool {
+        false
     }
 
     fn status_request(&self, _: &StatusQuery, _: u64) -> Option<OutboundRequest> {

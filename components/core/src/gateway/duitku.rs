@@ -94,6 +94,8 @@ impl PaymentGateway for Duitku {
             "merchantUserInfo": order.user_id,
             "callbackUrl": callback_url,
             "returnUrl": order.public_base_url.unwrap_or(""),
+            // Minutes; rounded down, so Duitku stops taking payment within `valid_for`.
+            "expiryPeriod": (order.valid_for.as_secs() / 60).max(1),
         });
         self.post_json(
             "/api/merchant/createInvoice",
@@ -167,6 +169,16 @@ impl PaymentGateway for Duitku {
             },
             "amount",
         )
+    }
+
+    /// Duitku signs merchantCode, amount and merchantOrderId, not `resultCode`, and with no
+    /// separator between them.
+    fn signs_notices(&self) -> bool {
+        false
+    }
+
+    fn asks_by_reference(&self) -> bool {
+        false
     }
 
     fn status_request(&self, query: &StatusQuery, _: u64) -> Option<OutboundRequest> {
@@ -339,6 +351,7 @@ mod tests {
             email: Some("a@b.co"),
             phone: None,
             public_base_url: Some("https://topup.example"),
+            valid_for: std::time::Duration::from_secs(86_400),
         };
         let request = duitku(DuitkuSignature::Hmac).invoice_request(&order, 1_700_000_000_000);
         assert_eq!(

@@ -105,6 +105,14 @@ impl PaymentGateway for Midtrans {
         if !customer.is_empty() {
             body["customer_details"] = Value::Object(customer);
         }
+        // The page may be opened for the first half of `valid_for` (Midtrans takes 5 minutes
+        // at least), and a payment started there must end within the rest: the payment's
+        // expiry counts from the moment the buyer starts it.
+        let minutes = (order.valid_for.as_secs() / 60).max(2);
+        let page = (minutes / 2).max(5);
+        body["page_expiry"] = json!({ "duration": page, "unit": "minutes" });
+        body["expiry"] =
+            json!({ "duration": minutes.saturating_sub(page).max(1), "unit": "minutes" });
         let mut headers = self.headers();
         // Per-transaction notification URL, so the dashboard setting need not be touched.
         if let Some(url) = order.callback_url(GatewayName::Midtrans) {
@@ -136,6 +144,16 @@ impl PaymentGateway for Midtrans {
             return Err(ApiError::GatewayProof("signature_key"));
         }
         Self::notice(&fields)
+    }
+
+    /// Midtrans signs order_id, status_code and gross_amount, not `transaction_status` or
+    /// `fraud_status` (a cancel has status_code 200 too).
+    fn signs_notices(&self) -> bool {
+        false
+    }
+
+    fn asks_by_reference(&self) -> bool {
+        false
     }
 
     fn status_request(&self, query: &StatusQuery, _: u64) -> Option<OutboundRequest> {
@@ -301,6 +319,7 @@ mod tests {
             email: None,
             phone: None,
             public_base_url: Some("https://topup.example"),
+            valid_for: std::time::Duration::from_secs(86_400),
         };
         let request = midtrans().invoice_request(&order, 0);
         assert_eq!(

@@ -66,6 +66,12 @@ impl PaymentGateway for Adapter<'_> {
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
         dispatch!(self, read_notice(request))
     }
+    fn signs_notices(&self) -> bool {
+        dispatch!(self, signs_notices())
+    }
+    fn asks_by_reference(&self) -> bool {
+        dispatch!(self, asks_by_reference())
+    }
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
         dispatch!(self, status_request(query, now))
     }
@@ -159,6 +165,8 @@ pub fn invoice_request(
         email: create.email.as_deref(),
         phone: create.msisdn.as_deref(),
         public_base_url: gateway.public_base_url.as_deref(),
+        // The Central PG's create call carries no expiry.
+        valid_for: std::time::Duration::ZERO,
     };
     central::Central { auth, gateway }.invoice_request(&order, now)
 }

@@ -33,6 +33,8 @@ pub struct PaymentCallback {
     pub amount: Option<(String, Option<u64>)>,
     /// Payment method.
     pub payment_method: Option<String>,
+    /// For a failure: the invoice can no longer be paid (see [`crate::deposit::note::NoteKind`]).
+    pub closed: bool,
 }
 
 /// The callback body's fields as sent, before validation; other fields are ignored.
@@ -150,6 +152,7 @@ impl PaymentCallback {
             result_code,
             amount,
             payment_method: value_text(data.payment_method.as_ref(), "paymentMethod")?,
+            closed: false,
         })
     }
 }

@@ -77,6 +77,9 @@ pub struct InvoiceOrder<'a> {
     pub phone: Option<&'a str>,
     /// This app's public URL (no trailing slash); the gateway's callback route hangs off it.
     pub public_base_url: Option<&'a str>,
+    /// How long the invoice may be paid: a gateway that can be asked must stop taking payment
+    /// within this, so that asking it afterwards tells how the invoice ended.
+    pub valid_for: std::time::Duration,
 }
 
 impl InvoiceOrder<'_> {
@@ -156,6 +159,7 @@ impl PaymentNotice {
             result_code: self.result_code,
             amount: self.amount,
             payment_method: self.payment_method,
+            closed: self.status == NoticeStatus::Expired,
         })
     }
 }
@@ -191,6 +195,13 @@ pub trait PaymentGateway {
     /// come from the gateway is a 401 (`INVALID_SIGNATURE`).
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError>;
 
+    /// Whether a notice's proof covers every field that decides the money (order, amount and
+    /// status). When it does not, a notice is only a prompt to ask the status API.
+    fn signs_notices(&self) -> bool;
+
+    /// Whether its status query names the invoice (its reference) rather than our order id.
+    fn asks_by_reference(&self) -> bool;
+
     /// The status query for a transaction; `None` when the gateway has none.
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest>;
 
@@ -210,6 +221,12 @@ impl<T: PaymentGateway + ?Sized> PaymentGateway for &T {
     }
     fn read_notice(&self, request: &Request) -> Result<PaymentNotice, ApiError> {
         (**self).read_notice(request)
+    }
+    fn signs_notices(&self) -> bool {
+        (**self).signs_notices()
+    }
+    fn asks_by_reference(&self) -> bool {
+        (**self).asks_by_reference()
     }
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
         (**self).status_request(query, now)

@@ -52,16 +52,21 @@ impl Tripay {
     }
 }
 
-/// The order's amount: `amount` when sent, else `total_amount - fee_customer` (the callback
-/// carries what the buyer paid, which includes the fee charged to the buyer).
+/// Unix seconds when a transaction made at `now` (ms) and payable for `valid_for` expires.
+fn expires_at(now: u64, valid_for: std::time::Duration) -> u64 {
+    (now / 1000).saturating_add(valid_for.as_secs().max(1))
+}
+
+/// The order's amount: what the buyer paid less the fee charged to the buyer
+/// (`fee_customer`). The callback calls what the buyer paid `total_amount`; the transaction
+/// detail calls it `amount`.
 fn order_amount(fields: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
-    if let Some(raw) = text(fields, "amount")? {
-        return parse_amount("amount", raw).map(Some);
-    }
-    let Some(total) = text(fields, "total_amount")? else {
-        return Ok(None);
+    let (name, total) = match (text(fields, "total_amount")?, text(fields, "amount")?) {
+        (Some(total), _) => ("total_amount", total),
+        (None, Some(amount)) => ("amount", amount),
+        (None, None) => return Ok(None),
     };
-    let (total_raw, total) = parse_amount("total_amount", total)?;
+    let (total_raw, total) = parse_amount(name, total)?;
     let fee = match text(fields, "fee_customer")? {
         None => Some(0),
         Some(raw) => parse_amount("fee_customer", raw)?.1,
@@ -75,7 +80,7 @@ impl PaymentGateway for Tripay {
         GatewayName::Tripay
     }
 
-    fn invoice_request(&self, order: &InvoiceOrder, _: u64) -> OutboundRequest {
+    fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest {
         let amount = order.amount.to_string();
         let reference = order.deposit_id.as_str();
         let signature = sign(
@@ -96,6 +101,10 @@ impl PaymentGateway for Tripay {
             .append_pair("order_items[0][quantity]", "1")
             .append_pair("callback_url", &callback_url)
             .append_pair("return_url", order.public_base_url.unwrap_or(""))
+            .append_pair(
+                "expired_time",
+                &expires_at(now, order.valid_for).to_string(),
+            )
             .append_pair("signature", &signature)
             .finish();
         OutboundRequest {
@@ -141,6 +150,15 @@ impl PaymentGateway for Tripay {
             ));
         }
         Self::notice(&json_object(&request.body)?)
+    }
+
+    /// The callback's HMAC covers the raw body, every field of it.
+    fn signs_notices(&self) -> bool {
+        true
+    }
+
+    fn asks_by_reference(&self) -> bool {
+        true
     }
 
     fn status_request(&self, query: &StatusQuery, _: u64) -> Option<OutboundRequest> {
@@ -247,6 +265,7 @@ mod tests {
             email: Some("a@b.co"),
             phone: None,
             public_base_url: Some("https://topup.example"),
+            valid_for: std::time::Duration::from_secs(86_400),
         };
         let request = tripay().invoice_request(&order, 0);
         assert_eq!(

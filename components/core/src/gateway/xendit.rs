@@ -70,6 +70,7 @@ impl PaymentGateway for Xendit {
             "amount": order.amount,
             "description": order.product_details,
             "currency": "IDR",
+            "invoice_duration": order.valid_for.as_secs().max(1),
         });
         if let Some(email) = order.email {
             body["payer_email"] = json!(email);
@@ -101,6 +102,16 @@ impl PaymentGateway for Xendit {
             return Err(ApiError::UnsupportedMediaType);
         }
         Self::notice(&json_object(&request.body)?)
+    }
+
+    /// An invoice callback carries a static token, no signature: anyone who saw one
+    /// notice's headers can write any other.
+    fn signs_notices(&self) -> bool {
+        false
+    }
+
+    fn asks_by_reference(&self) -> bool {
+        true
     }
 
     fn status_request(&self, query: &StatusQuery, _: u64) -> Option<OutboundRequest> {
@@ -195,6 +206,7 @@ mod tests {
             email: Some("a@b.co"),
             phone: None,
             public_base_url: None,
+            valid_for: std::time::Duration::from_secs(86_400),
         };
         let request = x.invoice_request(&order, 0);
         assert_eq!(request.url, "https://api.xendit.co/v2/invoices");

@@ -1,7 +1,7 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
 use super::route::{header, serve, Peer, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, SignatureScheme};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::gateway::central::authenticate;
@@ -44,11 +44,13 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 }
 
 fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
-    authenticate(config.central_auth()?, request)?;
+    let auth = config.central_auth()?;
+    authenticate(auth, request)?;
     check_timestamp(
         header(request, "x-timestamp")?,
         config.replay()?,
         platform.clock.now_ms(),
+        auth.scheme == SignatureScheme::Timestamped,
     )?;
     let nonce = header(request, "x-nonce")?;
     if let Some(nonce) = nonce {

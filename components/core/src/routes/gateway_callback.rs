@@ -1,11 +1,15 @@
 //! `POST /callback/{duitku,midtrans,xendit,tripay}`: a gateway's own notification. The
-//! adapter verifies and reads it; the money path is the Central PG's (`apply_callback`).
-//! Each answers what its gateway takes as "received" so it stops retrying.
+//! adapter verifies and reads it. A notice whose proof covers the fields that decide the money
+//! (Tripay) goes through the money path as it is (`apply_callback`); any other only prompts
+//! the gateway's status API, whose answer is applied instead (`confirm`). Each answers what
+//! its gateway takes as "received" so it stops retrying. A gateway taken out of
+//! `gateways_enabled` keeps serving its deposits while its credentials are set.
 
 use super::route::{serve, Route};
 use crate::config::{Config, Section};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
+use crate::flow::reconcile::confirm;
 use crate::gateway::{GatewayName, PaymentGateway};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -22,6 +26,7 @@ macro_rules! callback_errors {
             ErrorCode::DepositNotFound,
             ErrorCode::ReferenceMismatch,
             ErrorCode::GatewayMismatch,
+            ErrorCode::GatewayNotConfigured,
             ErrorCode::CorruptRecord,
             ErrorCode::StoreUnavailable,
         ]
@@ -43,6 +48,7 @@ macro_rules! callback_route {
                 Section::Auth,
                 Section::Gateways,
                 $section,
+                Section::Retired,
                 Section::Lifetime,
                 Section::Delivery,
             ],
@@ -51,68 +57,95 @@ macro_rules! callback_route {
     };
 }
 
-/// `/callback/duitku`: a form body (415 otherwise) whose `signature` field is checked.
-pub const DUITKU: Route = callback_route!(Section::Duitku, callback_errors!(UnsupportedMediaType));
-/// `/callback/midtrans`: a JSON body (415 otherwise) whose `signature_key` field is checked.
+/// `/callback/duitku`: a form body (415 otherwise) whose `signature` field is checked, then
+/// confirmed with Duitku's status API.
+pub const DUITKU: Route = callback_route!(
+    Section::Duitku,
+    callback_errors!(UnsupportedMediaType, GatewayUnconfirmed)
+);
+/// `/callback/midtrans`: a JSON body (415 otherwise) whose `signature_key` field is checked,
+/// then confirmed with Midtrans's status API.
 pub const MIDTRANS: Route = callback_route!(
     Section::Midtrans,
-    callback_errors!(UnsupportedMediaType, InvalidJson)
+    callback_errors!(UnsupportedMediaType, InvalidJson, GatewayUnconfirmed)
 );
-/// `/callback/xendit`: `x-callback-token` is checked, then the JSON body (415 otherwise).
+/// `/callback/xendit`: `x-callback-token` is checked, then the JSON body (415 otherwise),
+/// then confirmed with Xendit's invoice API.
 pub const XENDIT: Route = callback_route!(
     Section::Xendit,
-    callback_errors!(UnsupportedMediaType, InvalidJson)
+    callback_errors!(UnsupportedMediaType, InvalidJson, GatewayUnconfirmed)
 );
 /// `/callback/tripay`: `X-Callback-Signature` over the raw body is checked; the body is read as JSON whatever its
 /// content type.
 pub const TRIPAY: Route = callback_route!(Section::Tripay, callback_errors!(InvalidJson));
 
+/// The gateway's settings, or the clear 4xx of a gateway whose credentials are not set.
+fn configured<T>(
+    config: &Config,
+    gateway: GatewayName,
+    settings: impl FnOnce(&Config) -> Result<&T, crate::config::ConfigError>,
+) -> Result<&T, ApiError> {
+    if !config.has_credentials(gateway) {
+        return Err(ApiError::GatewayNotConfigured(gateway));
+    }
+    Ok(settings(config)?)
+}
+
 /// Serves `/callback/duitku` (form-urlencoded callback, answered 200 `OK`).
 pub fn duitku(request: &Request, platform: &Platform) -> Response {
     serve(&DUITKU, request, platform, |r, p, c| {
-        notify(GatewayName::Duitku, c.duitku()?, r, p, c)
+        notify(configured(c, GatewayName::Duitku, Config::duitku)?, r, p, c)
     })
 }
 
 /// Serves `/callback/midtrans` (HTTP notification, answered 200).
 pub fn midtrans(request: &Request, platform: &Platform) -> Response {
     serve(&MIDTRANS, request, platform, |r, p, c| {
-        notify(GatewayName::Midtrans, c.midtrans()?, r, p, c)
+        notify(
+            configured(c, GatewayName::Midtrans, Config::midtrans)?,
+            r,
+            p,
+            c,
+        )
     })
 }
 
 /// Serves `/callback/xendit` (invoice callback, answered 200).
 pub fn xendit(request: &Request, platform: &Platform) -> Response {
     serve(&XENDIT, request, platform, |r, p, c| {
-        notify(GatewayName::Xendit, c.xendit()?, r, p, c)
+        notify(configured(c, GatewayName::Xendit, Config::xendit)?, r, p, c)
     })
 }
 
 /// Serves `/callback/tripay` (payment_status callback, answered `{"success":true}`).
 pub fn tripay(request: &Request, platform: &Platform) -> Response {
     serve(&TRIPAY, request, platform, |r, p, c| {
-        notify(GatewayName::Tripay, c.tripay()?, r, p, c)
+        notify(configured(c, GatewayName::Tripay, Config::tripay)?, r, p, c)
     })
 }
 
 /// Verifies and applies one notification. The route hands in its own adapter, so each
 /// component links only its gateway's code.
 fn notify(
-    gateway: GatewayName,
     adapter: &impl PaymentGateway,
     request: &Request,
     platform: &Platform,
     config: &Config,
 ) -> Result<Response, ApiError> {
+    let gateway = adapter.name();
     let notice = adapter.read_notice(request)?;
     let order = notice
         .deposit_id
         .as_ref()
         .map_or("-".to_string(), ToString::to_string);
-    let outcome = match notice.into_callback(gateway) {
-        // Nothing final (pending, refund, challenge): received, nothing to record.
-        None => "Ignored".to_string(),
-        Some(callback) => format!("{:?}", apply_callback(platform, config, &callback, None)?),
+    let outcome = if adapter.signs_notices() {
+        match notice.into_callback(gateway) {
+            // Nothing final (pending, refund, challenge): received, nothing to record.
+            None => "Ignored".to_string(),
+            Some(callback) => format!("{:?}", apply_callback(platform, config, &callback, None)?),
+        }
+    } else {
+        format!("{:?}", confirm(platform, config, adapter, &notice)?)
     };
     eprintln!("{gateway}-callback order={order} outcome={outcome}");
     Ok(acknowledgement(gateway))

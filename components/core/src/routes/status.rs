@@ -2,9 +2,8 @@
 
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section};
-use crate::deposit::Creation;
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::{life, LifeFacts};
+use crate::flow::life::life_of;
 use crate::http::{Request, Response};
 use crate::ids::{DepositId, Reference};
 use crate::platform::Platform;
@@ -39,8 +38,12 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
     let lifetime = config.lifetime()?;
     let store = DepositStore::new(platform, lifetime);
     let query: StatusQuery = schema::query(request);
-    let id = match (query.deposit_id, query.reference) {
-        (Some(id), None) => DepositId::parse(&id).ok_or_else(ApiError::invalid_deposit_id)?,
+    // By reference: the invoice's deposit, of the invoice's own era.
+    let (id, era) = match (query.deposit_id, query.reference) {
+        (Some(id), None) => (
+            DepositId::parse(&id).ok_or_else(ApiError::invalid_deposit_id)?,
+            None,
+        ),
         (None, Some(reference)) => {
             let reference = Reference::parse(&reference).ok_or_else(|| {
                 ApiError::field(
@@ -49,10 +52,10 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
                     "reference must be 1 to 128 printable characters",
                 )
             })?;
-            store
+            let invoice = store
                 .invoice(&reference)?
-                .ok_or(ApiError::DepositNotFound)?
-                .deposit_id
+                .ok_or(ApiError::DepositNotFound)?;
+            (invoice.deposit_id, Some(invoice.epoch))
         }
         (None, None) => {
             return Err(ApiError::field(
@@ -69,7 +72,10 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
             ))
         }
     };
-    let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
+    let deposit = store
+        .deposit(&id)?
+        .filter(|d| era.is_none_or(|e| e == d.v.epoch))
+        .ok_or(ApiError::DepositNotFound)?;
     let epoch = deposit.v.epoch;
     let credit = store.credit_view(&id)?.of_epoch(Some(epoch));
     let notes: Vec<_> = store
@@ -77,29 +83,22 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
         .into_iter()
         .filter(|n| n.epoch == epoch)
         .collect();
-    // A create still waiting for its invoice is not shown, unless an invoice of this deposit
-    // handed out earlier (a stalled create overtaken in its last instant) was already used.
-    let open = matches!(deposit.v.creation, Creation::Open { .. });
-    if !open && credit.current().is_none() && notes.is_empty() {
+    // A create still waiting for its invoice is not shown; a record whose create failed after
+    // taking over from one that handed out its invoice in its last instant shows that one.
+    let shown = match deposit.v.invoice() {
+        Some(invoice) => Some(invoice),
+        None => store.invoices(&deposit.v)?.pop(),
+    };
+    if shown.is_none() && credit.current().is_none() && notes.is_empty() {
         return Err(ApiError::DepositNotFound);
     }
     let now = store.now();
-    if now >= deposit.exp {
-        let facts = LifeFacts {
-            record_expiry: deposit.exp,
-            epoch,
-            credit: &credit,
-            notes: &notes,
-            payment_claimed: store.payment_claimed(&id)?,
-            ttl_ms: lifetime.deposit_ttl_ms,
-        };
-        if !life(&facts).is_alive(now) {
-            return Err(ApiError::DepositNotFound);
-        }
+    if now >= deposit.exp && !life_of(&store, &deposit, &credit, &notes)?.is_alive(now) {
+        return Err(ApiError::DepositNotFound);
     }
     let current = credit.current().cloned();
     Ok(Response::json(
         200,
-        &DepositView::new(deposit.v, current, &notes),
+        &DepositView::new(deposit.v, shown.as_ref(), current, &notes),
     ))
 }

@@ -22,6 +22,7 @@ pub const ROUTE: Route = Route {
         Section::Midtrans,
         Section::Xendit,
         Section::Tripay,
+        Section::Retired,
         Section::Reconcile,
     ],
     errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],

@@ -7,12 +7,14 @@
 //! |---|---|
 //! | `deposit:{id}` | the deposit: who, how much, and its invoice once created |
 //! | `ref:{reference}` | the invoice: which deposit it pays, for whom, how much |
+//! | `inv:{id}:{token}` | the same invoice, as the create with claim `token` handed it out |
 //! | `credit:{id}` | the payment and its delivery as last written (a hint once taken over) |
 //! | `credit:{id}:{g}` | the payment and its delivery as owner generation `g` ≥ 1 wrote it |
 //! | `credited:{id}` | the payment as delivered: written with every success, never otherwise |
 //! | `gen:{id}` | counter: the last owner generation handed out |
 //! | `notes:{id}` / `note:{id}:{n}` | counter / what a callback reported that changed no state |
 //! | `hold:{id}` | a create claimed the id but has not written it yet: since when |
+//! | `checks:{id}` | the last round of its status checks that scheduled the next (plain JSON) |
 //! | `slot:{schedule}:{bucket}:{n}` | a task of a schedule (plain JSON) |
 //! | `cursor:{schedule}` | where the sweep resumes a schedule (plain JSON) |
 //! | `quarantine` / `quarantine:{n}` | counter / a record the sweep could not read |
@@ -23,7 +25,7 @@
 //! |---|---|
 //! | `paid:{id}` | which PAID callback records the payment (the one that gets 1) |
 //! | `create:{id}` | which create of a chosen id calls the gateway |
-//! | `life:{id}` | removals of the id begun: the next deposit of it is epoch `life + 1` |
+//! | `life:{id}` | that a removal of the id began and has not finished (the next create waits) |
 //! | `nonce:{nonce}` | which callback uses an `X-Nonce` |
 //! | `count:{schedule}:{bucket}` | slot numbers of a schedule bucket |
 //! | `block:{schedule}:{block}` | that a block of buckets holds tasks |
@@ -39,6 +41,11 @@ pub fn deposit(id: &DepositId) -> String {
 /// `ref:{reference}`.
 pub fn reference(reference: &Reference) -> String {
     format!("ref:{reference}")
+}
+
+/// `inv:{id}:{token}`.
+pub fn handed_out(id: &DepositId, token: u64) -> String {
+    format!("inv:{id}:{token}")
 }
 
 /// `credit:{id}` for generation 0, `credit:{id}:{g}` after.
@@ -83,6 +90,11 @@ pub fn life(id: &DepositId) -> String {
 /// `paid:{id}`.
 pub fn payment_claim(id: &DepositId) -> String {
     format!("paid:{id}")
+}
+
+/// `checks:{id}`.
+pub fn check_round(id: &DepositId) -> String {
+    format!("checks:{id}")
 }
 
 /// `create:{id}`.

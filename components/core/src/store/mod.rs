@@ -65,6 +65,11 @@ impl<'a> DepositStore<'a> {
         self.clock.now_ms()
     }
 
+    /// The retention period (ms).
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
     /// When a record written now ends its life.
     pub fn expiry_from(&self, at: u64) -> u64 {
         at.saturating_add(self.ttl_ms)
@@ -133,34 +138,90 @@ impl<'a> DepositStore<'a> {
         EXPIRY.add(self.claims, self.records, self.clock, at, &task, records)
     }
 
-    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`.
+    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`, as
+    /// check `round` of its chain, or `once` as a check of its own.
     pub fn schedule_reconcile(
         &self,
         id: &DepositId,
         epoch: u64,
-        round: u32,
+        (round, once): (u32, bool),
         at: u64,
     ) -> Result<(), StoreError> {
         let task = Task::Reconcile {
             id: id.clone(),
             epoch,
             round,
+            once,
         };
         RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
     }
 
-    /// Rewrites a deposit record (its creation moved on), keeping its expiry.
+    /// Notes that round `round` of deposit `id`'s status checks scheduled its next. Written
+    /// only once the next is scheduled: a round that died before is run again.
+    pub fn save_checks_done(&self, id: &DepositId, round: u32) -> Result<(), StoreError> {
+        self.records.set(
+            &keys::check_round(id),
+            &serde_json::to_vec(&round).unwrap_or_default(),
+        )
+    }
+
+    /// The last round of deposit `id`'s status checks that scheduled its next: a task of that
+    /// round or an earlier one is a copy (overlapping sweeps ran it twice), and goes no further.
+    pub fn checks_done(&self, id: &DepositId) -> Result<Option<u32>, StoreError> {
+        match self.records.get(&keys::check_round(id))? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", keys::check_round(id)))),
+        }
+    }
+
+    /// Rewrites a deposit record (its creation moved on), keeping its expiry. With `invoice`,
+    /// also its index and the create's own record of handing it out (`inv:{id}:{token}`),
+    /// which no later create overwrites.
     pub fn save_deposit(
         &self,
         deposit: &Deposit,
         invoice: Option<&Invoice>,
     ) -> Result<(), StoreError> {
         let exp = self.expiry_from(deposit.created_at);
-        let mut entries = vec![(keys::deposit(&deposit.deposit_id), encode(deposit, exp))];
+        let id = &deposit.deposit_id;
+        let mut entries = vec![(keys::deposit(id), encode(deposit, exp))];
         if let Some(invoice) = invoice {
-            entries.push((keys::reference(&invoice.reference), encode(invoice, exp)));
+            let record = encode(invoice, exp);
+            entries.push((keys::reference(&invoice.reference), record.clone()));
+            let token = deposit.creation.token();
+            if token > 0 {
+                entries.push((keys::handed_out(id, token), record));
+            }
         }
         self.records.set_many(&entries)
+    }
+
+    /// Every invoice handed out for `deposit`'s era, oldest first: those its creates recorded
+    /// (a create overtaken in its last instant may have handed out one the record no longer
+    /// names), and the record's own.
+    pub fn invoices(&self, deposit: &Deposit) -> Result<Vec<Invoice>, StoreError> {
+        let mut invoices = self.handed_out(deposit)?;
+        invoices.retain(|i| i.epoch == deposit.epoch);
+        Ok(invoices)
+    }
+
+    /// Every invoice recorded for `deposit`'s id, of any era (what its removal deletes).
+    pub fn handed_out(&self, deposit: &Deposit) -> Result<Vec<Invoice>, StoreError> {
+        let id = &deposit.deposit_id;
+        let mut invoices: Vec<Invoice> = Vec::new();
+        for token in 1..=self.creates(id)? {
+            if let Some(envelope) = self.read::<Invoice>(&keys::handed_out(id, token))? {
+                invoices.push(envelope.v);
+            }
+        }
+        if let Some(own) = deposit.invoice() {
+            if !invoices.iter().any(|i| i.reference == own.reference) {
+                invoices.push(own);
+            }
+        }
+        Ok(invoices)
     }
 
     /// Creates of a chosen id so far (the create claim counter).
@@ -171,11 +232,6 @@ impl<'a> DepositStore<'a> {
     /// Whether a removal of `id` has begun and not finished (its last step forgets it).
     pub fn removal_unfinished(&self, id: &DepositId) -> Result<bool, StoreError> {
         Ok(Self::counter(self.claims, &keys::life(id))? > 0)
-    }
-
-    /// The epoch a new deposit of `id` gets: one more than the removals of it begun.
-    pub fn next_epoch(&self, id: &DepositId) -> Result<u64, StoreError> {
-        Ok(Self::counter(self.claims, &keys::life(id))? + 1)
     }
 
     /// Since when claim `token` of `id` was seen unwritten, if it was.
@@ -444,8 +500,9 @@ impl<'a> DepositStore<'a> {
     // ----- removal
 
     /// Deletes every key of a deposit in two deletes, one per label (each one statement on
-    /// SQLite, one `DEL` on Redis): first what finds it (its invoices, then its record) with
-    /// its notes and credit records, then its claims, the removal marker last. A removal that
+    /// SQLite, one `DEL` on Redis): first what finds it (`references`, which must name every
+    /// invoice it handed out, then its record and its creates' invoice records) with its
+    /// notes and credit records, then its claims, the removal marker last. A removal that
     /// stops between them leaves only claims, which a repeat finds by name.
     pub fn remove_deposit(
         &self,
@@ -456,8 +513,10 @@ impl<'a> DepositStore<'a> {
         // A create of the id waits until this removal ends (see `removal_unfinished`).
         self.claims.increment(&keys::life(id), 1)?;
         let notes = Self::counter(self.records, &keys::note_count(id))?;
+        let creates = self.creates(id)?;
         let mut doomed: Vec<String> = references.iter().map(keys::reference).collect();
         doomed.push(keys::deposit(id));
+        doomed.extend((1..=creates).map(|token| keys::handed_out(id, token)));
         doomed.extend((1..=notes).map(|n| keys::note(id, n)));
         doomed.extend((1..=generation).map(|g| keys::credit(id, g)));
         doomed.extend([
@@ -466,6 +525,7 @@ impl<'a> DepositStore<'a> {
             keys::credit(id, 0),
             keys::credited(id),
             keys::hold(id),
+            keys::check_round(id),
         ]);
         doomed
             .chunks(1000)

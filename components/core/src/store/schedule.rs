@@ -57,6 +57,10 @@ pub enum Task {
         epoch: u64,
         /// Checks made so far (picks the next delay).
         round: u32,
+        /// A check of its own, asked for by a notice the gateway did not confirm: it does not
+        /// schedule a next one (the deposit's own checks go on).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        once: bool,
     },
 }
 

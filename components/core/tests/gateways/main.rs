@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+mod adversary;
 mod callbacks;
 #[path = "../common/mod.rs"]
 mod common;
+mod ledger;
 mod reconciliation;
 mod support;

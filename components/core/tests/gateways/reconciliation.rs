@@ -1,18 +1,26 @@
 //! The sweep asks a deposit's gateway when its callback is late.
 
 use crate::common::*;
+use crate::ledger::*;
 use crate::support::*;
 
 /// The default `reconcile_after_seconds`, and a bucket's margin past it.
 const FIRST_CHECK: Duration = Duration::from_secs(600 + 15);
 
+/// The amount every reconciliation test pays.
+const AMOUNT: u64 = 50_000;
+
+fn reference_of(created: &Value) -> String {
+    created["reference"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn a_lost_callback_is_reconciled_and_credited_once() {
     for gateway in GATEWAYS {
-        let statuses = Statuses::default();
-        let p = gateways_platform_with("hmac", statuses.clone());
+        let ledger = Shared::default();
+        let p = ledger_platform(&ledger);
         let id = format!("DEP-{gateway}");
-        create_at(&p, gateway, &id, AMOUNT);
+        let reference = reference_of(&create_at(&p, gateway, &id, AMOUNT));
         // Too early: nothing is asked.
         let report = sweep(&p);
         assert!(
@@ -22,7 +30,7 @@ fn a_lost_callback_is_reconciled_and_credited_once() {
         assert_eq!(status_queries(&p), 0, "{gateway}");
 
         // The buyer paid; the callback was lost.
-        statuses.lock().unwrap().insert(id.clone(), "paid");
+        ledger.lock().unwrap().set(&reference, State::Paid);
         p.clock.advance(FIRST_CHECK);
         let report = sweep(&p);
         assert_eq!(
@@ -34,35 +42,45 @@ fn a_lost_callback_is_reconciled_and_credited_once() {
         assert_eq!(view(&p, &id)["status"], "PAID", "{gateway}");
 
         // The callback arrives late: acknowledged, nothing more.
-        let paid = notification(gateway, &id, AMOUNT, Says::Paid, false);
-        acknowledged(gateway, &notify(&p, gateway, &paid));
+        let notice = {
+            let ledger = ledger.lock().unwrap();
+            notice_of(ledger.by_reference(&reference).unwrap(), 0)
+        };
+        acknowledged(gateway, &notify(&p, gateway, &notice));
         assert_eq!(credits_sent(&p, &id).len(), 1, "{gateway}");
         // And no further check is ever made.
+        let asked = status_queries(&p);
         p.clock.advance(Duration::from_secs(2 * 86_400));
         sweep(&p);
-        assert_eq!(status_queries(&p), 1, "{gateway}");
+        assert_eq!(status_queries(&p), asked, "{gateway}");
     }
 }
 
 #[test]
 fn a_paid_callback_ends_the_checks() {
-    let p = gateways_platform("hmac");
-    create_at(&p, "xendit", "DEP-C", AMOUNT);
-    let paid = notification("xendit", "DEP-C", AMOUNT, Says::Paid, false);
-    acknowledged("xendit", &notify(&p, "xendit", &paid));
+    let ledger = Shared::default();
+    let p = ledger_platform(&ledger);
+    let reference = reference_of(&create_at(&p, "xendit", "DEP-C", AMOUNT));
+    ledger.lock().unwrap().set(&reference, State::Paid);
+    let notice = {
+        let ledger = ledger.lock().unwrap();
+        notice_of(ledger.by_reference(&reference).unwrap(), 0)
+    };
+    acknowledged("xendit", &notify(&p, "xendit", &notice));
+    // The notice was confirmed with one query; the sweep asks nothing more.
+    assert_eq!(status_queries(&p), 1);
     p.clock.advance(FIRST_CHECK);
     let report = sweep(&p);
     assert!(report.get("reconciliation").is_none(), "{report}");
-    assert_eq!(status_queries(&p), 0);
+    assert_eq!(status_queries(&p), 1);
     assert_eq!(credits_sent(&p, "DEP-C").len(), 1);
 }
 
 #[test]
 fn pending_deposits_are_checked_on_a_backoff_until_they_end() {
-    let statuses = Statuses::default();
-    let p = gateways_platform_with("hmac", statuses.clone());
-    create_at(&p, "midtrans", "DEP-B", AMOUNT);
-    statuses.lock().unwrap().insert("DEP-B".into(), "pending");
+    let ledger = Shared::default();
+    let p = ledger_platform(&ledger);
+    let reference = reference_of(&create_at(&p, "midtrans", "DEP-B", AMOUNT));
     p.clock.advance(FIRST_CHECK);
     assert_eq!(sweep(&p)["reconciliation"]["pending"], 1);
     // The next check is 600 s later (the first step of reconcile_schedule), not every sweep.
@@ -79,7 +97,7 @@ fn pending_deposits_are_checked_on_a_backoff_until_they_end() {
     sweep(&p);
     assert_eq!(status_queries(&p), 2);
     // The invoice expires: recorded, and checks stop.
-    statuses.lock().unwrap().insert("DEP-B".into(), "expired");
+    ledger.lock().unwrap().set(&reference, State::Expired);
     p.clock.advance(Duration::from_secs(815));
     assert_eq!(sweep(&p)["reconciliation"]["failed"], 1);
     assert_eq!(view(&p, "DEP-B")["status"], "FAILED");
@@ -90,13 +108,38 @@ fn pending_deposits_are_checked_on_a_backoff_until_they_end() {
 }
 
 #[test]
+fn an_invoice_is_asked_about_once_more_when_it_can_no_longer_be_paid() {
+    // A day after its create (the invoice's time to be paid at the gateway), a deposit still
+    // pending gets a last check, whatever the backoff: an unpaid answer then closes it.
+    let ledger = Shared::default();
+    let mut p = ledger_platform(&ledger);
+    p.variables = p.variables.clone().with("reconcile_schedule", "86400");
+    create_at(&p, "midtrans", "DEP-F", AMOUNT);
+    p.clock.advance(FIRST_CHECK);
+    assert_eq!(sweep(&p)["reconciliation"]["pending"], 1);
+    p.clock
+        .advance(Duration::from_secs(86_400 + 60 + 15) - FIRST_CHECK);
+    let report = sweep(&p);
+    assert_eq!(report["reconciliation"]["failed"], 1, "{report}");
+    assert_eq!(status_queries(&p), 2);
+    p.clock.advance(Duration::from_secs(3 * 86_400));
+    sweep(&p);
+    assert_eq!(
+        status_queries(&p),
+        2,
+        "a closed invoice is not asked about again"
+    );
+}
+
+#[test]
 fn an_unknown_order_counts_as_pending_and_a_bad_answer_as_an_error() {
-    let statuses = Statuses::default();
-    let p = gateways_platform_with("hmac", statuses.clone());
+    let ledger = Shared::default();
+    let p = ledger_platform(&ledger);
     // Midtrans answers 404 until the buyer picks a method: pending.
     create_at(&p, "midtrans", "DEP-U", AMOUNT);
     // Xendit answers 404 for an invoice it does not know: no usable answer.
-    create_at(&p, "xendit", "DEP-E", AMOUNT);
+    let lost = reference_of(&create_at(&p, "xendit", "DEP-E", AMOUNT));
+    ledger.lock().unwrap().forget(&lost);
     p.clock.advance(FIRST_CHECK);
     let report = sweep(&p);
     assert_eq!(report["reconciliation"]["checked"], 2, "{report}");
@@ -107,13 +150,12 @@ fn an_unknown_order_counts_as_pending_and_a_bad_answer_as_an_error() {
 
 #[test]
 fn each_sweep_checks_a_bounded_number() {
-    let statuses = Statuses::default();
-    let mut p = gateways_platform_with("hmac", statuses.clone());
+    let ledger = Shared::default();
+    let mut p = ledger_platform(&ledger);
     p.variables = p.variables.clone().with("reconcile_max_per_sweep", "2");
     for n in 0..5 {
-        let id = format!("DEP-{n}");
-        create_at(&p, "tripay", &id, AMOUNT);
-        statuses.lock().unwrap().insert(id, "paid");
+        let reference = reference_of(&create_at(&p, "tripay", &format!("DEP-{n}"), AMOUNT));
+        ledger.lock().unwrap().set(&reference, State::Paid);
     }
     p.clock.advance(FIRST_CHECK);
     let first = sweep(&p);
@@ -128,7 +170,7 @@ fn each_sweep_checks_a_bounded_number() {
 
 #[test]
 fn central_deposits_are_never_queried() {
-    let p = gateways_platform("hmac");
+    let p = ledger_platform(&Shared::default());
     let response = create(&p, json!({"userId": "u1", "amount": AMOUNT}));
     assert_eq!(response.status, 200);
     let writes = p.records.write_ops() + p.claims.write_ops();
@@ -141,17 +183,24 @@ fn central_deposits_are_never_queried() {
 }
 
 #[test]
-fn a_disabled_gateway_is_not_asked() {
-    let statuses = Statuses::default();
-    let mut p = gateways_platform_with("hmac", statuses.clone());
-    create_at(&p, "duitku", "DEP-D", AMOUNT);
-    statuses.lock().unwrap().insert("DEP-D".into(), "paid");
-    p.variables = p
-        .variables
+fn a_gateway_without_credentials_is_asked_again_once_they_are_back() {
+    let ledger = Shared::default();
+    let mut p = ledger_platform(&ledger);
+    let reference = reference_of(&create_at(&p, "duitku", "DEP-D", AMOUNT));
+    ledger.lock().unwrap().set(&reference, State::Paid);
+    let configured = p.variables.clone();
+    p.variables = configured
         .clone()
-        .with("gateways_enabled", "central,midtrans,xendit,tripay");
+        .with("gateways_enabled", "central,midtrans,xendit,tripay")
+        .with("duitku_api_key", "");
     p.clock.advance(FIRST_CHECK);
     let report = sweep(&p);
     assert_eq!(report["reconciliation"]["skipped"], 1, "{report}");
     assert_eq!(status_queries(&p), 0);
+    // The key is back (Duitku still out of gateways_enabled): the next check credits it.
+    p.variables = configured.with("gateways_enabled", "central,midtrans,xendit,tripay");
+    p.clock.advance(Duration::from_secs(615));
+    let report = sweep(&p);
+    assert_eq!(report["reconciliation"]["paid"], 1, "{report}");
+    assert_eq!(credits_sent(&p, "DEP-D").len(), 1);
 }

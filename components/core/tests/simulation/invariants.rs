@@ -53,8 +53,15 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
                     String::from_utf8_lossy(&delivery.body)
                 )),
             }
-            // Every resend of one deposit carries the same bytes.
-            let era = credit(&delivery.body).map(|c| c.user).unwrap_or_default();
+            // Every resend of one deposit (one era of its id) carries the same bytes.
+            let era = credit(&delivery.body)
+                .map(|c| {
+                    sim.shown
+                        .iter()
+                        .find(|s| s.reference == c.reference)
+                        .map_or(c.user, |s| s.era.to_string())
+                })
+                .unwrap_or_default();
             match bodies.get(&era) {
                 Some(first) if **first != delivery.body => broken.push(format!(
                     "two different credit bodies for {key}: {} then {}",
@@ -213,34 +220,30 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
             )),
         }
     }
-    for chain in sim.chains.iter().filter(|c| c.paid && !c.correct && c.done) {
-        let era = sim
-            .shown
-            .iter()
-            .find(|s| s.reference == chain.reference)
-            .map_or(0, |s| s.era);
-        if era != era_of(&chain.deposit_id, u64::MAX) || sim.corrupted.contains(&chain.deposit_id) {
+    for shown in sim.wrongly_paid_invoices() {
+        let id = &shown.deposit_id;
+        if shown.era != era_of(id, u64::MAX) || sim.corrupted.contains(id) {
             continue;
         }
         checks += 1;
-        match last_view(&chain.deposit_id) {
+        match last_view(id) {
             Some((200, view)) => {
                 // A human must see it: as a review, or listed for a refund.
                 let has_review = !view["review"].is_null()
                     || view["reviews"].as_array().is_some_and(|r| !r.is_empty())
                     || view["refundsDue"].as_array().is_some_and(|r| {
-                        r.iter().any(|r| r["reference"] == chain.reference.as_str())
+                        r.iter().any(|r| r["reference"] == shown.reference.as_str())
                     });
                 if !has_review {
                     broken.push(format!(
-                        "{}: a payment of the wrong amount left no review: {view}",
-                        chain.deposit_id
+                        "{id}: a payment of the wrong amount ({}) left no review: {view}",
+                        shown.reference
                     ));
                 }
             }
             other => broken.push(format!(
-                "{} is under review but its record is gone: {other:?}",
-                chain.deposit_id
+                "{id} is under review ({}) but its record is gone: {other:?}",
+                shown.reference
             )),
         }
     }

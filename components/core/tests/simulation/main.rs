@@ -11,10 +11,12 @@
 //! the faults stop, the bot heals, sweeps run until nothing is due, and the invariants in
 //! `invariants.rs` must hold.
 //!
-//! `SIM_SEEDS=n` runs n seeds (default 10,000), from `SIM_FIRST` (default 0);
+//! `SIM_SEEDS=n` runs n seeds (default 10,000), from `SIM_FIRST` (default 0), and the seeds that
+//! once found a defect (`REGRESSION_SEEDS`);
 //! `SIM_SUMMARY=file` also writes the summary line there.
 //! `SIM_SEED=s` replays one seed and prints its trace (with `-- --nocapture`).
 
+mod gateways;
 mod invariants;
 mod platform;
 mod rng;
@@ -26,6 +28,10 @@ use std::time::Instant;
 
 use scheduler::Sim;
 use world::Counters;
+
+/// Seeds that once found a defect, run in every run besides the range asked for: each is a
+/// replayable scenario (see the commit that fixed it).
+const REGRESSION_SEEDS: &[u64] = &[332, 6307, 63504, 89863, 118040, 123705, 145814];
 
 fn env(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -91,8 +97,12 @@ fn money_path_survives_every_fault() {
                 scope.spawn(move || {
                     let mut total = Counters::default();
                     let mut failures = Vec::new();
-                    let mut seed = first + t;
-                    while seed < first + seeds {
+                    let range = (first + t..first + seeds).step_by(threads as usize);
+                    let known = REGRESSION_SEEDS
+                        .iter()
+                        .copied()
+                        .filter(|s| *s % threads == t && !(first..first + seeds).contains(s));
+                    for seed in range.chain(known) {
                         match run_seed(seed, false) {
                             Ok(c) => {
                                 if std::env::var("SIM_HEAVY").is_ok() && c.store_ops > 20_000 {
@@ -102,7 +112,6 @@ fn money_path_survives_every_fault() {
                             }
                             Err((broken, _)) => failures.push((seed, broken)),
                         }
-                        seed += threads;
                     }
                     (total, failures)
                 })
@@ -121,9 +130,14 @@ fn money_path_survives_every_fault() {
     }
     failures.sort();
     let summary = format!(
-        "simulation: {seeds} seeds from {first} in {:.1} s on {threads} threads; {} requests, \
+        "simulation: {seeds} seeds from {first} (and {} known ones) in {:.1} s on {threads} \
+         threads; {} requests, \
          {} store operations; injected {} store errors, {} crashes, {} clock jumps, {} upstream \
-         faults; {} invariant checks; {} failing seeds",
+         faults; {} adversary notices; {} invariant checks; {} failing seeds",
+        REGRESSION_SEEDS
+            .iter()
+            .filter(|s| !(first..first + seeds).contains(s))
+            .count(),
         started.elapsed().as_secs_f64(),
         total.requests,
         total.store_ops,
@@ -131,6 +145,7 @@ fn money_path_survives_every_fault() {
         total.crashes,
         total.clock_jumps,
         total.upstream_faults,
+        total.adversary,
         total.checks,
         failures.len()
     );
@@ -159,4 +174,5 @@ fn add(total: &mut Counters, c: &Counters) {
     total.upstream_faults += c.upstream_faults;
     total.requests += c.requests;
     total.checks += c.checks;
+    total.adversary += c.adversary;
 }

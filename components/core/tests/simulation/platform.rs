@@ -8,7 +8,7 @@ use std::time::Duration;
 use corosensei::Yielder;
 use topup_core::platform::{
     Clock, HttpClient, KeyValue, OutboundRequest, OutboundResponse, Platform, Random, StoreError,
-    TransportError,
+    TransportError, VariableError, Variables,
 };
 
 use crate::world::World;
@@ -151,6 +151,15 @@ impl Random for SimRandom {
     }
 }
 
+/// The variables as they are when read (a run enables and disables gateways).
+pub struct SimVariables(Rc<World>);
+
+impl Variables for SimVariables {
+    fn get(&self, name: &str) -> Result<String, VariableError> {
+        self.0.variables.borrow().get(name)
+    }
+}
+
 /// Everything a request borrows, owned inside its coroutine.
 pub struct SimPlatform<'y> {
     records: SimStore<'y>,
@@ -158,7 +167,7 @@ pub struct SimPlatform<'y> {
     http: SimHttp<'y>,
     clock: SimClock<'y>,
     random: SimRandom,
-    world: Rc<World>,
+    variables: SimVariables,
 }
 
 impl<'y> SimPlatform<'y> {
@@ -181,7 +190,7 @@ impl<'y> SimPlatform<'y> {
                 channel,
             },
             random: SimRandom(world.clone()),
-            world: world.clone(),
+            variables: SimVariables(world.clone()),
         }
     }
 
@@ -193,7 +202,7 @@ impl<'y> SimPlatform<'y> {
             http: &self.http,
             clock: &self.clock,
             random: &self.random,
-            variables: &self.world.variables,
+            variables: &self.variables,
         }
     }
 }

@@ -16,9 +16,11 @@ use serde_json::Value;
 use topup_core::http::{Request, Response};
 use topup_core::routes;
 
+use crate::gateways::{Gw, Notice};
 use crate::platform::{Resume, SimPlatform, Yield};
 use crate::world::World;
 
+mod adversary;
 mod drivers;
 
 use drivers::describe;
@@ -37,7 +39,7 @@ pub enum Call {
         /// Attempt number.
         attempt: u32,
     },
-    /// The gateway's callback of one payment event.
+    /// A gateway's notification of one payment event.
     Callback {
         /// Index of the callback chain.
         chain: usize,
@@ -47,6 +49,8 @@ pub enum Call {
         /// Index of the callback chain.
         chain: usize,
     },
+    /// The adversary's notification: a genuine one replayed, perhaps edited.
+    Adversary(Box<Notice>),
     /// `POST /internal/credit-retry`; a periodic one schedules the next when it ends.
     Sweep {
         /// Run by the scheduler (cron), not an extra overlapping one.
@@ -73,6 +77,8 @@ pub struct Plan {
     pub first_asked: Vec<Option<u64>>,
     /// 0 for a first use of the id, 1 for its use again after expiry.
     pub era: u32,
+    /// The gateway it is made at.
+    pub gateway: Gw,
 }
 
 /// An invoice a bot received (a create answered 200), so a user can pay it.
@@ -90,14 +96,16 @@ pub struct Shown {
     pub era: u32,
     /// Before this the deposit is surely alive (its creation plus its TTL, less a margin).
     pub alive_until: u64,
+    /// The gateway.
+    pub gateway: Gw,
 }
 
 /// A payment event and the gateway's attempts to report it.
 #[derive(Debug, Clone)]
 pub struct Chain {
-    /// The callback body.
-    pub body: String,
-    /// Its `X-Nonce`, if the gateway sends one (the same on every retry).
+    /// The notification (the Central PG signs each attempt of its body when sending it).
+    pub notice: Notice,
+    /// Its `X-Nonce`, if the Central PG sends one (the same on every retry).
     pub nonce: Option<String>,
     /// The deposit.
     pub deposit_id: String,
@@ -149,6 +157,21 @@ enum Event {
     Spawn(Call),
     Corrupt,
     FaultsEnd,
+    /// The buyer pays (or a payment is denied) at the gateway.
+    Pay(Payment),
+    /// The adversary strikes.
+    Adversary,
+    /// A gateway is taken out of `gateways_enabled`, put back, or loses its credentials.
+    Toggle,
+}
+
+/// What a buyer does at the gateway.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// The invoice.
+    pub shown: Shown,
+    /// What is paid (`None`: the payment is denied).
+    pub amount: Option<u64>,
 }
 
 /// A run in progress, and after it ends, everything the invariants look at.
@@ -174,12 +197,26 @@ pub struct Sim {
     event_bodies: BTreeMap<u64, Event>,
     next_event: u64,
     stacks: Vec<DefaultStack>,
-    paid_shown: BTreeSet<String>,
     /// When an id's second era began.
     pub era_starts: BTreeMap<String, u64>,
+    /// Every notification a gateway sent, as the adversary captured it.
+    pub captured: Vec<Notice>,
+    /// Gateways taken out of `gateways_enabled`, and whether their credentials were taken too.
+    pub retired: BTreeMap<Gw, bool>,
 }
 
 const STACK_SIZE: usize = 256 * 1024;
+
+/// The route a gateway's notifications go to.
+fn route_of(gw: Gw) -> fn(&Request, &topup_core::platform::Platform) -> Response {
+    match gw {
+        Gw::Central => routes::callback::handle,
+        Gw::Duitku => routes::gateway_callback::duitku,
+        Gw::Midtrans => routes::gateway_callback::midtrans,
+        Gw::Xendit => routes::gateway_callback::xendit,
+        Gw::Tripay => routes::gateway_callback::tripay,
+    }
+}
 
 impl Sim {
     /// Builds the workload of `seed`.
@@ -199,8 +236,9 @@ impl Sim {
             event_bodies: BTreeMap::new(),
             next_event: 0,
             stacks: Vec::new(),
-            paid_shown: BTreeSet::new(),
             era_starts: BTreeMap::new(),
+            captured: Vec::new(),
+            retired: BTreeMap::new(),
         };
         sim.plan_workload();
         sim
@@ -229,7 +267,10 @@ impl Sim {
         let Some(request) = request else { return };
         let handler: fn(&Request, &topup_core::platform::Platform) -> Response = match &call {
             Call::Create { .. } => routes::create::handle,
-            Call::Callback { .. } | Call::Duplicate { .. } => routes::callback::handle,
+            Call::Callback { chain } | Call::Duplicate { chain } => {
+                route_of(self.chains[*chain].notice.gw)
+            }
+            Call::Adversary(notice) => route_of(notice.gw),
             Call::Sweep { .. } => routes::sweep::handle,
             Call::ManualRetry(_) => routes::manual_retry::handle,
             Call::Status(_) => routes::status::handle,
@@ -308,7 +349,11 @@ impl Sim {
                 Event::FaultsEnd => {
                     self.world.log(|| "== faults stop".into());
                     self.world.faults_on.set(false);
+                    self.restore_gateways();
                 }
+                Event::Pay(payment) => self.on_pay(payment),
+                Event::Adversary => self.strike(),
+                Event::Toggle => self.toggle_gateway(),
             }
         }
     }
@@ -414,6 +459,7 @@ impl Sim {
             } => self.on_create(plan, requester, attempt, response),
             Call::Callback { chain } => self.on_callback(chain, response, faulted),
             Call::Duplicate { .. } => {}
+            Call::Adversary(notice) => self.on_adversary(&notice, response),
             Call::Sweep { periodic } => {
                 // Like cron: the next run an interval after this one, now and then with an
                 // overlapping extra run.
@@ -456,6 +502,7 @@ impl Sim {
     pub fn run(&mut self) {
         self.run_until_idle();
         self.world.faults_on.set(false);
+        self.restore_gateways();
         let config = self.world.config.clone();
         let step = config.longest_step_ms() + config.lease_ms + 5_000;
         let mut quiet = 0;

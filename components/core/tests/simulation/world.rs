@@ -11,14 +11,13 @@ use topup_core::platform::{OutboundRequest, OutboundResponse, TransportError};
 use topup_core::signature::verify_signature;
 use topup_core::testing::{MapVariables, MemoryStore};
 
+use crate::gateways::{self, gateway_of, Gw, Ledger, Rules, PG_URL};
 use crate::rng::Rng;
 
 /// The shared secret of every run.
 pub const SECRET: &str = "sim-secret";
 /// Where the simulated clock starts (Unix ms).
 pub const EPOCH: u64 = 1_800_000_000_000;
-/// Base URLs of the two upstreams.
-pub const PG_URL: &str = "http://pg.sim";
 /// Base URL of the bot.
 pub const BOT_URL: &str = "http://bot.sim";
 
@@ -29,8 +28,15 @@ pub struct SimConfig {
     pub lease_ms: u64,
     /// Scheduled retry delays.
     pub schedule_ms: Vec<u64>,
+    /// Status check delays.
+    pub reconcile_ms: Vec<u64>,
     /// Deposit lifetime.
     pub ttl_ms: u64,
+    /// The gateways deposits are made at (Midtrans only with a lifetime long enough for its
+    /// shortest page).
+    pub gateways: Vec<Gw>,
+    /// How the gateways behave in this run.
+    pub rules: Rules,
     /// Variables as the app reads them.
     pub variables: Vec<(&'static str, String)>,
 }
@@ -60,27 +66,66 @@ impl SimConfig {
         };
         let max_retries = *rng.pick(&[2u64, 3, 8]);
         let nonce_ttl_s = *rng.pick(&[60u64, 600]);
-        let schedule_text = schedule
+        let text = |steps: &[u64]| {
+            steps
+                .iter()
+                .map(|ms| (ms / 1000).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let reconciles: &[&[u64]] = &[
+            &[5, 20, 600],
+            &[10, 30, 90, 1800],
+            &[30, 300],
+            &[3, 3, 60, 900],
+        ];
+        let reconcile: Vec<u64> = rng.pick(reconciles).iter().map(|s| s * 1000).collect();
+        let reconcile_after_s = *rng.pick(&[2u64, 10, 60]);
+        let rules = Rules {
+            midtrans_reuses_expired: rng.chance(0.5),
+            tripay_fee: *rng.pick(&[0u64, 750]),
+            duitku_legacy: rng.chance(0.3),
+            pg_timestamped: rng.chance(0.3),
+        };
+        // Midtrans's page is open 5 minutes at least: its invoices need a lifetime of 20.
+        let gateways: Vec<Gw> = Gw::ALL
+            .into_iter()
+            .filter(|gw| *gw != Gw::Midtrans || ttl_ms >= 1_200_000)
+            .collect();
+        let enabled = gateways
             .iter()
-            .map(|ms| (ms / 1000).to_string())
+            .map(|g| g.name())
             .collect::<Vec<_>>()
             .join(",");
+        let mut variables = vec![
+            ("shared_secret", SECRET.into()),
+            ("central_pg_base_url", PG_URL.into()),
+            ("bot_backend_url", BOT_URL.into()),
+            ("credit_lease_seconds", lease_s.to_string()),
+            ("bot_timeout_ms", bot_timeout_ms.to_string()),
+            ("central_pg_timeout_ms", pg_timeout_ms.to_string()),
+            ("gateway_timeout_ms", pg_timeout_ms.to_string()),
+            ("deposit_ttl_days", ttl_days.into()),
+            ("credit_retry_schedule", text(&schedule)),
+            ("credit_max_retries", max_retries.to_string()),
+            ("nonce_ttl_seconds", nonce_ttl_s.to_string()),
+            ("gateways_enabled", enabled),
+            ("reconcile_after_seconds", reconcile_after_s.to_string()),
+            ("reconcile_schedule", text(&reconcile)),
+            (
+                "reconcile_max_per_sweep",
+                rng.pick(&[2u64, 5, 20]).to_string(),
+            ),
+        ];
+        variables.extend(gateways::variables(&rules));
         Self {
             lease_ms: lease_s * 1000,
             schedule_ms: schedule,
+            reconcile_ms: reconcile,
             ttl_ms,
-            variables: vec![
-                ("shared_secret", SECRET.into()),
-                ("central_pg_base_url", PG_URL.into()),
-                ("bot_backend_url", BOT_URL.into()),
-                ("credit_lease_seconds", lease_s.to_string()),
-                ("bot_timeout_ms", bot_timeout_ms.to_string()),
-                ("central_pg_timeout_ms", pg_timeout_ms.to_string()),
-                ("deposit_ttl_days", ttl_days.into()),
-                ("credit_retry_schedule", schedule_text),
-                ("credit_max_retries", max_retries.to_string()),
-                ("nonce_ttl_seconds", nonce_ttl_s.to_string()),
-            ],
+            gateways,
+            rules,
+            variables,
         }
     }
 
@@ -93,10 +138,11 @@ impl SimConfig {
             })
     }
 
-    /// The longest wait between two automatic attempts.
+    /// The longest wait between two automatic attempts or status checks.
     pub fn longest_step_ms(&self) -> u64 {
         self.schedule_ms
             .iter()
+            .chain(&self.reconcile_ms)
             .copied()
             .max()
             .unwrap_or(0)
@@ -117,6 +163,8 @@ pub struct Faults {
     pub bot_fault: f64,
     /// The gateway misbehaves on a create call.
     pub pg_fault: f64,
+    /// The gateway's status API misbehaves.
+    pub status_fault: f64,
 }
 
 impl Faults {
@@ -129,14 +177,9 @@ impl Faults {
             clock_jump: 0.004 * level,
             bot_fault: (0.25 * level).min(0.6),
             pg_fault: (0.15 * level).min(0.5),
+            status_fault: (0.2 * level).min(0.5),
         }
     }
-}
-
-/// The payment gateway: issues invoices.
-#[derive(Default)]
-pub struct Gateway {
-    minted: u64,
 }
 
 /// One credit call as the bot received it.
@@ -177,6 +220,8 @@ pub struct Counters {
     pub requests: u64,
     /// Invariant checks made.
     pub checks: u64,
+    /// Notifications the adversary sent.
+    pub adversary: u64,
 }
 
 /// Everything one run shares.
@@ -193,14 +238,14 @@ pub struct World {
     pub claims: MemoryStore,
     /// The configuration.
     pub config: SimConfig,
-    /// Its variables.
-    pub variables: MapVariables,
+    /// Its variables as they are now (gateways are enabled and disabled during a run).
+    pub variables: RefCell<MapVariables>,
     /// Fault rates.
     pub faults: Faults,
     /// Whether faults are injected now.
     pub faults_on: Cell<bool>,
-    /// The gateway.
-    pub gateway: RefCell<Gateway>,
+    /// What every gateway really made and was paid.
+    pub ledger: RefCell<Ledger>,
     /// The bot.
     pub bot: RefCell<Bot>,
     /// Counters.
@@ -217,7 +262,7 @@ impl World {
         let faults = Faults::random(&mut rng);
         Self {
             seed,
-            variables: config.variables(),
+            variables: RefCell::new(config.variables()),
             config,
             faults,
             rng: RefCell::new(rng),
@@ -225,7 +270,7 @@ impl World {
             records: MemoryStore::default(),
             claims: MemoryStore::default(),
             faults_on: Cell::new(true),
-            gateway: RefCell::default(),
+            ledger: RefCell::default(),
             bot: RefCell::default(),
             counters: Cell::default(),
             trace: RefCell::default(),
@@ -289,10 +334,9 @@ impl World {
         let results = requests
             .iter()
             .map(|request| {
-                let (result, took) = if request.url.starts_with(PG_URL) {
-                    self.gateway_answer(request)
-                } else {
-                    self.bot_answer(request)
+                let (result, took) = match gateway_of(&request.url) {
+                    Some(gw) => self.gateway_answer(gw, request),
+                    None => self.bot_answer(request),
                 };
                 let took = took.min(timeout_ms(request));
                 longest = longest.max(took);
@@ -304,16 +348,16 @@ impl World {
 
     fn gateway_answer(
         &self,
+        gw: Gw,
         request: &OutboundRequest,
     ) -> (Result<OutboundResponse, TransportError>, u64) {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        if !authentic(request) || body["orderId"].as_str().is_none() {
-            self.bot.borrow_mut().violations.push(format!(
-                "gateway got an unauthentic or malformed call: {body}"
-            ));
-            return (ok(401, json!({"error": "bad signature"})), 5);
-        }
-        let fault = self.strikes(self.faults.pg_fault);
+        let creating = !is_status_query(gw, request);
+        let rate = if creating {
+            self.faults.pg_fault
+        } else {
+            self.faults.status_fault
+        };
+        let fault = self.strikes(rate);
         let kind = if fault {
             self.count(|c| c.upstream_faults += 1);
             self.rng(|r| r.below(5))
@@ -321,23 +365,34 @@ impl World {
             99
         };
         let timeout = timeout_ms(request);
-        let mint = || {
-            let mut gateway = self.gateway.borrow_mut();
-            gateway.minted += 1;
-            let order = body["orderId"].as_str().unwrap_or_default();
-            format!("INV{}-{order}", gateway.minted)
+        let now = self.now();
+        let serve = || {
+            let rules = &self.config.rules;
+            let mut ledger = self.ledger.borrow_mut();
+            let served = if creating {
+                gateways::create(&mut ledger, rules, gw, request, now)
+            } else {
+                gateways::status(&ledger, rules, gw, request, now)
+            };
+            match served {
+                Ok(answer) => answer,
+                Err((why, answer)) => {
+                    self.bot.borrow_mut().violations.push(why);
+                    answer
+                }
+            }
         };
         let latency = self.rng(|r| r.range(20, 400));
         let (result, took, what) = match kind {
-            // Slow beyond the timeout; the invoice may or may not have been made.
+            // Slow beyond the timeout; a create may or may not have been made.
             0 => {
-                if self.rng(|r| r.chance(0.5)) {
-                    mint();
+                if creating && self.rng(|r| r.chance(0.5)) {
+                    let _ = serve();
                 }
                 (Err(TransportError::Timeout), timeout, "times out")
             }
             1 => (
-                ok(503, json!({"error": "maintenance"})),
+                gateways::answer(503, json!({"error": "maintenance"})),
                 latency,
                 "answers 503",
             ),
@@ -352,16 +407,23 @@ impl World {
             3 => (Err(TransportError::ConnectionRefused), 1, "refuses"),
             // Slow but in time.
             4 => {
-                let reference = mint();
                 let took = self.rng(|r| r.range(timeout / 2, timeout.saturating_sub(1)));
-                (invoice(&reference), took, "answers slowly")
+                (serve(), took, "answers slowly")
             }
-            _ => {
-                let reference = mint();
-                (invoice(&reference), latency, "issues an invoice")
-            }
+            _ => (serve(), latency, "answers"),
         };
-        self.log(|| format!("  gateway {what} for {}", body["orderId"]));
+        self.log(|| {
+            let body = String::from_utf8_lossy(
+                result
+                    .as_ref()
+                    .map(|r| r.body.as_slice())
+                    .unwrap_or_default(),
+            )
+            .chars()
+            .take(120)
+            .collect::<String>();
+            format!("  {} {what} {}: {body}", gw.name(), request.url)
+        });
         (result, took)
     }
 
@@ -452,6 +514,16 @@ impl World {
     }
 }
 
+/// Whether `request` asks a gateway about a transaction (else it creates one).
+fn is_status_query(gw: Gw, request: &OutboundRequest) -> bool {
+    match gw {
+        Gw::Central => false,
+        Gw::Duitku => request.url.ends_with("/transactionStatus"),
+        Gw::Midtrans => !request.url.contains("/snap/"),
+        Gw::Xendit | Gw::Tripay => request.method == topup_core::platform::HttpMethod::Get,
+    }
+}
+
 fn timeout_ms(request: &OutboundRequest) -> u64 {
     u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX)
 }
@@ -474,12 +546,4 @@ fn ok(status: u16, body: Value) -> Result<OutboundResponse, TransportError> {
         status,
         body: body.to_string().into_bytes(),
     })
-}
-
-fn invoice(reference: &str) -> Result<OutboundResponse, TransportError> {
-    ok(
-        200,
-        json!({"statusCode": "00", "data": {"reference": reference,
-            "paymentUrl": format!("https://pay.sim/{reference}")}}),
-    )
 }

@@ -1,15 +1,57 @@
-//! The drivers: what bots, users, the gateway and the operator do, and what they make of
+//! The drivers: what bots, buyers, the gateways and the operator do, and what they make of
 //! each answer.
 
 use serde_json::json;
-use topup_core::config::Secret;
-use topup_core::signature::sign;
 
+use crate::gateways::{self, notice_of, Gw, Notice, TxnState};
 use crate::world::{EPOCH, SECRET};
 
 use super::*;
 
+/// How many captured notifications the adversary keeps (the latest).
+const CAPTURED_KEPT: usize = 64;
+
 impl Sim {
+    /// A gateway for a new deposit: the Central PG about half the time.
+    fn pick_gateway(&self) -> Gw {
+        let gateways = &self.world.config.gateways;
+        if self.rng(|r| r.chance(0.45)) {
+            return Gw::Central;
+        }
+        gateways[self.rng(|r| r.below(gateways.len() as u64)) as usize]
+    }
+
+    fn add_plan(
+        &mut self,
+        id: Option<String>,
+        requesters: Vec<(String, u64)>,
+        gateway: Gw,
+        era: u32,
+    ) -> usize {
+        let n = requesters.len();
+        self.plans.push(Plan {
+            id,
+            requesters,
+            attempts_left: vec![4; n],
+            answered: vec![false; n],
+            first_asked: vec![None; n],
+            era,
+            gateway,
+        });
+        self.plans.len() - 1
+    }
+
+    fn ask(&mut self, plan: usize, requester: usize, at: u64) {
+        self.at(
+            at,
+            Event::Spawn(Call::Create {
+                plan,
+                requester,
+                attempt: 1,
+            }),
+        );
+    }
+
     pub(super) fn plan_workload(&mut self) {
         let deposits = self.rng(|r| r.range(2, 5)) as usize;
         let mut last = EPOCH;
@@ -21,72 +63,66 @@ impl Sim {
             if chosen && self.rng(|r| r.chance(0.2)) {
                 requesters.push((format!("x{k}"), amount + 1_000));
             }
-            let plan = self.plans.len();
+            let gateway = self.pick_gateway();
             let n = requesters.len();
-            self.plans.push(Plan {
-                id: chosen.then(|| format!("D{k}")),
-                requesters,
-                attempts_left: vec![4; n],
-                answered: vec![false; n],
-                first_asked: vec![None; n],
-                era: 0,
-            });
+            let plan = self.add_plan(chosen.then(|| format!("D{k}")), requesters, gateway, 0);
             let start = EPOCH + self.rng(|r| r.range(0, 20_000));
-            self.at(
-                start,
-                Event::Spawn(Call::Create {
-                    plan,
-                    requester: 0,
-                    attempt: 1,
-                }),
-            );
+            self.ask(plan, 0, start);
             // A bot retrying on its own timeout while the first create is still running.
             if self.rng(|r| r.chance(0.3)) {
                 let again = start + self.rng(|r| r.range(0, 1_500));
-                self.at(
-                    again,
-                    Event::Spawn(Call::Create {
-                        plan,
-                        requester: 0,
-                        attempt: 1,
-                    }),
-                );
+                self.ask(plan, 0, again);
             }
             if n > 1 {
                 let other = start + self.rng(|r| r.range(0, 3_000));
-                self.at(
-                    other,
-                    Event::Spawn(Call::Create {
-                        plan,
-                        requester: 1,
-                        attempt: 1,
-                    }),
-                );
+                self.ask(plan, 1, other);
             }
             last = last.max(start);
         }
-        // An id used again once its first deposit has expired.
-        if self.rng(|r| r.chance(0.2)) {
-            if let Some(k) = (0..self.plans.len()).find(|&k| self.plans[k].id.is_some()) {
+        // Two Duitku deposits whose amount and id, written together, read the same: Duitku's
+        // signature cannot tell their notices apart.
+        if self.world.config.gateways.contains(&Gw::Duitku) && self.rng(|r| r.chance(0.25)) {
+            let d = self.rng(|r| r.range(1, 9));
+            let first = self.add_plan(
+                Some(format!("{d}2")),
+                vec![("n1".into(), 5_000)],
+                Gw::Duitku,
+                0,
+            );
+            let second = self.add_plan(
+                Some("2".into()),
+                vec![("n2".into(), 50_000 + d)],
+                Gw::Duitku,
+                0,
+            );
+            let at = EPOCH + self.rng(|r| r.range(0, 20_000));
+            self.ask(first, 0, at);
+            self.ask(second, 0, at + self.rng(|r| r.range(0, 2_000)));
+            last = last.max(at);
+        }
+        // An id used again once its first deposit has expired: by another user, or by the same
+        // user for the same amount (whose old notices then fit the new deposit).
+        if self.rng(|r| r.chance(0.25)) {
+            if let Some(k) = (0..self.plans.len()).find(|&k| {
+                self.plans[k]
+                    .id
+                    .as_ref()
+                    .is_some_and(|id| id.starts_with('D'))
+            }) {
                 let id = self.plans[k].id.clone();
-                let plan = self.plans.len();
-                self.plans.push(Plan {
-                    id,
-                    requesters: vec![(format!("r{k}"), 7_000)],
-                    attempts_left: vec![4],
-                    answered: vec![false],
-                    first_asked: vec![None],
-                    era: 1,
-                });
+                let requester = if self.rng(|r| r.chance(0.5)) {
+                    self.plans[k].requesters[0].clone()
+                } else {
+                    (format!("r{k}"), 7_000)
+                };
+                let gateway = if self.rng(|r| r.chance(0.6)) {
+                    self.plans[k].gateway
+                } else {
+                    self.pick_gateway()
+                };
+                let plan = self.add_plan(id, vec![requester], gateway, 1);
                 let reuse = last + self.world.config.ttl_ms + self.rng(|r| r.range(1_000, 120_000));
-                self.at(
-                    reuse,
-                    Event::Spawn(Call::Create {
-                        plan,
-                        requester: 0,
-                        attempt: 1,
-                    }),
-                );
+                self.ask(plan, 0, reuse);
                 last = reuse;
             }
         }
@@ -97,6 +133,16 @@ impl Sim {
             self.at(when, Event::Corrupt);
         }
         let end = last + 150_000;
+        for _ in 0..self.rng(|r| r.range(0, 8)) {
+            let when = EPOCH + self.rng(|r| r.range(5_000, end - EPOCH));
+            self.at(when, Event::Adversary);
+        }
+        if self.world.config.gateways.len() > 1 {
+            for _ in 0..self.rng(|r| r.range(0, 3)) {
+                let when = EPOCH + self.rng(|r| r.range(5_000, end - EPOCH));
+                self.at(when, Event::Toggle);
+            }
+        }
         self.at(end, Event::FaultsEnd);
     }
 
@@ -108,7 +154,8 @@ impl Sim {
             } => {
                 let plan = &self.plans[*plan];
                 let (user, amount) = &plan.requesters[*requester];
-                let mut body = json!({"userId": user, "amount": amount});
+                let mut body = json!({"userId": user, "amount": amount,
+                    "gateway": plan.gateway.name(), "email": "buyer@example.com"});
                 if let Some(id) = &plan.id {
                     body["depositId"] = json!(id);
                 }
@@ -119,19 +166,26 @@ impl Sim {
             }
             Call::Callback { chain } | Call::Duplicate { chain } => {
                 let chain = &self.chains[*chain];
-                let mut request = Request::new("POST", "/internal/payment-callback")
-                    .with_header("authorization", &bearer)
-                    .with_header("content-type", "application/json")
-                    .with_header(
-                        "x-signature",
-                        &sign(&Secret::new(SECRET), chain.body.as_bytes()),
-                    )
-                    .with_body(chain.body.clone());
-                if let Some(nonce) = &chain.nonce {
-                    request = request.with_header("x-nonce", nonce);
+                let request = match chain.notice.gw {
+                    // The PG signs each attempt as it sends it.
+                    Gw::Central => gateways::central_request(
+                        &chain.notice.request.body,
+                        chain.nonce.as_deref(),
+                        self.world.now(),
+                        self.world.config.rules.pg_timestamped,
+                    ),
+                    _ => chain.notice.request.clone(),
+                };
+                if self.captured.len() >= CAPTURED_KEPT {
+                    self.captured.remove(0);
                 }
+                self.captured.push(Notice {
+                    gw: chain.notice.gw,
+                    request: request.clone(),
+                });
                 request
             }
+            Call::Adversary(notice) => notice.request.clone(),
             Call::Sweep { .. } => {
                 Request::new("POST", "/internal/credit-retry").with_header("authorization", &bearer)
             }
@@ -184,6 +238,16 @@ impl Sim {
                 }
                 let first = !self.plans[plan].answered[requester];
                 self.plans[plan].answered[requester] = true;
+                // The id's earlier deposit, still there, answered for itself: this plan's
+                // create is a repeat of it, not a new deposit of the id.
+                if let Some(earlier) = self
+                    .shown
+                    .iter()
+                    .find(|s| s.reference == reference && body["replayed"] == true)
+                {
+                    self.plans[plan].era = earlier.era;
+                    return;
+                }
                 // Another user's deposit of this id was shown and its life has ended: the app
                 // removed it and this create is a new deposit of the id (allowed), not a second
                 // invoice of that one.
@@ -213,6 +277,7 @@ impl Sim {
                     alive_until: (self.plans[plan].first_asked[requester].unwrap_or(now)
                         + self.world.config.ttl_ms)
                         .saturating_sub(10_000),
+                    gateway: self.plans[plan].gateway,
                 };
                 let new_invoice = !self.shown.iter().any(|s| s.reference == shown.reference);
                 if new_invoice {
@@ -234,48 +299,104 @@ impl Sim {
         }
     }
 
-    /// The user pays (or not) an invoice a bot showed; the gateway then calls back.
+    /// The buyer pays (or fails to pay) an invoice a bot showed, at its gateway.
     pub(super) fn pay(&mut self, shown: &Shown) {
         let roll = self.rng(|r| r.below(100));
-        let (paid, amount) = match roll {
-            0..=64 => (true, shown.amount),
-            65..=74 => (true, shown.amount + 1),
-            75..=89 => (false, shown.amount),
+        // Only the Central PG and Xendit report an amount other than the invoice's.
+        let wrong = matches!(shown.gateway, Gw::Central | Gw::Xendit);
+        let amount = match roll {
+            0..=64 => Some(shown.amount),
+            65..=74 if wrong => Some(shown.amount + 1),
+            65..=74 => Some(shown.amount),
+            75..=89 => None,
             _ => return,
         };
-        if paid && amount == shown.amount {
-            self.paid_shown.insert(shown.reference.clone());
-        }
         let when = self.world.now() + self.rng(|r| r.range(1_000, 30_000));
-        self.callback_chain(shown, paid, amount, when);
-        if paid && self.rng(|r| r.chance(0.2)) {
-            let later = when + self.rng(|r| r.range(0, 60_000));
-            self.callback_chain(shown, false, amount, later);
+        let payment = Payment {
+            shown: shown.clone(),
+            amount,
+        };
+        self.at(when, Event::Pay(payment));
+        // A denied payment tried again (Midtrans keeps its page payable).
+        if amount.is_none() && shown.gateway == Gw::Midtrans && self.rng(|r| r.chance(0.5)) {
+            let later = when + self.rng(|r| r.range(1_000, 60_000));
+            let retried = Payment {
+                shown: shown.clone(),
+                amount: Some(shown.amount),
+            };
+            self.at(later, Event::Pay(retried));
         }
     }
 
-    pub(super) fn callback_chain(&mut self, shown: &Shown, paid: bool, amount: u64, when: u64) {
-        let status = if paid { "PAID" } else { "FAILED" };
-        let body = json!({
-            "orderId": shown.deposit_id,
-            "reference": shown.reference,
-            "status": status,
-            "resultCode": if paid { "00" } else { "02" },
-            "duitkuData": {"merchantOrderId": shown.deposit_id, "amount": amount.to_string(),
-                           "paymentMethod": "VC"},
-        })
-        .to_string();
+    /// A payment reaches the gateway: its ledger changes, and it notifies the app (or its
+    /// notices are lost: only reconciliation can then find the payment).
+    pub(super) fn on_pay(&mut self, payment: Payment) {
+        let now = self.world.now();
+        let reference = &payment.shown.reference;
+        let changed = {
+            let mut ledger = self.world.ledger.borrow_mut();
+            match payment.amount {
+                Some(amount) => ledger.pay(reference, amount, now),
+                None => ledger.deny(reference, now),
+            }
+        };
+        let Some(txn) = self.world.ledger.borrow().get(reference).cloned() else {
+            return;
+        };
+        self.world.log(|| {
+            format!(
+                "-- the buyer {} {reference} at {}{}",
+                if payment.amount.is_some() {
+                    "pays"
+                } else {
+                    "fails to pay"
+                },
+                txn.gw.name(),
+                if changed {
+                    ""
+                } else {
+                    " (too late: nothing happens)"
+                }
+            )
+        });
+        if !changed {
+            return;
+        }
+        let rules = self.world.config.rules;
+        let lost = txn.gw != Gw::Central && self.rng(|r| r.chance(0.25));
+        if !lost {
+            self.callback_chain(&payment.shown, notice_of(&txn, &rules), &txn, now);
+        }
+        // A late notice out of order: a failure after the payment, or a stale pending.
+        if txn.state == TxnState::Paid && self.rng(|r| r.chance(0.2)) {
+            let mut stale = txn.clone();
+            stale.state = match txn.gw {
+                Gw::Central | Gw::Duitku | Gw::Tripay => TxnState::Denied,
+                Gw::Midtrans | Gw::Xendit => TxnState::Pending,
+            };
+            let later = now + self.rng(|r| r.range(0, 60_000));
+            self.callback_chain(&payment.shown, notice_of(&stale, &rules), &stale, later);
+        }
+    }
+
+    pub(super) fn callback_chain(
+        &mut self,
+        shown: &Shown,
+        notice: Notice,
+        txn: &crate::gateways::Txn,
+        when: u64,
+    ) {
         let chain = self.chains.len();
-        let nonce = self
-            .rng(|r| r.chance(0.5))
-            .then(|| format!("n{}-{chain}", self.world.seed));
+        let nonce = (notice.gw == Gw::Central
+            && (self.world.config.rules.pg_timestamped || self.rng(|r| r.chance(0.5))))
+        .then(|| format!("n{}-{chain}", self.world.seed));
         self.chains.push(Chain {
-            body,
+            notice,
             nonce,
             deposit_id: shown.deposit_id.clone(),
-            paid,
+            paid: txn.state == TxnState::Paid,
             reference: shown.reference.clone(),
-            correct: amount == shown.amount,
+            correct: txn.paid == Some(txn.billed),
             done: false,
             refusals: 0,
             attempts: 0,
@@ -322,12 +443,16 @@ impl Sim {
                 return;
             }
             Some(r) if !faulted => {
-                // A clean refusal: the gateway believes it and gives up after a few.
+                // A clean refusal: the gateway believes it and gives up after a few. The app
+                // owes what it refused while the deposit was alive, but for a stale timestamp
+                // (this attempt took too long to arrive): that asks for a fresh one.
                 c.refusals += 1;
-                c.owed |= now < alive_until;
+                c.owed |= now < alive_until && r.json_body()["error"] != "INVALID_TIMESTAMP";
                 let corrupt = r.json_body()["error"] == "CORRUPT_RECORD"
                     && self.corrupted.contains(&c.deposit_id);
-                if !self.world.faults_on.get() && r.status >= 500 && !corrupt {
+                // A notice its gateway's status API could not confirm is a 502 by design.
+                let unconfirmed = r.json_body()["error"] == "GATEWAY_UNCONFIRMED";
+                if !self.world.faults_on.get() && r.status >= 500 && !corrupt && !unconfirmed {
                     self.problems.push(format!(
                         "a callback without faults answered {}: {}",
                         r.status,
@@ -347,8 +472,62 @@ impl Sim {
         let delay = backoff[(c.attempts as usize - 1).min(backoff.len() - 1)];
         self.at(now + delay, Event::Spawn(Call::Callback { chain }));
     }
+
+    /// A gateway is taken out of `gateways_enabled` (sometimes with its credentials), or put
+    /// back as it was.
+    pub(super) fn toggle_gateway(&mut self) {
+        let direct: Vec<Gw> = self
+            .world
+            .config
+            .gateways
+            .iter()
+            .copied()
+            .filter(|g| *g != Gw::Central)
+            .collect();
+        if direct.is_empty() {
+            return;
+        }
+        let gw = direct[self.rng(|r| r.below(direct.len() as u64)) as usize];
+        if self.retired.remove(&gw).is_none() {
+            let credentials = self.rng(|r| r.chance(0.3));
+            self.retired.insert(gw, credentials);
+        }
+        self.apply_gateways();
+    }
+
+    /// Every gateway back as the run's configuration has it.
+    pub(super) fn restore_gateways(&mut self) {
+        if !self.retired.is_empty() {
+            self.retired.clear();
+            self.apply_gateways();
+        }
+    }
+
+    fn apply_gateways(&mut self) {
+        let config = &self.world.config;
+        let enabled: Vec<&str> = config
+            .gateways
+            .iter()
+            .filter(|g| !self.retired.contains_key(g))
+            .map(|g| g.name())
+            .collect();
+        let mut variables = config
+            .variables()
+            .with("gateways_enabled", &enabled.join(","));
+        for (gw, credentials) in &self.retired {
+            if *credentials {
+                for name in gw.credentials() {
+                    variables = variables.with(name, "");
+                }
+            }
+        }
+        self.world
+            .log(|| format!("-- gateways: {enabled:?}, retired {:?}", self.retired));
+        *self.world.variables.borrow_mut() = variables;
+    }
 }
 
+/// A short description of a call for the trace.
 pub(super) fn describe(call: &Call) -> String {
     match call {
         Call::Create {
@@ -358,6 +537,7 @@ pub(super) fn describe(call: &Call) -> String {
         } => format!("create(plan {plan}, requester {requester}, try {attempt})"),
         Call::Callback { chain } => format!("callback(chain {chain})"),
         Call::Duplicate { chain } => format!("callback(copy of chain {chain})"),
+        Call::Adversary(notice) => format!("adversary({})", notice.gw.name()),
         Call::Sweep { .. } => "sweep".into(),
         Call::ManualRetry(id) => format!("retry-credit({id})"),
         Call::Status(id) => format!("status({id})"),

@@ -17,6 +17,11 @@ impl Sim {
         self.world
             .log(|| format!("-- the clock jumps {} s", by / 1000));
         self.world.advance(by);
+        // Every request in flight lived through it (a pause of its process): what it answers
+        // is an answer under faults.
+        for actor in self.actors.iter_mut().flatten() {
+            actor.faulted = true;
+        }
     }
 
     pub(super) fn corrupt_one(&mut self) {
