@@ -1,5 +1,5 @@
 //! `topup-host serve`: run the app like `spin up`; `topup-host cloud-manifest`: write the
-//! manifest Fermyon Cloud needs.
+//! manifest Fermyon Cloud needs; `topup-host p3-manifest`: write spin.p3.toml (WASIp3 build).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +14,8 @@ const USAGE: &str = "usage:
                    [--clock-offset-file FILE]
   topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
       (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)
+  topup-host p3-manifest [--manifest spin.toml] [--out spin.p3.toml]
+      (the WASIp3 build's manifest: spin.toml with the p3 build's sources and build commands)
 
   --extra-ca FILE       also trust the CA certificates in this PEM file for outbound HTTPS
                         (repeatable; the system's roots and the bundled Mozilla roots stay trusted)
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("serve") => runtime.block_on(serve(&args[1..])),
         Some("cloud-manifest") => write_cloud_manifest(&args[1..]),
+        Some("p3-manifest") => write_p3_manifest(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
@@ -156,6 +159,17 @@ fn write_cloud_manifest(args: &[String]) -> Result<()> {
         topup_host::cloud_manifest::from_environment(&parsed),
     )?;
     std::fs::write(&out, cloud).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn write_p3_manifest(args: &[String]) -> Result<()> {
+    let manifest = PathBuf::from(flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into()));
+    let out = PathBuf::from(flag(args, "--out")?.unwrap_or_else(|| "spin.p3.toml".into()));
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let p3 = topup_host::p3_manifest::p3_manifest(&text)?;
+    std::fs::write(&out, p3).with_context(|| format!("cannot write {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }
