@@ -131,8 +131,12 @@ impl WorkerState for Reuse {
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
-            eprintln!("ERROR host: a WASIp3 instance ended with an error: {error:?}");
+        match result {
+            Ok(()) => {}
+            // The worker's task was dropped (the runtime shutting down); a panic is reported
+            // by tokio itself.
+            Err(error) if error.to_string() == "worker panicked" => {}
+            Err(error) => eprintln!("ERROR host: a WASIp3 instance ended with an error: {error:#}"),
         }
         drop(store);
     }
