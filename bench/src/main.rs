@@ -5,6 +5,7 @@
 //! This file reads the arguments and runs the measurements in order; each has a file of its own.
 
 mod backend;
+mod builds;
 mod clone;
 mod history;
 mod load;
@@ -51,6 +52,10 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.iter().any(|a| a == "--builds") {
+        // Only the WASIp2/WASIp3 comparison (its own section of BENCHMARKS.md).
+        return runtime.block_on(builds::run(&options));
+    }
     if args.iter().any(|a| a == "--history-only") {
         // Only the "Store at volume" section (replaced in BENCHMARKS.md).
         return runtime.block_on(history::run(quick));
