@@ -23,23 +23,33 @@ use crate::Options;
 /// Connections of every scenario (the figure the spec's Spin measurements use).
 const CONNECTIONS: usize = 16;
 
-/// One build: its manifest and where its components are.
+/// One build: its manifest, where its components are, and the host's flags.
 struct Build {
     name: &'static str,
     manifest: &'static str,
     dir: &'static str,
+    args: &'static [&'static str],
 }
 
-const BUILDS: [Build; 2] = [
+const BUILDS: [Build; 3] = [
     Build {
         name: "p2",
         manifest: "spin.toml",
         dir: "target/wasm32-wasip2/release",
+        args: &[],
     },
     Build {
         name: "p3",
         manifest: "spin.p3.toml",
         dir: "target/wasm32-wasip2/release-p3",
+        args: &[],
+    },
+    // Spin's `--max-instance-concurrent-reuse-count 1`: reused, but one request at a time.
+    Build {
+        name: "p3 c1",
+        manifest: "spin.p3.toml",
+        dir: "target/wasm32-wasip2/release-p3",
+        args: &["--max-instance-concurrent-reuse-count", "1"],
     },
 ];
 
@@ -65,16 +75,14 @@ struct Host {
 }
 
 impl Host {
-    fn start(
-        manifest: &Path,
-        runtime_config: &Path,
-        env: &HashMap<String, String>,
-    ) -> Result<Self> {
+    fn start(build: &Build, runtime_config: &Path, env: &HashMap<String, String>) -> Result<Self> {
+        let manifest = root().join(build.manifest);
         let listen = format!("127.0.0.1:{}", topup_testkit::free_port()?);
         let child = Command::new(root().join("target/host/topup-host"))
             .arg("serve")
             .arg("--manifest")
             .arg(manifest)
+            .args(build.args)
             .arg("--runtime-config-file")
             .arg(runtime_config)
             .args(["--listen", &listen])
@@ -121,12 +129,14 @@ struct Row {
 
 /// Runs both builds on both stores and writes the section.
 pub async fn run(options: &Options) -> Result<()> {
+    let load_before = load_average();
     let mut rows = Vec::new();
     for backend in Backend::ALL {
         let stack = Stack::new(backend).await?;
         for build in &BUILDS {
-            let config = stack.runtime_config(&format!("builds-{}", build.name))?;
-            let host = Host::start(&root().join(build.manifest), &config, &stack.env)?;
+            let config =
+                stack.runtime_config(&format!("builds{}", build.name.replace(' ', "-")))?;
+            let host = Host::start(build, &config, &stack.env)?;
             host.ready().await?;
             let ids = seed(&host.http).await;
             for scenario in Scenario::ALL {
@@ -156,7 +166,8 @@ pub async fn run(options: &Options) -> Result<()> {
             host.stop();
         }
     }
-    let section = render(&rows, options.duration)?;
+    let load = format!("{load_before} at the start, {} at the end", load_average());
+    let section = render(&rows, options.duration, &load)?;
     print!("{section}");
     write_section(&section)
 }
@@ -172,7 +183,15 @@ async fn seed(http: &Http) -> Arc<Vec<String>> {
     Arc::new(ids)
 }
 
-fn render(rows: &[Row], duration: Duration) -> Result<String> {
+/// The 1-minute load average (`/proc/loadavg`): other work on the machine skews the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn render(rows: &[Row], duration: Duration, load: &str) -> Result<String> {
     let mut md = String::new();
     writeln!(md, "## WASIp2 and WASIp3 builds\n")?;
     writeln!(
@@ -186,9 +205,16 @@ fn render(rows: &[Row], duration: Duration) -> Result<String> {
     )?;
     writeln!(
         md,
-        "| store | scenario | p2 ops/s | p3 ops/s | p3/p2 | p2 p99 ms | p3 p99 ms | errors p2/p3 |"
+        "p3 c1 = the p3 build with `--max-instance-concurrent-reuse-count 1` (Spin's flag): \
+         instances still reused, one request at a time each. Ratios are to p2. The builds run \
+         one after another, so a change in the machine's other load shows as a difference \
+         between them: 1-minute load average {load} (2 cores).\n"
     )?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---|")?;
+    writeln!(
+        md,
+        "| store | scenario | p2 ops/s | p3 ops/s | p3 c1 ops/s | p3/p2 | p3 c1/p2 | p2 p99 ms | p3 p99 ms | p3 c1 p99 ms | errors |"
+    )?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     for backend in Backend::ALL {
         for scenario in Scenario::ALL {
             let find = |build: &str| {
@@ -196,20 +222,23 @@ fn render(rows: &[Row], duration: Duration) -> Result<String> {
                     .find(|r| r.backend == backend && r.build == build && r.scenario == scenario)
                     .map(|r| &r.outcome)
             };
-            let (Some(p2), Some(p3)) = (find("p2"), find("p3")) else {
+            let (Some(p2), Some(p3), Some(c1)) = (find("p2"), find("p3"), find("p3 c1")) else {
                 continue;
             };
+            let ratio = |o: &Outcome| o.per_second / p2.per_second.max(f64::MIN_POSITIVE);
             writeln!(
                 md,
-                "| {} | {scenario} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {}/{} |",
+                "| {} | {scenario} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                 backend.label(),
                 p2.per_second,
                 p3.per_second,
-                p3.per_second / p2.per_second.max(f64::MIN_POSITIVE),
+                c1.per_second,
+                ratio(p3),
+                ratio(c1),
                 p2.p99_ms,
                 p3.p99_ms,
-                p2.errors,
-                p3.errors
+                c1.p99_ms,
+                p2.errors + p3.errors + c1.errors
             )?;
         }
     }

@@ -11,7 +11,8 @@ const USAGE: &str = "usage:
   topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000]
                    [--sweep-every 60s] [--drain-timeout 30s] [--metrics 127.0.0.1:9464]
                    [--extra-ca FILE]... [--store-timeout 2s] [--stats-file FILE]
-                   [--clock-offset-file FILE]
+                   [--clock-offset-file FILE] [--max-instance-concurrent-reuse-count N]
+                   [--idle-instance-timeout 1s]
   topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
       (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)
   topup-host p3-manifest [--manifest spin.toml] [--out spin.p3.toml]
@@ -22,6 +23,10 @@ const USAGE: &str = "usage:
   --store-timeout D     limit of one key-value call (default 2s): past it the request fails
                         with 503 STORE_UNAVAILABLE instead of waiting for the store
   --clock-offset-file F for tests: the components' clock runs F's milliseconds ahead
+  --max-instance-concurrent-reuse-count N
+                        requests one WASIp3 instance serves at once (default 16, as Spin 4)
+  --idle-instance-timeout D
+                        how long an idle WASIp3 instance is kept for reuse (default 1s, as Spin 4)
 durations: 500ms, 60s, 1.5s, 5m or plain seconds";
 
 fn main() -> Result<()> {
@@ -83,6 +88,13 @@ async fn serve(args: &[String]) -> Result<()> {
         .into_iter()
         .map(PathBuf::from)
         .collect();
+    options.instance_concurrency = flag(args, "--max-instance-concurrent-reuse-count")?
+        .map(|n| n.parse::<usize>())
+        .transpose()
+        .context("--max-instance-concurrent-reuse-count")?;
+    options.instance_idle_timeout = flag(args, "--idle-instance-timeout")?
+        .map(|text| topup_host::duration::parse(&text).context("--idle-instance-timeout"))
+        .transpose()?;
     options.store_timeout = flag(args, "--store-timeout")?
         .map(|text| topup_host::duration::parse(&text).context("--store-timeout"))
         .transpose()?;

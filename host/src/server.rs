@@ -56,6 +56,9 @@ pub struct AppOptions {
     /// How long an idle WASIp3 instance is kept for reuse ([`p3::IDLE_TIMEOUT`], Spin's
     /// default, if unset; tests that count instances set it long).
     pub instance_idle_timeout: Option<std::time::Duration>,
+    /// Requests one WASIp3 instance serves at once ([`p3::MAX_CONCURRENT`], Spin's default,
+    /// if unset; `--max-instance-concurrent-reuse-count`, as Spin's flag).
+    pub instance_concurrency: Option<usize>,
 }
 
 impl AppOptions {
@@ -306,6 +309,10 @@ impl App {
                         pre,
                         factory.clone(),
                         options.instance_idle_timeout.unwrap_or(p3::IDLE_TIMEOUT),
+                        options
+                            .instance_concurrency
+                            .unwrap_or(p3::MAX_CONCURRENT)
+                            .max(1),
                     )))
                 }
             };

@@ -6,6 +6,9 @@ use bytes::Bytes;
 
 use crate::support::{paid_body, Backend, Build, Reply, TestApp};
 
+/// One request: method, path, headers, body.
+type Call<'a> = (&'a str, String, &'a [(&'a str, &'a str)], Bytes);
+
 /// Asserts `reply` is sized, not chunked.
 fn assert_sized(what: &str, reply: &Reply) {
     assert_eq!(reply.header("transfer-encoding"), None, "{what}: chunked");
@@ -37,7 +40,7 @@ async fn every_answer_declares_its_length(backend: Backend) {
     ];
     let (id, reference) = app.new_deposit("u1", 5000).await;
     let too_large = Bytes::from(vec![b' '; 70 * 1024]);
-    let requests: Vec<(&str, String, &[(&str, &str)], Bytes)> = vec![
+    let requests: Vec<Call> = vec![
         ("GET", "/health".into(), &[], Bytes::new()),
         ("GET", "/openapi.json".into(), &[], Bytes::new()),
         ("GET", "/.well-known/spin/health".into(), &[], Bytes::new()),

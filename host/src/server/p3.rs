@@ -33,16 +33,24 @@ pub struct Instances {
     pre: ServicePre<HostState>,
     factory: StateFactory,
     idle_timeout: Duration,
+    concurrency: usize,
     created: AtomicU64,
 }
 
 impl Instances {
-    /// Instances of `pre`, each with host state from `factory`, kept `idle_timeout` unused.
-    pub fn new(pre: ServicePre<HostState>, factory: StateFactory, idle_timeout: Duration) -> Self {
+    /// Instances of `pre`, each with host state from `factory`, kept `idle_timeout` unused and
+    /// serving at most `concurrency` requests at once.
+    pub fn new(
+        pre: ServicePre<HostState>,
+        factory: StateFactory,
+        idle_timeout: Duration,
+        concurrency: usize,
+    ) -> Self {
         Self {
             pre,
             factory,
             idle_timeout,
+            concurrency,
             created: AtomicU64::new(0),
         }
     }
@@ -70,7 +78,9 @@ impl HandlerState for Instances {
                 idle_timeout: self.idle_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
             },
-            state: Reuse,
+            state: Reuse {
+                concurrency: self.concurrency,
+            },
         })
     }
 }
@@ -104,7 +114,9 @@ impl WorkerExpiration for Expiry {
 }
 
 /// Spin's reuse limits.
-pub struct Reuse;
+pub struct Reuse {
+    concurrency: usize,
+}
 
 impl WorkerState for Reuse {
     type StoreData = HostState;
@@ -113,7 +125,7 @@ impl WorkerState for Reuse {
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= MAX_REUSE {
             ShouldAccept::Never
-        } else if concurrent >= MAX_CONCURRENT {
+        } else if concurrent >= self.concurrency {
             ShouldAccept::No
         } else {
             ShouldAccept::Yes
