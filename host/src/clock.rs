@@ -20,6 +20,7 @@ impl ClockSource {
     pub fn wall_clock(&self) -> OffsetWallClock {
         OffsetWallClock {
             offset_file: self.offset_file.clone(),
+            last_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -27,15 +28,26 @@ impl ClockSource {
 /// The system clock shifted by the offset in a file (none: the system clock).
 pub struct OffsetWallClock {
     offset_file: Option<PathBuf>,
+    /// The last offset read: a file caught mid-write (empty) never moves the clock back.
+    last_ms: std::sync::atomic::AtomicI64,
 }
 
 impl OffsetWallClock {
     fn offset_ms(&self) -> i64 {
-        self.offset_file
-            .as_ref()
-            .and_then(|file| std::fs::read_to_string(file).ok())
+        use std::sync::atomic::Ordering;
+        let Some(file) = &self.offset_file else {
+            return 0;
+        };
+        match std::fs::read_to_string(file)
+            .ok()
             .and_then(|text| text.trim().parse::<i64>().ok())
-            .unwrap_or(0)
+        {
+            Some(offset) => {
+                self.last_ms.store(offset, Ordering::Relaxed);
+                offset
+            }
+            None => self.last_ms.load(Ordering::Relaxed),
+        }
     }
 }
 
