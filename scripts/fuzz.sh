@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes the app from openapi.json with schemathesis (pinned below; installed into
 # target/schemathesis/venv when absent): the real components on the test host, SQLite store
-# files in a temporary directory, the mock Central PG and bot, the bearer token, every route
-# and method, and signed callbacks (tests/fuzz/hooks.py). Fails on a 5xx other than the
-# documented 502/503, a response the document does not describe, or a refused request that
-# changed the store. All five gateways are enabled with throwaway credentials the hooks sign
+# files in a temporary directory, the mock Central PG and bot, the bearer token, every
+# operation, and signed callbacks (tests/fuzz/hooks.py). Every check is on, with
+# schemathesis' default expectations (positive data accepted, negative data refused, 405 with
+# Allow for a method the document does not list). Fails on a 5xx other than the documented
+# 502/503, a response the document does not describe, or a refused request that changed the
+# store. All five gateways are enabled with throwaway credentials the hooks sign
 # with; Duitku's, Midtrans's, Xendit's and Tripay's APIs point at a closed port, so a create
 # there answers the documented 502 and their callbacks reach no deposit of theirs (they are
 # refused, or acknowledged when they record nothing). Builds the app first (a no-op when up to
@@ -19,22 +21,7 @@ venv=target/schemathesis/venv
 source scripts/setup.sh
 ensure_packages openssl:openssl
 
-# A Python 3.10+ that can make a venv (Debian splits venv into python3-venv).
-find_python() {
-  local candidate
-  for candidate in python3.11 python3.12 python3.13 python3; do
-    if command -v "$candidate" >/dev/null \
-      && "$candidate" -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-      echo "$candidate"
-      return 0
-    fi
-  done
-  return 1
-}
-python=$(find_python) || { install_packages python3 python3-venv; python=$(find_python); } || {
-  echo "fuzz: schemathesis needs Python 3.10 or newer with venv" >&2
-  exit 1
-}
+ensure_python_venv
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   rm -rf "$venv"
   "$python" -m venv "$venv"

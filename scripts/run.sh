@@ -4,8 +4,8 @@
 # our wasmtime runtime (host/), which follows Spin's behaviour.
 #
 # On the wasmtime runtime the credit sweep runs every 60 s inside the host (SWEEP_EVERY=30s
-# changes it, SWEEP_EVERY= turns it off); with `spin up`, schedule it yourself (README,
-# "Scheduling the sweep"). METRICS=127.0.0.1:9464 also serves Prometheus metrics there.
+# changes it, SWEEP_EVERY= turns it off); with `spin up`, schedule it yourself
+# (docs/operations.md, "Scheduling the sweep"). METRICS=127.0.0.1:9464 also serves Prometheus metrics there.
 #
 # Upstreams: set SPIN_VARIABLE_SHARED_SECRET, SPIN_VARIABLE_CENTRAL_PG_BASE_URL and
 # SPIN_VARIABLE_BOT_BACKEND_URL to talk to a real Central PG and bot. Leave the URLs unset to

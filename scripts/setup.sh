@@ -27,6 +27,27 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
 }
 
+# Sets $python to a Python 3.10+ that can make a venv, installing python3-venv when none can
+# (Debian splits venv out of python3).
+ensure_python_venv() {
+  python=$(find_python) || { install_packages python3 python3-venv; python=$(find_python); } || {
+    echo "needs Python 3.10 or newer with venv" >&2
+    return 1
+  }
+}
+
+find_python() {
+  local candidate
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null \
+      && "$candidate" -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # The components and every native binary (host, mocks, bench). Always the whole workspace:
 # `-p topup-host` alone resolves other dependency features and would rebuild wasmtime, so
 # run.sh, test.sh and bench.sh share this one build.

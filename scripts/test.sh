@@ -4,8 +4,9 @@
 # builds: WASIp2, the default, and WASIp3 for Spin 4.1+), runs the core's native tests and
 # the end-to-end suite on SQLite and on Redis once per build, including the
 # example receivers (examples/) against the app, with their dependencies cached in target/,
-# then fuzzes the app from openapi.json (scripts/fuzz.sh, which installs Python's venv if
-# missing).
+# generates a Python client and TypeScript types from openapi.json and uses them
+# (scripts/clients.sh), then fuzzes the app from openapi.json (scripts/fuzz.sh; both install
+# Python's venv, and clients.sh Node's npm, if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -32,6 +33,9 @@ cargo test --workspace --profile host
 
 echo "== tests: the end-to-end suite again, on the WASIp3 build (spin.p3.toml; same test binary)"
 E2E_BUILD=p3 cargo test --workspace --profile host --test e2e
+
+echo "== clients generated from openapi.json: Python (used against the app), TypeScript (compiled)"
+scripts/clients.sh
 
 echo "== fuzz: schemathesis from openapi.json against the app on the host"
 scripts/fuzz.sh

@@ -114,8 +114,25 @@ async fn flows(hosts: &[Http], total: u64, duration: Duration, workers: usize) -
     )
 }
 
+/// What the command line changes in the "Store at volume" plan.
+#[derive(Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// History sizes to measure the sweep against, e.g. 10000,100000.
+    #[arg(long = "history-sizes", value_name = "N,N,…", value_delimiter = ',')]
+    pub sizes: Vec<u64>,
+    /// Used nonces in the history.
+    #[arg(long = "history-nonces", value_name = "N")]
+    pub nonces: Option<u64>,
+    /// Paid deposits whose lifetime ends, for "Store size over time".
+    #[arg(long = "history-expiring", value_name = "N")]
+    pub expiring: Option<u64>,
+    /// Only the sweep-against-history tables.
+    #[arg(long = "history-sweep-only")]
+    pub sweep_only: bool,
+}
+
 /// Runs every measurement and writes the "Store at volume" section of BENCHMARKS.md.
-pub async fn run(quick: bool) -> Result<()> {
+pub async fn run(quick: bool, overrides: &Overrides) -> Result<()> {
     let plan = if quick {
         Plan {
             sizes: vec![10_000],
@@ -134,29 +151,17 @@ pub async fn run(quick: bool) -> Result<()> {
         }
     };
     let mut plan = plan;
-    // `--history-sizes=10000,100000`, `--history-nonces=N`, `--history-expiring=N` override
-    // the plan.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for arg in &args {
-        if let Some(list) = arg.strip_prefix("--history-sizes=") {
-            plan.sizes = list
-                .split(',')
-                .filter_map(|v| v.trim().parse().ok())
-                .collect();
-        }
-        if let Some(n) = arg
-            .strip_prefix("--history-nonces=")
-            .and_then(|v| v.parse().ok())
-        {
-            plan.nonces = n;
-        }
-        if let Some(n) = arg
-            .strip_prefix("--history-expiring=")
-            .and_then(|v| v.parse().ok())
-        {
-            plan.expiring = n;
-        }
+    if !overrides.sizes.is_empty() {
+        plan.sizes = overrides.sizes.clone();
     }
+    if let Some(n) = overrides.nonces {
+        plan.nonces = n;
+    }
+    if let Some(n) = overrides.expiring {
+        plan.expiring = n;
+    }
+    // The command line as given, for the section's first line.
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut md = String::new();
     writeln!(md, "## Store at volume\n")?;
     writeln!(md, "Produced by `topup-bench {}` (also run at the end of a full bench). \
@@ -168,7 +173,7 @@ pub async fn run(quick: bool) -> Result<()> {
         sweep_history(backend, &plan, &mut md).await?;
         write_section(&md)?;
     }
-    if args.iter().any(|a| a == "--history-sweep-only") {
+    if overrides.sweep_only {
         return Ok(());
     }
     writeln!(md, "\n### Store size over time\n")?;

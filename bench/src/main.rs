@@ -18,12 +18,53 @@ mod throughput;
 mod writes;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::{Parser, Subcommand};
 
 use report::{Fact, Report};
 use stack::{root, runner, Backend};
+
+/// Benchmarks every route on SQLite and Redis, plus a native baseline, and writes
+/// BENCHMARKS.md (scripts/bench.sh builds the app and runs this). Figures only: it never
+/// fails on speed.
+#[derive(Parser)]
+#[command(name = "topup-bench", version, propagate_version = true)]
+struct Cli {
+    /// A short smoke run: 1 s per load scenario, 10,000 deposits for the store size, smaller
+    /// histories.
+    #[arg(long)]
+    quick: bool,
+    /// Only the "Store at volume" section (replaced in BENCHMARKS.md).
+    #[arg(long)]
+    history_only: bool,
+    /// Only the WASIp2/WASIp3 builds side by side (its own section of BENCHMARKS.md).
+    #[arg(long)]
+    builds: bool,
+    #[command(flatten)]
+    history: history::Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The native baseline server the benchmark starts in a process of its own (serves until
+    /// killed; variables resolve as the host resolves them).
+    #[command(name = native::SUBCOMMAND)]
+    ServeNative {
+        /// Address to listen on.
+        listen: String,
+        /// spin.toml (for the variables' defaults).
+        manifest: PathBuf,
+        /// SQLite file of the `default` label.
+        records: PathBuf,
+        /// SQLite file of the `claims` label.
+        claims: PathBuf,
+    },
+}
 
 /// What the arguments ask for.
 pub struct Options {
@@ -37,12 +78,22 @@ pub struct Options {
     quick: bool,
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(native::SUBCOMMAND) {
-        return native::serve_process(&args[1..]);
+fn main() -> ExitCode {
+    let cli: Cli = topup_host::cli::parse();
+    topup_host::cli::exit_code("topup-bench", run(cli))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::ServeNative {
+        listen,
+        manifest,
+        records,
+        claims,
+    }) = cli.command
+    {
+        return native::serve_process(&listen, &manifest, &records, &claims);
     }
-    let quick = args.iter().any(|a| a == "--quick");
+    let quick = cli.quick;
     let options = Options {
         duration: Duration::from_secs(if quick { 1 } else { 5 }),
         out: root().join("BENCHMARKS.md"),
@@ -52,19 +103,19 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if args.iter().any(|a| a == "--builds") {
+    if cli.builds {
         // Only the WASIp2/WASIp3 comparison (its own section of BENCHMARKS.md).
         return runtime.block_on(builds::run(&options));
     }
-    if args.iter().any(|a| a == "--history-only") {
+    if cli.history_only {
         // Only the "Store at volume" section (replaced in BENCHMARKS.md).
-        return runtime.block_on(history::run(quick));
+        return runtime.block_on(history::run(quick, &cli.history));
     }
-    runtime.block_on(bench(&options))
+    runtime.block_on(bench(&options, &cli.history))
 }
 
 /// Every measurement, in the order BENCHMARKS.md lists them; "Store at volume" last.
-async fn bench(options: &Options) -> Result<()> {
+async fn bench(options: &Options, history: &history::Overrides) -> Result<()> {
     let mut report = Report::default();
     report.fact(Fact::Runner(runner()));
     sizes::components(&mut report)?;
@@ -74,5 +125,5 @@ async fn bench(options: &Options) -> Result<()> {
     throughput::native(options, &mut report).await?;
     sizes::store(options.size_deposits, &mut report).await?;
     report.write(&options.out, options.duration)?;
-    history::run(options.quick).await
+    history::run(options.quick, history).await
 }

@@ -160,11 +160,13 @@ fn route(path: &str) -> Option<Route> {
 pub const SUBCOMMAND: &str = "serve-native";
 
 /// Runs the native server until killed.
-pub fn serve_process(args: &[String]) -> anyhow::Result<()> {
-    let [listen, manifest, records, claims] = args else {
-        anyhow::bail!("usage: topup-bench {SUBCOMMAND} LISTEN MANIFEST RECORDS_DB CLAIMS_DB");
-    };
-    let manifest = topup_host::manifest::Manifest::load(std::path::Path::new(manifest))?;
+pub fn serve_process(
+    listen: &str,
+    manifest: &std::path::Path,
+    records: &std::path::Path,
+    claims: &std::path::Path,
+) -> anyhow::Result<()> {
+    let manifest = topup_host::manifest::Manifest::load(manifest)?;
     let resolved =
         topup_host::variables::AppVariables::resolve(&manifest, &std::env::vars().collect())?;
     let variables = topup_core::config::VARIABLES
@@ -175,8 +177,8 @@ pub fn serve_process(args: &[String]) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let records = topup_host::kv::open_sqlite(std::path::Path::new(records), "default")?;
-        let claims = topup_host::kv::open_sqlite(std::path::Path::new(claims), "claims")?;
+        let records = topup_host::kv::open_sqlite(records, "default")?;
+        let claims = topup_host::kv::open_sqlite(claims, "claims")?;
         start(listen, records, claims, variables).await?;
         std::future::pending::<anyhow::Result<()>>().await
     })

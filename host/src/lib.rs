@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod cloud_manifest;
 pub mod duration;

@@ -1,103 +1,151 @@
 //! `topup-host serve`: run the app like `spin up`; `topup-host cloud-manifest`: write the
-//! manifest Fermyon Cloud needs; `topup-host p3-manifest`: write spin.p3.toml (WASIp3 build).
+//! manifest Fermyon Cloud needs; `topup-host p3-manifest`: write spin.p3.toml (the WASIp3
+//! build's manifest). `topup-host --help` (and `<command> --help`) lists the flags.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
 use topup_host::{App, AppOptions};
 
-const USAGE: &str = "usage:
-  topup-host serve [--manifest spin.toml] [--runtime-config-file FILE] [--listen 127.0.0.1:3000]
-                   [--sweep-every 60s] [--drain-timeout 30s] [--metrics 127.0.0.1:9464]
-                   [--extra-ca FILE]... [--store-timeout 2s] [--stats-file FILE]
-                   [--clock-offset-file FILE] [--max-instance-concurrent-reuse-count N]
-                   [--idle-instance-timeout 1s]
-  topup-host cloud-manifest [--manifest spin.toml] [--out spin.cloud.toml]
-      (templated outbound hosts from SPIN_VARIABLE_<NAME>, as `spin up` resolves them)
-  topup-host p3-manifest [--manifest spin.toml] [--out spin.p3.toml]
-      (the WASIp3 build's manifest: spin.toml with the p3 build's sources and build commands)
-
-  --extra-ca FILE       also trust the CA certificates in this PEM file for outbound HTTPS
-                        (repeatable; the system's roots and the bundled Mozilla roots stay trusted)
-  --store-timeout D     limit of one key-value call (default 2s): past it the request fails
-                        with 503 STORE_UNAVAILABLE instead of waiting for the store
-  --clock-offset-file F for tests: the components' clock runs F's milliseconds ahead
-  --max-instance-concurrent-reuse-count N
-                        requests one WASIp3 instance serves at once (default 16, as Spin 4)
-  --idle-instance-timeout D
-                        how long an idle WASIp3 instance is kept for reuse (default 1s, as Spin 4)
-durations: 500ms, 60s, 1.5s, 5m or plain seconds";
-
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    match args.first().map(String::as_str) {
-        Some("serve") => runtime.block_on(serve(&args[1..])),
-        Some("cloud-manifest") => write_cloud_manifest(&args[1..]),
-        Some("p3-manifest") => write_p3_manifest(&args[1..]),
-        _ => bail!("{USAGE}"),
-    }
+/// Runs the app's Spin components on wasmtime, with Spin's interfaces and behaviour.
+#[derive(Parser)]
+#[command(name = "topup-host", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn flag(args: &[String], name: &str) -> Result<Option<String>> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(None),
-        Some(i) => args
-            .get(i + 1)
-            .cloned()
-            .map(Some)
-            .with_context(|| format!("{name} needs a value\n{USAGE}")),
-    }
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app like `spin up` (variables from SPIN_VARIABLE_<NAME>).
+    Serve(Serve),
+    /// Write the manifest Fermyon Cloud needs: spin.toml with literal outbound hosts
+    /// (templated hosts resolved from SPIN_VARIABLE_<NAME>, as `spin up` resolves them).
+    CloudManifest(CloudManifest),
+    /// Write spin.p3.toml, the WASIp3 build's manifest: spin.toml with the p3 build's
+    /// component sources and build commands.
+    P3Manifest(P3Manifest),
 }
 
-/// Every value of a repeatable flag.
-fn all_flags(args: &[String], name: &str) -> Result<Vec<String>> {
-    let mut values = Vec::new();
-    for (i, arg) in args.iter().enumerate() {
-        if arg == name {
-            let value = args
-                .get(i + 1)
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))?;
-            values.push(value.clone());
-        }
-    }
-    Ok(values)
+#[derive(Args)]
+#[command(after_help = "Durations: 500ms, 60s, 1.5s, 5m or plain seconds. \
+    Variables come from SPIN_VARIABLE_<NAME>, as for `spin up`.")]
+struct Serve {
+    /// The app; component paths are relative to its directory.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "spin.toml",
+        env = "TOPUP_MANIFEST"
+    )]
+    manifest: PathBuf,
+    /// Key-value stores, as for `spin up` (without it: SQLite under .spin/).
+    #[arg(long, value_name = "FILE", env = "TOPUP_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// The app's HTTP address.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:3000",
+        env = "TOPUP_LISTEN"
+    )]
+    listen: String,
+    /// Run the credit sweep on this interval (off without it, like `spin up`).
+    #[arg(long, value_name = "DURATION", value_parser = duration, env = "TOPUP_SWEEP_EVERY")]
+    sweep_every: Option<Duration>,
+    /// On SIGTERM/SIGINT, how long requests in flight may still run.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration,
+          env = "TOPUP_DRAIN_TIMEOUT")]
+    drain_timeout: Duration,
+    /// Serve GET /metrics (Prometheus text format) on this separate address.
+    #[arg(long, value_name = "ADDR", env = "TOPUP_METRICS")]
+    metrics: Option<String>,
+    /// Also trust the CA certificates in this PEM file for outbound HTTPS (repeatable; the
+    /// system's roots and the bundled Mozilla roots stay trusted).
+    #[arg(long, value_name = "FILE")]
+    extra_ca: Vec<PathBuf>,
+    /// Limit of one key-value call: past it the request fails with 503 STORE_UNAVAILABLE
+    /// instead of waiting for the store.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration,
+          env = "TOPUP_STORE_TIMEOUT")]
+    store_timeout: Duration,
+    /// Write store operation counts to this file on exit (for the benchmark).
+    #[arg(long, value_name = "FILE")]
+    stats_file: Option<PathBuf>,
+    /// Tests only: the components' clock runs this file's milliseconds ahead.
+    #[arg(long, value_name = "FILE")]
+    clock_offset_file: Option<PathBuf>,
+    /// Requests one WASIp3 instance serves at once (Spin 4's flag and default).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_instance_concurrent_reuse_count: usize,
+    /// How long an idle WASIp3 instance is kept for reuse (Spin 4's flag and default).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration)]
+    idle_instance_timeout: Duration,
 }
 
-async fn serve(args: &[String]) -> Result<()> {
-    let manifest = flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into());
-    let runtime_config = flag(args, "--runtime-config-file")?.map(PathBuf::from);
-    let listen = flag(args, "--listen")?.unwrap_or_else(|| "127.0.0.1:3000".into());
-    let stats_file = flag(args, "--stats-file")?.map(PathBuf::from);
-    // Operations: off unless given, so that plain `serve` behaves like `spin up`.
-    let sweep_every = flag(args, "--sweep-every")?
-        .map(|d| topup_host::duration::parse(&d))
-        .transpose()?;
-    let drain = flag(args, "--drain-timeout")?
-        .map(|d| topup_host::duration::parse(&d))
-        .transpose()?
-        .unwrap_or(Duration::from_secs(30));
-    let metrics = flag(args, "--metrics")?;
+#[derive(Args)]
+struct P3Manifest {
+    /// The manifest to translate.
+    #[arg(long, value_name = "FILE", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where to write the WASIp3 build's manifest.
+    #[arg(long, value_name = "FILE", default_value = "spin.p3.toml")]
+    out: PathBuf,
+}
 
-    let mut options = AppOptions::new(manifest, runtime_config);
-    options.clock.offset_file = flag(args, "--clock-offset-file")?.map(PathBuf::from);
-    options.tls.extra_ca = all_flags(args, "--extra-ca")?
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
-    options.instance_concurrency = flag(args, "--max-instance-concurrent-reuse-count")?
-        .map(|n| n.parse::<usize>())
-        .transpose()
-        .context("--max-instance-concurrent-reuse-count")?;
-    options.instance_idle_timeout = flag(args, "--idle-instance-timeout")?
-        .map(|text| topup_host::duration::parse(&text).context("--idle-instance-timeout"))
-        .transpose()?;
-    options.store_timeout = flag(args, "--store-timeout")?
-        .map(|text| topup_host::duration::parse(&text).context("--store-timeout"))
-        .transpose()?;
+#[derive(Args)]
+struct CloudManifest {
+    /// The manifest to translate.
+    #[arg(long, value_name = "FILE", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where to write the Fermyon Cloud manifest.
+    #[arg(long, value_name = "FILE", default_value = "spin.cloud.toml")]
+    out: PathBuf,
+}
+
+/// A duration flag's value.
+fn duration(text: &str) -> Result<Duration> {
+    topup_host::duration::parse(text)
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = topup_host::cli::parse();
+    let result = match cli.command {
+        Command::Serve(serve_args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(serve(serve_args))),
+        Command::CloudManifest(cloud) => write_cloud_manifest(&cloud),
+        Command::P3Manifest(p3) => write_p3_manifest(&p3),
+    };
+    topup_host::cli::exit_code("topup-host", result)
+}
+
+async fn serve(args: Serve) -> Result<()> {
+    let Serve {
+        manifest,
+        runtime_config_file,
+        listen,
+        sweep_every,
+        drain_timeout: drain,
+        metrics,
+        extra_ca,
+        store_timeout,
+        stats_file,
+        clock_offset_file,
+        max_instance_concurrent_reuse_count,
+        idle_instance_timeout,
+    } = args;
+    let mut options = AppOptions::new(manifest, runtime_config_file);
+    options.clock.offset_file = clock_offset_file;
+    options.tls.extra_ca = extra_ca;
+    options.store_timeout = Some(store_timeout);
+    options.instance_concurrency = Some(max_instance_concurrent_reuse_count);
+    options.instance_idle_timeout = Some(idle_instance_timeout);
 
     let app = App::load(&options).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -161,28 +209,27 @@ async fn serve(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn write_cloud_manifest(args: &[String]) -> Result<()> {
-    let manifest = PathBuf::from(flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into()));
-    let out = PathBuf::from(flag(args, "--out")?.unwrap_or_else(|| "spin.cloud.toml".into()));
-    let parsed = topup_host::manifest::Manifest::load(&manifest)?;
-    let text = std::fs::read_to_string(&manifest)?;
+fn write_cloud_manifest(args: &CloudManifest) -> Result<()> {
+    let CloudManifest { manifest, out } = args;
+    let parsed = topup_host::manifest::Manifest::load(manifest)?;
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
     let cloud = topup_host::cloud_manifest::cloud_manifest(
         &text,
         topup_host::cloud_manifest::from_environment(&parsed),
     )?;
-    std::fs::write(&out, cloud).with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(out, cloud).with_context(|| format!("cannot write {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }
 
-fn write_p3_manifest(args: &[String]) -> Result<()> {
-    let manifest = PathBuf::from(flag(args, "--manifest")?.unwrap_or_else(|| "spin.toml".into()));
-    let out = PathBuf::from(flag(args, "--out")?.unwrap_or_else(|| "spin.p3.toml".into()));
-    let text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("cannot read {}", manifest.display()))?;
+fn write_p3_manifest(args: &P3Manifest) -> Result<()> {
+    let text = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("cannot read {}", args.manifest.display()))?;
     let p3 = topup_host::p3_manifest::p3_manifest(&text)?;
-    std::fs::write(&out, p3).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {}", out.display());
+    std::fs::write(&args.out, p3)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("wrote {}", args.out.display());
     Ok(())
 }
 

@@ -7,6 +7,9 @@
   by the Central PG, so the gateway's notice must be refused with GATEWAY_MISMATCH).
 - Steers some callbacks to deposits the run created, so PAID and FAILED reach real records,
   and gives `duitkuData.merchantOrderId` the value of `orderId` when both are sent.
+- Makes positive cases satisfy the two rules the document states only in words: a status
+  lookup names exactly one of `depositId` and `reference`, and a Duitku notice carries the
+  merchant code the app was given. Negative cases are left as generated.
 - Check `nothing_stored_by_a_refused_request`: a 4xx answer leaves both store files as they
   were (requests run one at a time: the fuzz step uses one worker).
 """
@@ -95,13 +98,30 @@ def as_signed_text(value):
     return None
 
 
+def is_positive(case):
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def one_lookup(case):
+    """A positive status lookup names exactly one of depositId and reference."""
+    query = dict(case.query or {})
+    given = [name for name in ("depositId", "reference") if name in query]
+    if len(given) == 2:
+        # Keep depositId: a link from a create fills it in.
+        del query["reference"]
+    elif not given:
+        query["depositId"] = steer.choice(sorted(created)) if created else "D-1"
+    case.query = query
+
+
 def sign_gateway_callback(case):
     path = case.operation.path
     body = case.body = copy.deepcopy(case.body)
     if isinstance(body, dict) and created and steer.random() < 0.3:
         body[ORDER_FIELD[path]] = steer.choice(sorted(created))
     if path == "/callback/duitku" and isinstance(body, dict):
-        if steer.random() < 0.7:
+        if is_positive(case) or steer.random() < 0.7:
             body["merchantCode"] = DUITKU_CODE
         parts = [as_signed_text(body.get(k)) for k in ("merchantCode", "amount", "merchantOrderId")]
         if None not in parts:
@@ -125,6 +145,8 @@ def sign_gateway_callback(case):
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = case.operation
+    if operation.path == "/deposit/status" and is_positive(case):
+        one_lookup(case)
     if operation.path in ORDER_FIELD and operation.method.upper() == "POST":
         sign_gateway_callback(case)
     if operation.path == CALLBACK and operation.method.upper() == "POST":
@@ -165,7 +187,7 @@ def after_call(context, case, response):
             code = json.loads(response.content).get("error")
         except (ValueError, AttributeError):
             pass
-    answers[(operation.method.upper(), operation.path, response.status_code, code)] += 1
+    answers[(response.request.method, operation.path, response.status_code, code)] += 1
     if operation.path == "/deposit/create" and response.status_code == 200 and isinstance(case.body, dict):
         try:
             answer = json.loads(response.content)

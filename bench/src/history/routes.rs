@@ -108,7 +108,7 @@ pub async fn round_trips(backend: Backend, plan: &Plan, md: &mut String) -> Resu
         all.push(writes);
         writeln!(md, "| {route} | {n} | {line} | {writes:.2} |")?;
     }
-    writeln!(md, "\n- {label}: writes per paid flow (create + PAID callback) {:.2}; with X-Nonce {:.2} (README: 5 with a generated id, +2 marker increments per new 10 s bucket; this run's flows fell in few buckets)\n",
+    writeln!(md, "\n- {label}: writes per paid flow (create + PAID callback) {:.2}; with X-Nonce {:.2} (docs/storage.md: 5 with a generated id, +2 marker increments per new 10 s bucket; this run's flows fell in few buckets)\n",
         all[0] + all[1], all[0] + all[2])?;
     Ok(())
 }

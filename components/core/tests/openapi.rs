@@ -1,6 +1,7 @@
-//! `openapi.json` (repository root) agrees with the code: the same routes and methods, the
-//! same request fields and query parameters, the same headers, and per route exactly the
-//! error codes the route declares, each under its status. The code side is read from the
+//! `openapi.json` (repository root) agrees with the code: the same routes and methods (one
+//! operation per route and method served; HEAD with GET and the CORS preflight are described
+//! once for every path), the same request fields and query parameters, the same headers, and
+//! per route exactly the error codes the route declares, each under its status. The code side is read from the
 //! code: `routes::ALL`, `ErrorCode::ALL`, `Route::error_codes`, the field names of the structs
 //! that read bodies and queries, and the credit call as `bot::credit_request` builds it.
 //! Every difference is listed in the failure message.
@@ -13,19 +14,26 @@ use std::time::Duration;
 use serde_json::Value;
 use topup_core::bot::credit_request;
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
+use topup_core::error::ApiError;
 use topup_core::error::ErrorCode;
 use topup_core::gateway::notification::{CallbackBody, GatewayData};
+use topup_core::http::Request;
 use topup_core::routes::route::{Peer, CORS_ALLOW_HEADERS};
 use topup_core::routes::{self, Route};
 use topup_core::schema::{field_names, RetryQuery, StatusQuery};
-use topup_core::testing::{sample_credit, test_config};
+use topup_core::testing::{sample_credit, test_config, TestPlatform};
 
 const DOCUMENT: &str = include_str!("../../../openapi.json");
 
-/// Every method OpenAPI can describe; the document describes each on every path.
+/// Every method OpenAPI can describe in a path item.
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
+
+/// Where the document describes, once for every path, the preflight and the refusal of a
+/// method a path does not serve.
+const PREFLIGHT: &str = "/components/pathItems/CorsPreflight/options";
+const METHOD_NOT_ALLOWED: &str = "/components/responses/MethodNotAllowed";
 
 fn document() -> Value {
     serde_json::from_str(DOCUMENT).expect("openapi.json is JSON")
@@ -82,6 +90,35 @@ fn served(allow: &str) -> BTreeSet<String> {
         .filter(|m| *m != "OPTIONS")
         .map(str::to_ascii_lowercase)
         .collect()
+}
+
+/// The operations the document gives a route serving `allow`: one per method, without the
+/// HEAD that every GET route also answers (the document says so once).
+fn operations_for(allow: &str) -> BTreeSet<String> {
+    let mut methods = served(allow);
+    if methods.contains("get") {
+        methods.remove("head");
+    }
+    methods
+}
+
+/// The operations of a path item, by method.
+fn operations(item: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    item.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(method, _)| METHODS.contains(&method.as_str()))
+}
+
+/// The string values a documented schema allows (`enum`).
+fn enum_values(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    names(
+        resolve(doc, schema)["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap_or("?").to_string()),
+    )
 }
 
 /// `(status, error code)` of every JSON error the operation documents.
@@ -147,31 +184,22 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
             continue;
         };
         let allow = route.map_or(routes::openapi::ALLOW, |r| r.allow);
+        // HEAD only ever comes with GET (route::checked serves HEAD on GET routes alone).
+        let methods = served(allow);
+        if methods.contains("head") && !methods.contains("get") {
+            problems.push(format!("{path}: serves HEAD without GET ({allow})"));
+        }
         compare(
             &mut problems,
-            &format!("methods described on {path}"),
-            &names(METHODS),
+            &format!("operations on {path}"),
+            &operations_for(allow),
             &names(item.keys()),
         );
-        let doc_served: BTreeSet<String> = item
-            .iter()
-            .filter(|(method, op)| {
-                *method != "options"
-                    && !op["tags"]
-                        .as_array()
-                        .is_some_and(|t| t.contains(&Value::from("refused")))
-            })
-            .map(|(method, _)| method.clone())
-            .collect();
-        compare(
-            &mut problems,
-            &format!("methods served on {path}"),
-            &served(allow),
-            &doc_served,
-        );
         let Some(route) = route else { continue };
-        for method in served(route.allow) {
-            let op = &item[&method];
+        for method in operations_for(route.allow) {
+            let Some(op) = item.get(&method) else {
+                continue;
+            };
             // Whose bearer token: the bot's secret, or the Central PG's (`pg_shared_secret`).
             let scheme = |name: &str| {
                 op["security"]
@@ -223,6 +251,102 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
             }
         }
     }
+
+    // The preflight every path answers, and the refusal of every other method, once.
+    let preflight = doc.pointer(PREFLIGHT).unwrap_or(&Value::Null);
+    let preflight_204 = resolve(&doc, &preflight["responses"]["204"]);
+    if preflight_204.is_null() {
+        problems.push(format!("{PREFLIGHT}: no 204 answer"));
+    }
+    if doc.pointer(METHOD_NOT_ALLOWED).is_none() {
+        problems.push(format!("{METHOD_NOT_ALLOWED} is missing"));
+    }
+    let description = doc["info"]["description"].as_str().unwrap_or("");
+    for promise in [
+        "a GET path also answers HEAD",
+        "405 METHOD_NOT_ALLOWED",
+        "#/components/pathItems/CorsPreflight",
+    ] {
+        if !description.contains(promise) {
+            problems.push(format!("info.description does not say {promise:?}"));
+        }
+    }
+    let allows = names(
+        code_paths()
+            .iter()
+            .map(|(_, route)| route.map_or(routes::openapi::ALLOW, |r| r.allow)),
+    );
+    let headers = &preflight_204["headers"];
+    compare(
+        &mut problems,
+        "Access-Control-Allow-Methods values",
+        &allows,
+        &enum_values(
+            &doc,
+            &resolve(&doc, &headers["Access-Control-Allow-Methods"])["schema"],
+        ),
+    );
+    compare(
+        &mut problems,
+        "Access-Control-Allow-Headers value",
+        &names([CORS_ALLOW_HEADERS]),
+        &enum_values(
+            &doc,
+            &resolve(&doc, &headers["Access-Control-Allow-Headers"])["schema"],
+        ),
+    );
+    let refusal = resolve(
+        &doc,
+        doc.pointer(METHOD_NOT_ALLOWED).unwrap_or(&Value::Null),
+    );
+    compare(
+        &mut problems,
+        "Allow values (405)",
+        &allows,
+        &enum_values(&doc, &resolve(&doc, &refusal["headers"]["Allow"])["schema"]),
+    );
+    fail_on(problems);
+}
+
+/// The preflight headers every route sends are values the document allows.
+#[test]
+fn the_documented_preflight_is_the_one_the_routes_answer() {
+    let doc = document();
+    let preflight = doc.pointer(PREFLIGHT).expect("the preflight path item");
+    let headers = &resolve(&doc, &preflight["responses"]["204"])["headers"];
+    let platform = TestPlatform::new();
+    let mut answers = vec![(
+        routes::openapi::PATH,
+        routes::openapi::handle(&Request::new("OPTIONS", routes::openapi::PATH), "{}"),
+    )];
+    for (path, route) in routes::ALL {
+        let answer = routes::route::serve(
+            route,
+            &Request::new("OPTIONS", path),
+            &platform.platform(),
+            |_, _, _| Err(ApiError::Unauthorized),
+        );
+        answers.push((path, answer));
+    }
+    let mut problems = Vec::new();
+    for (path, answer) in answers {
+        if answer.status != 204 {
+            problems.push(format!("OPTIONS {path} answered {}", answer.status));
+        }
+        for name in [
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+            "Access-Control-Max-Age",
+        ] {
+            let sent = answer.header(&name.to_ascii_lowercase()).unwrap_or("none");
+            let documented = enum_values(&doc, &resolve(&doc, &headers[name])["schema"]);
+            if !documented.contains(sent) {
+                problems.push(format!(
+                    "OPTIONS {path}: {name} is {sent:?}, openapi.json allows {documented:?}"
+                ));
+            }
+        }
+    }
     fail_on(problems);
 }
 
@@ -231,13 +355,52 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
     let doc = document();
     let mut problems = Vec::new();
     let mut all_documented = BTreeSet::new();
+    // Said once for every path: a method it does not serve (405), and the preflight.
+    let mut everywhere = Vec::new();
+    let refusal = doc.pointer(METHOD_NOT_ALLOWED).unwrap_or(&Value::Null);
+    everywhere.extend(documented_errors(
+        &doc,
+        &serde_json::json!({ "responses": { "405": refusal } }),
+    ));
+    everywhere.extend(documented_errors(
+        &doc,
+        doc.pointer(PREFLIGHT).unwrap_or(&Value::Null),
+    ));
+    for (status, code) in &everywhere {
+        let expected = ErrorCode::ALL
+            .iter()
+            .find(|c| c.as_str() == code)
+            .map(|c| c.status());
+        if expected != Some(*status) {
+            problems.push(format!(
+                "{code} is documented for every path under {status}, the code answers {expected:?}"
+            ));
+        }
+        all_documented.insert(code.clone());
+    }
+    compare(
+        &mut problems,
+        "error codes documented for every path",
+        &names([
+            ErrorCode::MethodNotAllowed.as_str(),
+            ErrorCode::ConfigError.as_str(),
+        ]),
+        &names(everywhere.iter().map(|(_, code)| code)),
+    );
     for (path, route) in code_paths() {
+        // Every route answers 405 to a method it does not serve: documented once, above.
         let code_side = match route {
-            Some(route) => names(route.error_codes().iter().map(|c| c.as_str())),
-            None => names([ErrorCode::MethodNotAllowed.as_str()]),
+            Some(route) => names(
+                route
+                    .error_codes()
+                    .iter()
+                    .filter(|c| **c != ErrorCode::MethodNotAllowed)
+                    .map(|c| c.as_str()),
+            ),
+            None => BTreeSet::new(),
         };
         let mut doc_side = BTreeSet::new();
-        for (method, op) in doc["paths"][path].as_object().into_iter().flatten() {
+        for (method, op) in operations(&doc["paths"][path]) {
             for (status, code) in documented_errors(&doc, op) {
                 let expected = ErrorCode::ALL
                     .iter()
@@ -269,10 +432,19 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
     fail_on(problems);
 }
 
-/// The property names of a documented JSON body schema.
+/// The property names of a documented JSON body schema (of its object alternative, when it
+/// is `anyOf` an object and null).
 fn properties(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let object = schema["anyOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|alternative| resolve(doc, alternative))
+        .find(|alternative| alternative.get("properties").is_some())
+        .unwrap_or(schema);
     names(
-        resolve(doc, schema)["properties"]
+        object["properties"]
             .as_object()
             .into_iter()
             .flat_map(|p| p.keys()),
@@ -322,14 +494,12 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
         &names(field_names::<GatewayData>()),
         &properties(&doc, &callback["properties"]["duitkuData"]),
     );
-    for method in ["get", "head"] {
-        compare(
-            &mut problems,
-            &format!("query of {method} /deposit/status"),
-            &names(field_names::<StatusQuery>()),
-            &query_parameters(&doc, "/deposit/status", method),
-        );
-    }
+    compare(
+        &mut problems,
+        "query of get /deposit/status",
+        &names(field_names::<StatusQuery>()),
+        &query_parameters(&doc, "/deposit/status", "get"),
+    );
     compare(
         &mut problems,
         "query of post /deposit/retry-credit",
@@ -373,8 +543,15 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
 fn the_headers_the_app_reads_are_documented() {
     let doc = document();
     let mut documented = names(["Authorization", "Content-Type"]);
-    for item in doc["paths"].as_object().expect("paths").values() {
-        for op in item.as_object().into_iter().flatten().map(|(_, op)| op) {
+    let items = doc["paths"].as_object().expect("paths").values().chain(
+        doc["components"]["pathItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, item)| item),
+    );
+    for item in items {
+        for (_, op) in operations(item) {
             for parameter in op["parameters"].as_array().into_iter().flatten() {
                 let parameter = resolve(&doc, parameter);
                 if parameter["in"] == "header" {
