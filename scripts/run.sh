@@ -13,9 +13,13 @@
 # plus mock Duitku, Midtrans, Xendit and Tripay (ports 3083-3086), all enabled, with keys
 # made from a generated secret in .spin/dev-gateway-secret. `POST <mock>/_mock/pay?order=ID`
 # plays the buyer paying: the mock sends its signed callback to this app.
+#
+# BUILD=p3 serves the WASIp3 build (spin.p3.toml, for Spin 4.1+) instead of the default one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 listen="${LISTEN:-127.0.0.1:3000}"
+manifest=spin.toml
+if [ "${BUILD:-}" = p3 ]; then manifest=spin.p3.toml; fi
 sweep_every="${SWEEP_EVERY-60s}"
 
 source scripts/setup.sh
@@ -64,12 +68,12 @@ if [ -z "${SPIN_VARIABLE_CENTRAL_PG_BASE_URL:-}" ] || [ -z "${SPIN_VARIABLE_BOT_
 fi
 
 if command -v spin >/dev/null; then
-  spin build
-  spin up --listen "$listen" --runtime-config-file runtime-config.toml
+  spin build --from "$manifest"
+  spin up --from "$manifest" --listen "$listen" --runtime-config-file runtime-config.toml
 else
   ops=()
   [ -n "$sweep_every" ] && ops+=(--sweep-every "$sweep_every")
   [ -n "${METRICS:-}" ] && ops+=(--metrics "$METRICS")
-  ./target/host/topup-host serve --manifest spin.toml \
+  ./target/host/topup-host serve --manifest "$manifest" \
     --runtime-config-file runtime-config.toml --listen "$listen" "${ops[@]}"
 fi

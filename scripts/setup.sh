@@ -53,5 +53,12 @@ find_python() {
 # run.sh, test.sh and bench.sh share this one build.
 build_app() {
   cargo build --target wasm32-wasip2 --release
+  build_p3
   cargo build --profile host --workspace --bins
+}
+
+# The WASIp3 build for Spin 4.1+ (spin.p3.toml): the same components with topup-spin's `p3`
+# feature, in target/wasm32-wasip2/release-p3.
+build_p3() {
+  cargo build --target wasm32-wasip2 --profile release-p3 --features topup-spin/p3
 }

@@ -5,6 +5,7 @@
 //! This file reads the arguments and runs the measurements in order; each has a file of its own.
 
 mod backend;
+mod builds;
 mod clone;
 mod history;
 mod load;
@@ -39,6 +40,9 @@ struct Cli {
     /// Only the "Store at volume" section (replaced in BENCHMARKS.md).
     #[arg(long)]
     history_only: bool,
+    /// Only the WASIp2/WASIp3 builds side by side (its own section of BENCHMARKS.md).
+    #[arg(long)]
+    builds: bool,
     #[command(flatten)]
     history: history::Overrides,
     #[command(subcommand)]
@@ -99,6 +103,10 @@ fn run(cli: Cli) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if cli.builds {
+        // Only the WASIp2/WASIp3 comparison (its own section of BENCHMARKS.md).
+        return runtime.block_on(builds::run(&options));
+    }
     if cli.history_only {
         // Only the "Store at volume" section (replaced in BENCHMARKS.md).
         return runtime.block_on(history::run(quick, &cli.history));

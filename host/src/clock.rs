@@ -1,6 +1,7 @@
 //! The wall clock components read. Normally the system clock; with `--clock-offset-file` it is
-//! the system clock plus the milliseconds written in that file, read on every request, so the
-//! end-to-end suite moves time past leases, retry times and TTLs instead of waiting for them.
+//! the system clock plus the milliseconds written in that file, read at every reading of the
+//! clock (a reused WASIp3 instance lives across requests), so the end-to-end suite moves time
+//! past leases, retry times and TTLs instead of waiting for them.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,21 +16,39 @@ pub struct ClockSource {
 }
 
 impl ClockSource {
-    /// The clock for one request: the offset is read once, when the request starts.
+    /// The clock of one instance.
     pub fn wall_clock(&self) -> OffsetWallClock {
-        let offset_ms = self
-            .offset_file
-            .as_ref()
-            .and_then(|file| std::fs::read_to_string(file).ok())
-            .and_then(|text| text.trim().parse::<i64>().ok())
-            .unwrap_or(0);
-        OffsetWallClock { offset_ms }
+        OffsetWallClock {
+            offset_file: self.offset_file.clone(),
+            last_ms: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 }
 
-/// The system clock shifted by a fixed offset.
+/// The system clock shifted by the offset in a file (none: the system clock).
 pub struct OffsetWallClock {
-    offset_ms: i64,
+    offset_file: Option<PathBuf>,
+    /// The last offset read: a file caught mid-write (empty) never moves the clock back.
+    last_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetWallClock {
+    fn offset_ms(&self) -> i64 {
+        use std::sync::atomic::Ordering;
+        let Some(file) = &self.offset_file else {
+            return 0;
+        };
+        match std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+        {
+            Some(offset) => {
+                self.last_ms.store(offset, Ordering::Relaxed);
+                offset
+            }
+            None => self.last_ms.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl HostWallClock for OffsetWallClock {
@@ -41,8 +60,9 @@ impl HostWallClock for OffsetWallClock {
         let system = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let shift = Duration::from_millis(self.offset_ms.unsigned_abs());
-        if self.offset_ms >= 0 {
+        let offset_ms = self.offset_ms();
+        let shift = Duration::from_millis(offset_ms.unsigned_abs());
+        if offset_ms >= 0 {
             system.saturating_add(shift)
         } else {
             system.saturating_sub(shift)

@@ -13,6 +13,7 @@ pub mod kv;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod p3_manifest;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;

@@ -1,5 +1,6 @@
 //! `topup-host serve`: run the app like `spin up`; `topup-host cloud-manifest`: write the
-//! manifest Fermyon Cloud needs. `topup-host --help` (and `<command> --help`) lists the flags.
+//! manifest Fermyon Cloud needs; `topup-host p3-manifest`: write spin.p3.toml (the WASIp3
+//! build's manifest). `topup-host --help` (and `<command> --help`) lists the flags.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,9 @@ enum Command {
     /// Write the manifest Fermyon Cloud needs: spin.toml with literal outbound hosts
     /// (templated hosts resolved from SPIN_VARIABLE_<NAME>, as `spin up` resolves them).
     CloudManifest(CloudManifest),
+    /// Write spin.p3.toml, the WASIp3 build's manifest: spin.toml with the p3 build's
+    /// component sources and build commands.
+    P3Manifest(P3Manifest),
 }
 
 #[derive(Args)]
@@ -74,6 +78,22 @@ struct Serve {
     /// Tests only: the components' clock runs this file's milliseconds ahead.
     #[arg(long, value_name = "FILE")]
     clock_offset_file: Option<PathBuf>,
+    /// Requests one WASIp3 instance serves at once (Spin 4's flag and default).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_instance_concurrent_reuse_count: usize,
+    /// How long an idle WASIp3 instance is kept for reuse (Spin 4's flag and default).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration)]
+    idle_instance_timeout: Duration,
+}
+
+#[derive(Args)]
+struct P3Manifest {
+    /// The manifest to translate.
+    #[arg(long, value_name = "FILE", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where to write the WASIp3 build's manifest.
+    #[arg(long, value_name = "FILE", default_value = "spin.p3.toml")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -100,6 +120,7 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(serve(serve_args))),
         Command::CloudManifest(cloud) => write_cloud_manifest(&cloud),
+        Command::P3Manifest(p3) => write_p3_manifest(&p3),
     };
     topup_host::cli::exit_code("topup-host", result)
 }
@@ -116,11 +137,15 @@ async fn serve(args: Serve) -> Result<()> {
         store_timeout,
         stats_file,
         clock_offset_file,
+        max_instance_concurrent_reuse_count,
+        idle_instance_timeout,
     } = args;
     let mut options = AppOptions::new(manifest, runtime_config_file);
     options.clock.offset_file = clock_offset_file;
     options.tls.extra_ca = extra_ca;
     options.store_timeout = Some(store_timeout);
+    options.instance_concurrency = Some(max_instance_concurrent_reuse_count);
+    options.instance_idle_timeout = Some(idle_instance_timeout);
 
     let app = App::load(&options).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -195,6 +220,16 @@ fn write_cloud_manifest(args: &CloudManifest) -> Result<()> {
     )?;
     std::fs::write(out, cloud).with_context(|| format!("cannot write {}", out.display()))?;
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn write_p3_manifest(args: &P3Manifest) -> Result<()> {
+    let text = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("cannot read {}", args.manifest.display()))?;
+    let p3 = topup_host::p3_manifest::p3_manifest(&text)?;
+    std::fs::write(&args.out, p3)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("wrote {}", args.out.display());
     Ok(())
 }
 

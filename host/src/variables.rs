@@ -89,6 +89,41 @@ impl ComponentVariables {
     }
 }
 
+/// A component's variables as its instances read them: every `get` reads the current values,
+/// so values replaced while an instance lives (as Spin's dynamic providers, Vault or Azure
+/// Key Vault, allow) are what its next read sees, in a reused WASIp3 instance too.
+#[derive(Debug, Default)]
+pub struct LiveVariables(std::sync::RwLock<std::sync::Arc<ComponentVariables>>);
+
+impl LiveVariables {
+    /// Starts with `values`.
+    pub fn new(values: ComponentVariables) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(values)))
+    }
+
+    /// `variables.get(name)` on the current values.
+    pub fn get(&self, name: &str) -> Result<String, GetError> {
+        self.current().get(name)
+    }
+
+    /// Replaces the values every later `get` sees.
+    pub fn replace(&self, values: ComponentVariables) {
+        // A poisoned lock still holds whole values: take it over.
+        let mut slot = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = std::sync::Arc::new(values);
+    }
+
+    fn current(&self) -> std::sync::Arc<ComponentVariables> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
 fn validate_get_name(name: &str) -> Result<(), GetError> {
     if name.is_empty() {
         return Err(GetError::InvalidName(format!(

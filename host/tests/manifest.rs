@@ -212,3 +212,33 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
     let reason = String::from_utf8_lossy(&refused.stderr);
     assert!(reason.contains("not an origin"), "{reason}");
 }
+
+#[test]
+fn p3_manifest_is_spin_toml_with_the_p3_build() {
+    let spin = std::fs::read_to_string(root().join("spin.toml")).expect("spin.toml");
+    let committed = std::fs::read_to_string(root().join("spin.p3.toml")).expect("spin.p3.toml");
+    let expected =
+        topup_host::p3_manifest::p3_manifest(&spin).expect("spin.p3.toml from spin.toml");
+    assert!(
+        committed == expected,
+        "spin.p3.toml is not spin.toml with the p3 build: run \
+         `target/host/topup-host p3-manifest` (or `cargo run --profile host -p topup-host -- \
+         p3-manifest`) and commit spin.p3.toml"
+    );
+    // Both load, with the same variables, routes and components.
+    let p2 = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
+    let p3 = Manifest::load(&root().join("spin.p3.toml")).expect("spin.p3.toml loads");
+    assert_eq!(
+        p2.variables.keys().collect::<Vec<_>>(),
+        p3.variables.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(p2.routes.len(), p3.routes.len());
+    for (id, component) in &p3.components {
+        assert!(
+            component.source.to_string_lossy().contains("/release-p3/"),
+            "{id}: {}",
+            component.source.display()
+        );
+        assert_eq!(component.variables, p2.components[id].variables, "{id}");
+    }
+}

@@ -48,10 +48,14 @@ async fn undeclared_store_and_disallowed_host_are_refused() {
     let reference = TestApp::start(Backend::Sqlite, &[]).await;
     let dir = TempDir::new();
     // payment-callback loses the `claims` label; deposit-create loses its outbound host.
+    let source = format!(
+        "[component.payment-callback]\nsource = \"{}payment_callback.wasm\"\n",
+        crate::support::Build::current().wasm_dir()
+    );
     let path = edited_manifest(&dir, |text| {
         text.replacen(
-            "[component.payment-callback]\nsource = \"target/wasm32-wasip2/release/payment_callback.wasm\"\nkey_value_stores = [\"default\", \"claims\"]",
-            "[component.payment-callback]\nsource = \"target/wasm32-wasip2/release/payment_callback.wasm\"\nkey_value_stores = [\"default\"]",
+            &format!("{source}key_value_stores = [\"default\", \"claims\"]"),
+            &format!("{source}key_value_stores = [\"default\"]"),
             1,
         )
         .replacen(

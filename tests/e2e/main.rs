@@ -1,7 +1,8 @@
 //! End-to-end suite: the real `.wasm` components on the test host, over real HTTP, against
 //! Spin's SQLite store and a real Redis, with the Central PG and the bot mocked over HTTP.
 //! Every scenario runs once per backend (`sqlite::` and `redis::` test names), except the
-//! several-process ones, which need one shared Redis.
+//! several-process ones, which need one shared Redis. The suite runs the default WASIp2 build;
+//! `E2E_BUILD=p3` runs the same scenarios on the WASIp3 build (spin.p3.toml).
 
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +21,9 @@ mod operations;
 mod outbound;
 mod receivers;
 mod refusals;
+mod responses;
 mod retention;
+mod reuse;
 mod store_timeout;
 mod support;
 mod sweep_faults;

@@ -1,18 +1,14 @@
 //! Spin component serving `POST /callback/tripay`.
 #![allow(
     unsafe_code,
-    reason = "#[http_component] expands to the unsafe export glue"
+    reason = "http_component! expands to the unsafe export glue"
 )]
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
 use topup_spin::{CounterStore, SpinHttp};
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    topup_spin::serve::<CounterStore, CounterStore, SpinHttp>(
-        request,
-        response_out,
-        topup_core::routes::gateway_callback::tripay,
-    );
-}
+topup_spin::http_component!(
+    CounterStore,
+    CounterStore,
+    SpinHttp,
+    topup_core::routes::gateway_callback::tripay
+);

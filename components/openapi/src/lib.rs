@@ -2,11 +2,9 @@
 //! build time. It is granted no store, no outbound HTTP and no variable.
 #![allow(
     unsafe_code,
-    reason = "#[http_component] expands to the unsafe export glue"
+    reason = "http_component! expands to the unsafe export glue"
 )]
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
 use topup_core::http::{Request, Response};
 use topup_core::platform::Platform;
 use topup_spin::{NoHttp, NoStore};
@@ -18,7 +16,4 @@ fn serve_document(request: &Request, _: &Platform) -> Response {
     topup_core::routes::openapi::handle(request, DOCUMENT)
 }
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    topup_spin::serve::<NoStore, NoStore, NoHttp>(request, response_out, serve_document);
-}
+topup_spin::http_component!(NoStore, NoStore, NoHttp, serve_document);

@@ -4,16 +4,22 @@
 //! body: the host's timeouts alone let a server that trickles its answer hold us for ever.
 //! Requests of one batch are in flight together.
 
-use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-use spin_sdk::wit::wasi::http0_2_0::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
-    OutgoingRequest, RequestOptions, Scheme,
-};
+// wasi:http@0.2.0's outgoing handler in both builds: the p3 build's export changes nothing here.
+#[cfg(not(feature = "p3"))]
+use spin_sdk::wit::wasi::http0_2_0 as wasi_http;
+#[cfg(feature = "p3")]
+use wasi::http as wasi_http;
+
 use topup_core::platform::{
     HttpClient, HttpMethod, OutboundRequest, OutboundResponse, TransportError, MAX_UPSTREAM_BODY,
 };
 use wasi::clocks::monotonic_clock::{self, Instant};
 use wasi::io::poll::Pollable;
+use wasi_http::outgoing_handler;
+use wasi_http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
+};
 
 /// Outbound HTTP of a Spin component (imports `wasi:http/outgoing-handler`).
 #[derive(Default)]

@@ -1,35 +1,95 @@
 //! Spin glue shared by every component: turns a Spin request into a core [`Request`], lends
 //! the core a [`Platform`] built on Spin's interfaces, and writes the core's [`Response`].
-//! Each component is one line naming its route and what it may touch, e.g.
-//! `topup_spin::serve::<ReadStore, ReadStore, NoHttp>(request, out, routes::health::handle)`;
+//! Each component is one line naming what it may touch and its route, e.g.
+//! `topup_spin::http_component!(ReadStore, ReadStore, NoHttp, routes::health::handle);`;
 //! the grants are types, so a component links (and imports) only what it is granted.
+//!
+//! Two builds come from the same code. The default (WASIp2, spin-sdk 5.2) exports
+//! `wasi:http/incoming-handler@0.2.0` and runs on every Spin and wasmtime host. With the `p3`
+//! feature (spin-sdk 7) the component exports `wasi:http/handler@0.3.0` instead, which Spin
+//! 4.1+ serves from reused instances; only the export and the request and response bodies
+//! differ (`p2.rs`, `p3.rs`). The store, variables, outbound HTTP, clocks and randomness are
+//! the same WASIp2-style imports in both, and nothing of a request outlives it: each request
+//! opens its own buckets and reads its own variables.
 
 mod http_client;
+#[cfg(not(feature = "p3"))]
+mod p2;
+#[cfg(feature = "p3")]
+mod p3;
 mod store;
 
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
-use spin_sdk::wit::wasi::http0_2_0::types::Method;
-use topup_core::http::{Request, Response, MAX_BODY_BYTES};
+use topup_core::http::{Request, Response};
 use topup_core::platform::{Clock, HttpClient, Platform, Random, VariableError, Variables};
 
 pub use http_client::{NoHttp, SpinHttp};
+#[cfg(not(feature = "p3"))]
+pub use p2::serve;
+#[cfg(feature = "p3")]
+pub use p3::serve;
 pub use store::{CounterStore, Grant, NoStore, ReadStore, Store, StoreGrant};
+
+/// What the `http_component!` expansion needs from this crate's dependencies.
+#[cfg(feature = "p3")]
+#[doc(hidden)]
+pub mod __private {
+    pub use spin_sdk_p3::wasip3;
+}
 
 /// A core route: `topup_core::routes::<route>::handle`.
 pub type Route = fn(&Request, &Platform) -> Response;
 
-/// Serves one request with `route`, granting `Records` on label `default`, `Claims` on label
-/// `claims` and outbound HTTP `Http`, and writes its response.
-pub fn serve<Records, Claims, Http>(
-    request: IncomingRequest,
-    response_out: ResponseOutparam,
-    route: Route,
-) where
+/// The component's HTTP export: serves every request with `$route`, granting `$records` on
+/// label `default`, `$claims` on label `claims` and outbound HTTP `$http`. Expands to
+/// spin-sdk 5.2's `#[http_component]` (the component depends on `spin-sdk`), or with the
+/// `p3` feature to the `wasi:http/handler@0.3.0` export.
+#[cfg(not(feature = "p3"))]
+#[macro_export]
+macro_rules! http_component {
+    ($records:ty, $claims:ty, $http:ty, $route:path $(,)?) => {
+        #[::spin_sdk::http_component]
+        fn handle(
+            request: ::spin_sdk::http::IncomingRequest,
+            response_out: ::spin_sdk::http::ResponseOutparam,
+        ) {
+            $crate::serve::<$records, $claims, $http>(request, response_out, $route);
+        }
+    };
+}
+
+/// The component's HTTP export: serves every request with `$route`, granting `$records` on
+/// label `default`, `$claims` on label `claims` and outbound HTTP `$http`. Expands to
+/// spin-sdk 5.2's `#[http_component]` (the component depends on `spin-sdk`), or with the
+/// `p3` feature to the `wasi:http/handler@0.3.0` export.
+#[cfg(feature = "p3")]
+#[macro_export]
+macro_rules! http_component {
+    ($records:ty, $claims:ty, $http:ty, $route:path $(,)?) => {
+        struct TopupComponent;
+
+        $crate::__private::wasip3::http::service::export!(TopupComponent);
+
+        impl $crate::__private::wasip3::exports::http::handler::Guest for TopupComponent {
+            async fn handle(
+                request: $crate::__private::wasip3::http::types::Request,
+            ) -> ::std::result::Result<
+                $crate::__private::wasip3::http::types::Response,
+                $crate::__private::wasip3::http::types::ErrorCode,
+            > {
+                $crate::serve::<$records, $claims, $http>(request, $route).await
+            }
+        }
+    };
+}
+
+/// Runs `route` on `request` with the granted platform. Everything it opens is dropped
+/// before it returns, so a reused instance starts the next request with nothing of this one.
+fn run<Records, Claims, Http>(request: &Request, route: Route) -> Response
+where
     Records: StoreGrant,
     Claims: StoreGrant,
     Http: HttpClient + Default,
 {
-    let request = read_request(request);
     let records = Records::open("default");
     let claims = Claims::open("claims");
     let http = Http::default();
@@ -41,95 +101,7 @@ pub fn serve<Records, Claims, Http>(
         random: &SpinRandom,
         variables: &SpinVariables,
     };
-    write_response(response_out, route(&request, &platform));
-}
-
-fn read_request(incoming: IncomingRequest) -> Request {
-    let method = match incoming.method() {
-        Method::Get => "GET".to_string(),
-        Method::Head => "HEAD".to_string(),
-        Method::Post => "POST".to_string(),
-        Method::Put => "PUT".to_string(),
-        Method::Delete => "DELETE".to_string(),
-        Method::Connect => "CONNECT".to_string(),
-        Method::Options => "OPTIONS".to_string(),
-        Method::Trace => "TRACE".to_string(),
-        Method::Patch => "PATCH".to_string(),
-        // Methods are case-sensitive: an unknown one is kept as sent (and refused with 405).
-        Method::Other(other) => other,
-    };
-    let mut request = Request::new(&method, &incoming.path_with_query().unwrap_or_default());
-    request.headers = incoming
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8(value).ok()))
-        .collect();
-    let declared = request
-        .header("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        request.body_exceeded_limit = true;
-        return request;
-    }
-    match read_body_capped(incoming) {
-        Some(body) => request.body = body,
-        None => request.body_exceeded_limit = true,
-    }
-    request
-}
-
-/// Reads the body, giving up (`None`) as soon as it passes the limit. A broken stream ends
-/// the body where it broke; the core then sees truncated JSON and answers 400.
-fn read_body_capped(incoming: IncomingRequest) -> Option<Vec<u8>> {
-    let Ok(body) = incoming.consume() else {
-        return Some(Vec::new());
-    };
-    let Ok(stream) = body.stream() else {
-        return Some(Vec::new());
-    };
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(16 * 1024) {
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > MAX_BODY_BYTES {
-                    return None;
-                }
-            }
-            Err(_) => return Some(bytes),
-        }
-    }
-}
-
-fn write_response(response_out: ResponseOutparam, response: Response) {
-    let mut headers: Vec<(String, Vec<u8>)> = response
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, value.into_bytes()))
-        .collect();
-    if !matches!(response.status, 204 | 304) {
-        headers.push((
-            "content-length".into(),
-            response.body.len().to_string().into_bytes(),
-        ));
-    }
-    let Ok(fields) = Fields::from_list(&headers) else {
-        return;
-    };
-    let outgoing = OutgoingResponse::new(fields);
-    // Statuses come from the core and are always valid.
-    let _ = outgoing.set_status_code(response.status);
-    let Ok(body) = outgoing.body() else {
-        return;
-    };
-    ResponseOutparam::set(response_out, outgoing);
-    if let Ok(stream) = body.write() {
-        let _ = write_all(&stream, &response.body);
-    }
-    let _ = OutgoingBody::finish(body, None);
+    route(request, &platform)
 }
 
 /// Queues `bytes` on an outgoing body stream, waiting only when the host has no room.
@@ -181,14 +153,27 @@ impl Random for SpinRandom {
     }
 }
 
-/// Application variables through `fermyon:spin/variables`.
+/// Application variables through `fermyon:spin/variables`, read on every call: nothing is
+/// cached, so a reused instance sees a changed value at its next read.
 struct SpinVariables;
 
+#[cfg(not(feature = "p3"))]
 impl Variables for SpinVariables {
     fn get(&self, name: &str) -> Result<String, VariableError> {
         spin_sdk::variables::get(name).map_err(|error| match error {
             spin_sdk::variables::Error::Undefined(_) => VariableError::Undefined,
             other => VariableError::Other(other.to_string()),
+        })
+    }
+}
+
+#[cfg(feature = "p3")]
+impl Variables for SpinVariables {
+    fn get(&self, name: &str) -> Result<String, VariableError> {
+        use p3::variables::{get, Error};
+        get(name).map_err(|error| match error {
+            Error::Undefined(_) => VariableError::Undefined,
+            Error::InvalidName(m) | Error::Provider(m) | Error::Other(m) => VariableError::Other(m),
         })
     }
 }

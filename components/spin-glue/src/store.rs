@@ -5,7 +5,11 @@
 
 use std::cell::OnceCell;
 
+// wasi:keyvalue@0.2.0-draft2 in both builds (spin-sdk 7 keeps it for atomics and batches).
+#[cfg(not(feature = "p3"))]
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+#[cfg(feature = "p3")]
+use spin_sdk_p3::experimental::wasi::keyvalue::{atomics, batch, store};
 use topup_core::platform::{KeyValue, StoreError};
 
 /// A lazily opened bucket; every grant goes through it.

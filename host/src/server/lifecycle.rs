@@ -266,7 +266,7 @@ impl App {
             .method(http::Method::POST)
             .uri(SWEEP_ROUTE)
             .header(http::header::HOST, host);
-        if let Some(secret) = self.variables.get("shared_secret") {
+        if let Some(secret) = self.variable("shared_secret") {
             let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {secret}")) else {
                 // Never print the value itself.
                 eprintln!("ERROR host: scheduled sweep: shared_secret is not a valid header value");

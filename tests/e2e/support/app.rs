@@ -42,6 +42,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The clock the app reads.
     pub clock: TestClock,
+    /// The in-process app (None while it runs as a child process).
+    pub app: Option<std::sync::Arc<App>>,
+    /// Idle timeout of its WASIp3 instances (None: Spin's default).
+    idle_timeout: Option<Duration>,
     server: Option<Server>,
     env: HashMap<String, String>,
     /// CA files the app trusts for outbound HTTPS (`--extra-ca`).
@@ -98,6 +102,31 @@ impl TestApp {
         bot: MockBot,
         extra_ca: Vec<PathBuf>,
     ) -> Self {
+        Self::start_with(backend, vars, pg, bot, extra_ca, None).await
+    }
+
+    /// Starts the app in-process keeping idle WASIp3 instances for `idle_timeout` (so that a
+    /// test can count them without depending on how fast the machine is).
+    pub async fn start_keeping_instances(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        idle_timeout: Duration,
+    ) -> Self {
+        let pg = MockPg::start("127.0.0.1:0", SECRET).await.expect("mock pg");
+        let bot = MockBot::start("127.0.0.1:0", SECRET)
+            .await
+            .expect("mock bot");
+        Self::start_with(backend, vars, pg, bot, Vec::new(), Some(idle_timeout)).await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        pg: MockPg,
+        bot: MockBot,
+        extra_ca: Vec<PathBuf>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
         let dir = TempDir::new();
         let stores = Stores::new(backend, dir.path());
         let env = base_env(&pg.url(), &bot.url(), vars);
@@ -110,6 +139,8 @@ impl TestApp {
             stores,
             addr: "127.0.0.1:1".parse().expect("addr"),
             server: None,
+            app: None,
+            idle_timeout,
             env,
             clock: TestClock::new(dir.path()),
             extra_ca,
@@ -128,9 +159,11 @@ impl TestApp {
             tls: topup_host::tls::TlsOptions {
                 extra_ca: self.extra_ca.clone(),
             },
+            instance_idle_timeout: self.idle_timeout,
             ..AppOptions::default()
         };
         let app = App::load(&options).await.expect("load app");
+        self.app = Some(app.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -252,6 +285,7 @@ impl TestApp {
     }
 
     fn stop(&mut self) {
+        self.app = None;
         match self.server.take() {
             Some(Server::InProcess(task)) => task.abort(),
             Some(Server::Process(process)) => process.kill(),
@@ -269,6 +303,19 @@ impl TestApp {
             );
         }
         self.launch_in_process().await;
+    }
+
+    /// Changes variables of the running in-process app without restarting it (as a dynamic
+    /// variables provider would): its instances, reused ones included, read the new values.
+    pub fn set_variables(&mut self, vars: &[(&str, &str)]) {
+        for (name, value) in vars {
+            self.env.insert(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value.to_string(),
+            );
+        }
+        let app = self.app.as_ref().expect("the app runs in-process");
+        app.set_variables(&self.env).expect("variables resolve");
     }
 
     /// `Authorization` header value for the current secret.

@@ -52,7 +52,10 @@ impl TestClock {
         }
         let ms = u64::try_from(by.as_millis()).expect("ms fit u64");
         let offset = self.offset_ms.fetch_add(ms, Ordering::SeqCst) + ms;
-        std::fs::write(&self.file, offset.to_string()).expect("write clock offset");
+        // Written whole (rename), as the app may read it at any moment.
+        let next = self.file.with_extension("next");
+        std::fs::write(&next, offset.to_string()).expect("write clock offset");
+        std::fs::rename(&next, &self.file).expect("replace clock offset");
     }
 
     /// Moves the clock until a credit due at `due_ms` (a view's `nextCreditAttemptAt`) is in

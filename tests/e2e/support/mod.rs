@@ -55,15 +55,54 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The repository's `spin.toml`, after checking the components were built.
+/// Which build of the components the suite runs: `E2E_BUILD=p3` selects the WASIp3 build
+/// (spin.p3.toml, `target/wasm32-wasip2/release-p3`), anything else the default WASIp2 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// spin.toml: spin-sdk 5.2, `wasi:http/incoming-handler@0.2.0`, an instance per request.
+    P2,
+    /// spin.p3.toml: spin-sdk 7, `wasi:http/handler@0.3.0`, reused instances.
+    P3,
+}
+
+impl Build {
+    /// The build this run of the suite tests.
+    pub fn current() -> Self {
+        match std::env::var("E2E_BUILD").as_deref() {
+            Ok("p3") => Self::P3,
+            _ => Self::P2,
+        }
+    }
+
+    /// Where its components are, relative to the repository (as its manifest names them).
+    pub fn wasm_dir(self) -> &'static str {
+        match self {
+            Self::P2 => topup_host::p3_manifest::P2_DIR,
+            Self::P3 => topup_host::p3_manifest::P3_DIR,
+        }
+    }
+
+    fn manifest_name(self) -> &'static str {
+        match self {
+            Self::P2 => "spin.toml",
+            Self::P3 => "spin.p3.toml",
+        }
+    }
+}
+
+/// The manifest of the build under test (spin.toml, or spin.p3.toml with `E2E_BUILD=p3`),
+/// after checking its components were built.
 pub fn manifest() -> PathBuf {
     let root = repo_root();
-    let wasm = root.join("target/wasm32-wasip2/release/health.wasm");
+    let build = Build::current();
+    let wasm = root.join(build.wasm_dir()).join("health.wasm");
     assert!(
         wasm.exists(),
-        "components are not built: run `cargo build --target wasm32-wasip2 --release` (scripts/test.sh does)"
+        "{build:?} components are not built: run `cargo build --target wasm32-wasip2 --release` \
+         (and for E2E_BUILD=p3 `cargo build --target wasm32-wasip2 --profile release-p3 \
+         --features topup-spin/p3`; scripts/test.sh does both)"
     );
-    root.join("spin.toml")
+    root.join(build.manifest_name())
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
