@@ -67,6 +67,10 @@ pub struct Credit {
     /// True when a sweep recorded a payment whose callback died before recording it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recovered: bool,
+    /// The recording callback's `X-Nonce`, when this record is what remembers it; every
+    /// later owner's copy keeps it, so the nonce key is removed with the deposit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// Owner generation that wrote this.
     pub generation: u32,
     /// Deliveries made so far.
@@ -132,6 +136,7 @@ impl Credit {
             payment_method: facts.payment_method,
             result_code: facts.result_code,
             recovered: false,
+            nonce: None,
             generation,
             attempts: 0,
             retries: 0,

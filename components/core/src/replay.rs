@@ -3,8 +3,9 @@
 //! A nonce is used with `increment` on `nonce:{nonce}` (see
 //! [`crate::store::DepositStore::claim_nonce`]) after the callback's work is stored, so a
 //! callback that failed before recording anything leaves its nonce unused for the gateway's
-//! retry. A replay of a used nonce is refused after one read, with no write; the key is
-//! removed by the sweep one `nonce_ttl` after its use.
+//! retry. A replay of a used nonce is refused after one read, with no write. A nonce named by
+//! the note or credit its callback wrote (its deposit living at least `nonce_ttl` more) is
+//! removed with that deposit; any other is removed by the sweep one `nonce_ttl` after its use.
 
 use crate::config::Replay;
 use crate::error::{ApiError, ErrorCode};

@@ -380,3 +380,114 @@ fn a_stalled_create_can_leave_two_invoices_and_the_paid_one_is_credited_once() {
     let response = callback(&p, &paid("INV-OTHER"));
     assert_eq!(response.json_body()["error"], "REFERENCE_MISMATCH");
 }
+
+/// Sweeps every minute for `minutes`.
+fn sweep_for(p: &TestPlatform, minutes: u32) {
+    for _ in 0..minutes {
+        p.clock.advance(Duration::from_secs(60));
+        sweep(p);
+    }
+}
+
+fn nonce_keys(p: &TestPlatform) -> Vec<String> {
+    let (records, claims) = store_snapshot(p);
+    claims
+        .keys()
+        .chain(records.keys())
+        .filter(|k| k.contains("nonce"))
+        .cloned()
+        .collect()
+}
+
+const DEPOSIT_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+#[test]
+fn a_nonce_a_paid_callback_used_costs_one_write_and_leaves_with_its_deposit() {
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    new_deposit(&p, "D2", 5000);
+    let writes = |request: &Request| {
+        let records = Counting::new(&p.records);
+        let claims = Counting::new(&p.claims);
+        let platform = Platform {
+            records: &records,
+            claims: &claims,
+            ..p.platform()
+        };
+        let response = routes::callback::handle(request, &platform);
+        assert_eq!(response.status, 200, "{}", response.json_body());
+        records.writes.get() + claims.writes.get()
+    };
+    let plain = writes(&signed_callback(&paid_body("D1", 5000)));
+    let with_nonce = writes(&signed_callback(&paid_body("D2", 5000)).with_header("x-nonce", "n-2"));
+    assert_eq!(with_nonce, plain + 1, "a nonce costs its increment only");
+    assert_eq!(view(&p, "D2")["credited"], true);
+    let replay = signed_callback(&paid_body("D2", 5000)).with_header("x-nonce", "n-2");
+    assert_eq!(routes::callback::handle(&replay, &p.platform()).status, 409);
+
+    // Its deposit's life ends: the nonce key goes with it, no task of its own needed.
+    p.clock.advance(DEPOSIT_TTL);
+    sweep_for(&p, 15);
+    assert_eq!(status(&p, "depositId=D2").status, 404);
+    assert_eq!(nonce_keys(&p), Vec::<String>::new());
+    let (records, claims) = store_snapshot(&p);
+    assert!(
+        !records
+            .keys()
+            .chain(claims.keys())
+            .any(|k| k.contains("D2")),
+        "{records:?} {claims:?}"
+    );
+}
+
+#[test]
+fn a_nonce_used_near_its_deposits_end_is_remembered_its_full_lifetime() {
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    // Five minutes before the deposit's end, with a ten-minute nonce lifetime.
+    p.clock.advance(DEPOSIT_TTL - Duration::from_secs(300));
+    let failed = signed_callback(&failed_body("D1")).with_header("x-nonce", "n-late");
+    assert_eq!(routes::callback::handle(&failed, &p.platform()).status, 200);
+    sweep_for(&p, 9);
+    assert_eq!(
+        status(&p, "depositId=D1").status,
+        404,
+        "the deposit is gone"
+    );
+    let replay = routes::callback::handle(&failed, &p.platform());
+    assert_eq!(
+        (replay.status, replay.json_body()["error"].clone()),
+        (409, json!("NONCE_REUSED")),
+        "nine minutes after its use, with its deposit gone"
+    );
+    sweep_for(&p, 3);
+    assert_eq!(nonce_keys(&p), Vec::<String>::new());
+}
+
+#[test]
+fn a_nonce_whose_callback_paused_past_its_deposits_removal_is_not_left_behind() {
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    // Named in its note (the deposit has more than the nonce's lifetime left)...
+    p.clock.advance(DEPOSIT_TTL - Duration::from_secs(700));
+    // ...then the process pauses between writing the note and using the nonce, long enough
+    // for the deposit to end and be removed.
+    let claims = Interleaved::new(&p.claims, ("increment", "nonce:"), || {
+        p.clock.advance(Duration::from_secs(720));
+        sweep_for(&p, 3);
+        assert_eq!(status(&p, "depositId=D1").status, 404, "removed meanwhile");
+    });
+    let platform = Platform {
+        claims: &claims,
+        ..p.platform()
+    };
+    let failed = signed_callback(&failed_body("D1")).with_header("x-nonce", "n-paused");
+    assert_eq!(routes::callback::handle(&failed, &platform).status, 200);
+    assert_eq!(nonce_keys(&p), vec!["nonce:n-paused".to_string()]);
+    sweep_for(&p, 12);
+    assert_eq!(
+        nonce_keys(&p),
+        Vec::<String>::new(),
+        "forgotten by its own task"
+    );
+}

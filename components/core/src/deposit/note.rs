@@ -17,6 +17,10 @@ pub struct Note {
     pub at: u64,
     /// What it said.
     pub kind: NoteKind,
+    /// The callback's `X-Nonce`, when this note is what remembers it: the nonce key is then
+    /// removed with the deposit (see [`crate::store::DepositStore::remove_deposit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// What a callback said.

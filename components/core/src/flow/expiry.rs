@@ -25,13 +25,14 @@ pub fn expire(store: &DepositStore, id: &DepositId) -> Result<Expired, StoreErro
     let Some(deposit) = store.deposit(id)? else {
         // The record is gone (a removal that stopped half-way): remove what is left.
         let generation = store.generation(id)?;
-        store.remove_deposit(id, &[], generation)?;
+        store.remove_deposit(id, (&[], &[]), generation)?;
         return Ok(Expired::Removed);
     };
     if now < deposit.exp {
         return check_again(store, id, deposit.exp);
     }
-    let credit = store.credit_log(id)?.of_epoch(Some(deposit.v.epoch));
+    let log = store.credit_log(id)?;
+    let credit = log.clone().of_epoch(Some(deposit.v.epoch));
     let notes = store.notes(id)?;
     match life_of(store, &deposit, &credit, &notes)? {
         Life::Until(end) if now < end => check_again(store, id, end),
@@ -57,7 +58,21 @@ pub fn expire(store: &DepositStore, id: &DepositId) -> Result<Expired, StoreErro
                     references.push(reference);
                 }
             }
-            store.remove_deposit(id, &references, credit.generation)?;
+            // Nonces its callbacks left in its records, of any epoch (the others have expiry
+            // tasks).
+            let mut nonces: Vec<String> = Vec::new();
+            let named = notes.iter().filter_map(|n| n.nonce.clone()).chain(
+                [log.head, log.latest]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.nonce),
+            );
+            for nonce in named {
+                if !nonces.contains(&nonce) {
+                    nonces.push(nonce);
+                }
+            }
+            store.remove_deposit(id, (&references, &nonces), credit.generation)?;
             Ok(Expired::Removed)
         }
     }

@@ -6,7 +6,9 @@
 //! delivers it; any other PAID (a repeat, a race, a second invoice, a payment whose recorder
 //! died) leaves a note, and the sweep recovers a payment that was never recorded. FAILED
 //! callbacks only ever add notes, so they cannot undo a payment. A used `X-Nonce` is claimed
-//! only once all of this is stored.
+//! only once all of this is stored: when the note or credit this callback wrote names it (and
+//! its deposit lives at least `nonce_ttl` more), by one `increment`, its key removed with the
+//! deposit; otherwise with an expiry task of its own.
 
 use crate::bot::deliver_inline;
 use crate::config::Config;
@@ -52,16 +54,28 @@ pub fn apply_callback(
     nonce: Option<&str>,
 ) -> Result<CallbackOutcome, ApiError> {
     let store = DepositStore::new(platform, config.lifetime()?);
-    if let Some(nonce) = nonce {
-        if store.nonce_used(nonce)? {
-            return Err(ApiError::NonceReused);
-        }
+    let Some(nonce) = nonce else {
+        return Ok(apply(&store, platform, config, callback, None)?.0);
+    };
+    if store.nonce_used(nonce)? {
+        return Err(ApiError::NonceReused);
     }
-    let outcome = apply(&store, platform, config, callback)?;
-    if let Some(nonce) = nonce {
-        if !store.claim_nonce(nonce, config.replay()?.nonce_ttl_ms)? {
-            return Err(ApiError::NonceReused);
+    let ttl = config.replay()?.nonce_ttl_ms;
+    let (outcome, named_until) = apply(&store, platform, config, callback, Some((nonce, ttl)))?;
+    let first = match named_until {
+        Some(deposit_end) => {
+            let first = store.claim_recorded_nonce(nonce)?;
+            // Paused so long that its deposit may be removed within the nonce's lifetime
+            // (perhaps already, with the record naming it): give it a task of its own too.
+            if store.now().saturating_add(ttl) > deposit_end {
+                store.schedule_nonce_expiry(nonce, ttl)?;
+            }
+            first
         }
+        None => store.claim_nonce(nonce, ttl)?,
+    };
+    if !first {
+        return Err(ApiError::NonceReused);
     }
     Ok(outcome)
 }
@@ -106,12 +120,17 @@ fn locate(
     Ok((invoice, deposit))
 }
 
+/// What applying a callback did, and, when a record it wrote names its nonce, the end of that
+/// record's deposit (its nonce key is removed with it).
+type Applied = (CallbackOutcome, Option<u64>);
+
 fn apply(
     store: &DepositStore,
     platform: &Platform,
     config: &Config,
     callback: &PaymentCallback,
-) -> Result<CallbackOutcome, ApiError> {
+    nonce: Option<(&str, u64)>,
+) -> Result<Applied, ApiError> {
     let (invoice, deposit) = locate(store, callback)?;
     if deposit.v.gateway != callback.gateway {
         // A genuine notice of another gateway (an order id reused there) pays nothing here.
@@ -130,16 +149,22 @@ fn apply(
             return Err(ApiError::DepositNotFound);
         }
     }
+    // Named in what this callback records only if the deposit outlives the nonce's lifetime.
+    let nonce = nonce
+        .filter(|(_, ttl)| deposit.exp >= now.saturating_add(*ttl))
+        .map(|(nonce, _)| nonce.to_string());
+    let named = |written: bool| (written && nonce.is_some()).then_some(deposit.exp);
     let note = |kind| Note {
         epoch: invoice.epoch,
         reference: invoice.reference.clone(),
         at: now,
         kind,
+        nonce: nonce.clone(),
     };
     match callback.status {
         CallbackStatus::Failed => {
             let notes = store.notes(id)?;
-            store.add_note(
+            let written = store.add_note(
                 id,
                 &note(NoteKind::Failed {
                     result_code: callback.result_code.clone(),
@@ -148,17 +173,18 @@ fn apply(
                 &notes,
                 None,
             )?;
-            Ok(if head.is_some() {
+            let outcome = if head.is_some() {
                 CallbackOutcome::FailedIgnored
             } else {
                 CallbackOutcome::MarkedFailed
-            })
+            };
+            Ok((outcome, named(written)))
         }
         CallbackStatus::Paid => {
             let (raw_amount, amount) = callback.amount.clone().unwrap_or_default();
             if amount != Some(invoice.amount) {
                 let notes = store.notes(id)?;
-                store.add_note(
+                let written = store.add_note(
                     id,
                     &note(NoteKind::WrongAmount {
                         received: raw_amount,
@@ -166,7 +192,7 @@ fn apply(
                     &notes,
                     None,
                 )?;
-                return Ok(CallbackOutcome::AmountMismatch);
+                return Ok((CallbackOutcome::AmountMismatch, named(written)));
             }
             let facts = PaymentFacts {
                 paid_at: now,
@@ -178,7 +204,8 @@ fn apply(
                 result_code: facts.result_code.clone(),
             });
             if let Some(recorded) = head {
-                return repeated_payment(store, &invoice, &recorded, &paid_note);
+                let (outcome, written) = repeated_payment(store, &invoice, &recorded, &paid_note)?;
+                return Ok((outcome, named(written)));
             }
             if !store.claim_payment(id)? {
                 // Claimed, not recorded: the recorder is mid-way or died (or the claim is
@@ -187,52 +214,58 @@ fn apply(
                 let notes = store.notes(id)?;
                 let lease = config.delivery()?.credit_lease;
                 let check_at = now.saturating_add(crate::platform::millis(lease));
-                store.add_note(id, &paid_note, &notes, Some(check_at))?;
-                return Ok(CallbackOutcome::PaymentPending);
+                let written = store.add_note(id, &paid_note, &notes, Some(check_at))?;
+                return Ok((CallbackOutcome::PaymentPending, named(written)));
             }
-            record_and_deliver(store, platform, config, &invoice, facts)
+            let (outcome, recorded) =
+                record_and_deliver(store, platform, config, &invoice, facts, nonce.clone())?;
+            Ok((outcome, named(recorded)))
         }
     }
 }
 
-/// A PAID for a deposit whose payment is recorded.
+/// A PAID for a deposit whose payment is recorded; `true` if it wrote a note.
 fn repeated_payment(
     store: &DepositStore,
     invoice: &Invoice,
     recorded: &Credit,
     paid_note: &Note,
-) -> Result<CallbackOutcome, ApiError> {
+) -> Result<(CallbackOutcome, bool), ApiError> {
     let id = &invoice.deposit_id;
     if recorded.reference != invoice.reference {
         // Money arrived twice for one deposit: credited once, the other is refunded by hand.
         let notes = store.notes(id)?;
-        store.add_note(id, paid_note, &notes, None)?;
-        return Ok(CallbackOutcome::RefundDue);
+        let written = store.add_note(id, paid_note, &notes, None)?;
+        return Ok((CallbackOutcome::RefundDue, written));
     }
     if let CreditState::InFlight { lease_until } = recorded.state {
         // Its owner may die before recording the outcome: make sure a sweep looks then.
         store.schedule_credit(id, lease_until, Vec::new())?;
     }
-    Ok(CallbackOutcome::Duplicate)
+    Ok((CallbackOutcome::Duplicate, false))
 }
 
-/// The callback that won the payment claim: records the payment, then tries the bot.
+/// The callback that won the payment claim: records the payment (with `nonce`), then tries
+/// the bot; `true` if the record it wrote stays the one every later owner copies.
 fn record_and_deliver(
     store: &DepositStore,
     platform: &Platform,
     config: &Config,
     invoice: &Invoice,
     facts: PaymentFacts,
-) -> Result<CallbackOutcome, ApiError> {
+    nonce: Option<String>,
+) -> Result<(CallbackOutcome, bool), ApiError> {
     let id = &invoice.deposit_id;
     let (auth, delivery) = (config.auth()?, config.delivery()?);
     let mut credit = Credit::new(invoice, facts, 0, delivery.credit_lease);
+    credit.nonce = nonce;
     store.save_credit(&credit)?;
-    // A sweep recovering this payment took a generation first: it delivers.
+    // A sweep recovering this payment took a generation first: it delivers, from facts of
+    // its own that may not name the nonce.
     if store.generation(id)? > 0 {
         let lease_end = credit.next_attempt_at().unwrap_or_else(|| store.now());
         store.schedule_credit(id, lease_end, Vec::new())?;
-        return Ok(CallbackOutcome::Recorded);
+        return Ok((CallbackOutcome::Recorded, false));
     }
     let (outcome, deliveries) = deliver_inline(
         auth,
@@ -249,9 +282,10 @@ fn record_and_deliver(
         delivery,
     );
     save_outcome(store, &credit)?;
-    Ok(if credit.is_credited() {
+    let outcome = if credit.is_credited() {
         CallbackOutcome::Credited
     } else {
         CallbackOutcome::CreditScheduled
-    })
+    };
+    Ok((outcome, true))
 }

@@ -415,19 +415,19 @@ impl<'a> DepositStore<'a> {
     }
 
     /// Adds a note unless `existing` already holds the same one; with `check_at`, also a task
-    /// to check the deposit's credit then (in the same write).
+    /// to check the deposit's credit then (in the same write). `true` if the note was written.
     pub fn add_note(
         &self,
         id: &DepositId,
         note: &Note,
         existing: &[Note],
         check_at: Option<u64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if existing.iter().any(|n| n.repeats(note)) {
-            return match check_at {
-                Some(at) => self.schedule_credit(id, at, Vec::new()),
-                None => Ok(()),
-            };
+            if let Some(at) = check_at {
+                self.schedule_credit(id, at, Vec::new())?;
+            }
+            return Ok(false);
         }
         let n = self.records.increment(&keys::note_count(id), 1)?;
         let entry = (
@@ -435,9 +435,10 @@ impl<'a> DepositStore<'a> {
             encode(note, NO_EXPIRY),
         );
         match check_at {
-            Some(at) => self.schedule_credit(id, at, vec![entry]),
-            None => self.records.set_many(&[entry]),
+            Some(at) => self.schedule_credit(id, at, vec![entry])?,
+            None => self.records.set_many(&[entry])?,
         }
+        Ok(true)
     }
 
     // ----- nonces
@@ -450,17 +451,30 @@ impl<'a> DepositStore<'a> {
     /// Uses `nonce`; `false` if another request used it first. Its expiry task is written
     /// first, so a nonce key never outlives its lifetime unseen.
     pub fn claim_nonce(&self, nonce: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.schedule_nonce_expiry(nonce, ttl_ms)?;
+        Ok(self.claims.increment(&keys::nonce(nonce), 1)? == 1)
+    }
+
+    /// Adds the task that forgets `nonce` one `ttl_ms` from now.
+    pub fn schedule_nonce_expiry(&self, nonce: &str, ttl_ms: u64) -> Result<(), StoreError> {
         let forget_at = self.now().saturating_add(ttl_ms);
+        let task = Task::Nonce {
+            nonce: nonce.to_string(),
+        };
         EXPIRY.add(
             self.claims,
             self.records,
             self.clock,
             forget_at,
-            &Task::Nonce {
-                nonce: nonce.to_string(),
-            },
+            &task,
             Vec::new(),
-        )?;
+        )
+    }
+
+    /// Uses `nonce`, which a record of its deposit already names (a note or the credit this
+    /// callback wrote): removed with the deposit, so it needs no expiry task. `false` if
+    /// another request used it first.
+    pub fn claim_recorded_nonce(&self, nonce: &str) -> Result<bool, StoreError> {
         Ok(self.claims.increment(&keys::nonce(nonce), 1)? == 1)
     }
 
@@ -503,15 +517,20 @@ impl<'a> DepositStore<'a> {
     /// SQLite, one `DEL` on Redis): first what finds it (`references`, which must name every
     /// invoice it handed out, then its record and its creates' invoice records) with its
     /// notes and credit records, then its claims, the removal marker last. A removal that
-    /// stops between them leaves only claims, which a repeat finds by name.
+    /// stops between them leaves only claims, which a repeat finds by name. The `nonces` its
+    /// records name go first, in a delete of their own, while those records still exist.
     pub fn remove_deposit(
         &self,
         id: &DepositId,
-        references: &[Reference],
+        (references, nonces): (&[Reference], &[String]),
         generation: u32,
     ) -> Result<(), StoreError> {
         // A create of the id waits until this removal ends (see `removal_unfinished`).
         self.claims.increment(&keys::life(id), 1)?;
+        if !nonces.is_empty() {
+            let doomed: Vec<String> = nonces.iter().map(|n| keys::nonce(n)).collect();
+            self.claims.delete_many(&doomed)?;
+        }
         let notes = Self::counter(self.records, &keys::note_count(id))?;
         let creates = self.creates(id)?;
         let mut doomed: Vec<String> = references.iter().map(keys::reference).collect();
