@@ -532,4 +532,39 @@ impl Sim {
         }
         self.run_until_idle();
     }
+
+    /// After [`Self::run`] (and its invariants): one nonce lifetime later and the sweeps
+    /// that follow, every `nonce:` key left must be named by a record still in the store
+    /// (it leaves with its deposit); any other is garbage nothing will ever remove.
+    pub fn leftover_nonces(&mut self) -> Vec<String> {
+        let config = self.world.config.clone();
+        let nonce_ttl_ms = config
+            .variables
+            .iter()
+            .find(|(name, _)| *name == "nonce_ttl_seconds")
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .map_or(600_000, |s| s * 1000);
+        self.world.advance(nonce_ttl_ms + config.longest_step_ms());
+        for _ in 0..10 {
+            self.spawn(Call::Sweep { periodic: false });
+            self.run_until_idle();
+            if self.last_sweep["remaining"].as_u64() == Some(0) {
+                break;
+            }
+            self.world.advance(config.longest_step_ms());
+        }
+        let records = self.world.records.snapshot();
+        self.world
+            .claims
+            .snapshot()
+            .into_keys()
+            .filter_map(|key| key.strip_prefix("nonce:").map(str::to_string))
+            .filter(|nonce| {
+                let named = format!("\"nonce\":\"{nonce}\"");
+                !records
+                    .values()
+                    .any(|v| String::from_utf8_lossy(v).contains(&named))
+            })
+            .collect()
+    }
 }
