@@ -188,6 +188,8 @@ pub struct Sim {
     pub observations: Vec<Observation>,
     /// Deposits whose records a fault corrupted.
     pub corrupted: BTreeSet<String>,
+    /// Nonces named only by a record a fault corrupted, and that record's key.
+    lost_nonces: BTreeMap<String, String>,
     /// Last sweep answer.
     pub last_sweep: Value,
     /// Problems found while running (answers the contract forbids).
@@ -229,6 +231,7 @@ impl Sim {
             chains: Vec::new(),
             observations: Vec::new(),
             corrupted: BTreeSet::new(),
+            lost_nonces: BTreeMap::new(),
             last_sweep: Value::Null,
             problems: Vec::new(),
             actors: Vec::new(),
@@ -564,6 +567,12 @@ impl Sim {
                 !records
                     .values()
                     .any(|v| String::from_utf8_lossy(v).contains(&named))
+            })
+            // A corrupted record is held for the operator with what it named.
+            .filter(|nonce| {
+                self.lost_nonces.get(nonce).is_none_or(|key| {
+                    records.get(key).map(Vec::as_slice) != Some(faults::CORRUPT_RECORD)
+                })
             })
             .collect()
     }

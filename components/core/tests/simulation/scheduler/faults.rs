@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// What a corrupted record holds.
+pub(super) const CORRUPT_RECORD: &[u8] = b"\x00not a record";
+
 impl Sim {
     pub(super) fn jump_clock(&mut self) {
         let config = &self.world.config;
@@ -38,7 +41,16 @@ impl Sim {
         let key = keys[self.rng(|r| r.below(keys.len() as u64)) as usize].clone();
         let id = key.split(':').nth(1).unwrap_or_default().to_string();
         use topup_core::platform::KeyValue;
-        let _ = self.world.records.set(&key, b"\x00not a record");
+        // The nonces it named are lost with it; the record stays for the operator.
+        if let Ok(Some(old)) = self.world.records.get(&key) {
+            let text = String::from_utf8_lossy(&old);
+            for part in text.split("\"nonce\":\"").skip(1) {
+                if let Some(nonce) = part.split('"').next() {
+                    self.lost_nonces.insert(nonce.to_string(), key.clone());
+                }
+            }
+        }
+        let _ = self.world.records.set(&key, CORRUPT_RECORD);
         self.world.log(|| format!("-- record {key} is corrupted"));
         self.corrupted.insert(id);
     }
