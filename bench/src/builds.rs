@@ -1,9 +1,8 @@
 //! `topup-bench --builds`: the WASIp2 build (spin.toml, an instance per request) and the
 //! WASIp3 build (spin.p3.toml, reused instances) side by side on topup-host: health, status,
 //! create and the paid flow at 16 connections on each store, and each component's size in
-//! both builds. Prints the figures and writes them as the "WASIp2 and WASIp3 builds" section of
-//! BENCHMARKS.md (before "Store at volume"; a full bench rewrites the file without it, so run
-//! this after one). Run by hand on an idle machine: `scripts/bench.sh --builds`.
+//! both builds. Part of the default run; `scripts/bench.sh --builds` runs it alone and
+//! replaces its section of BENCHMARKS.md.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -16,9 +15,9 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 
 use crate::load::{self, Http, Operation, Outcome};
+use crate::report::load_average;
 use crate::report::Scenario;
 use crate::stack::{root, Backend, Stack, SECRET};
-use crate::Options;
 
 /// Connections of every scenario (the figure the spec's Spin measurements use).
 const CONNECTIONS: usize = 16;
@@ -127,8 +126,11 @@ struct Row {
     outcome: Outcome,
 }
 
-/// Runs both builds on both stores and writes the section.
-pub async fn run(options: &Options) -> Result<()> {
+/// The section's title in BENCHMARKS.md.
+pub const TITLE: &str = "## WASIp2 and WASIp3 builds";
+
+/// Runs both builds on both stores; returns the section.
+pub async fn run(duration: Duration) -> Result<String> {
     let load_before = load_average();
     let mut rows = Vec::new();
     for backend in Backend::ALL {
@@ -146,8 +148,7 @@ pub async fn run(options: &Options) -> Result<()> {
                     Scenario::Create => Operation::Create,
                     Scenario::PaidFlow => Operation::PaidFlow,
                 };
-                let outcome =
-                    load::run(&host.http, SECRET, operation, CONNECTIONS, options.duration).await;
+                let outcome = load::run(&host.http, SECRET, operation, CONNECTIONS, duration).await;
                 println!(
                     "{} {} {scenario}: {:.0}/s, p99 {:.2} ms, {} errors",
                     backend.label(),
@@ -167,9 +168,9 @@ pub async fn run(options: &Options) -> Result<()> {
         }
     }
     let load = format!("{load_before} at the start, {} at the end", load_average());
-    let section = render(&rows, options.duration, &load)?;
+    let section = render(&rows, duration, &load)?;
     print!("{section}");
-    write_section(&section)
+    Ok(section)
 }
 
 /// 1,000 created deposits for the status scenario to read.
@@ -183,20 +184,12 @@ async fn seed(http: &Http) -> Arc<Vec<String>> {
     Arc::new(ids)
 }
 
-/// The 1-minute load average (`/proc/loadavg`): other work on the machine skews the figures.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
 fn render(rows: &[Row], duration: Duration, load: &str) -> Result<String> {
     let mut md = String::new();
-    writeln!(md, "## WASIp2 and WASIp3 builds\n")?;
+    writeln!(md, "{TITLE}\n")?;
     writeln!(
         md,
-        "Produced by `topup-bench --builds` on topup-host: each build in its own host process, \
+        "Produced by `topup-bench --builds` (also part of the default run) on topup-host: each build in its own host process, \
          {CONNECTIONS} connections, {} s a scenario, closed loop over loopback. p2 = spin.toml \
          (spin-sdk 5.2, an instance per request); p3 = spin.p3.toml (spin-sdk 7, \
          `wasi:http/handler@0.3.0`, instances reused as Spin 4 does: up to 128 requests, 16 at \
@@ -264,25 +257,4 @@ fn render(rows: &[Row], duration: Duration, load: &str) -> Result<String> {
     }
     writeln!(md)?;
     Ok(md)
-}
-
-/// Puts `section` into BENCHMARKS.md in place of an earlier one, else before "Store at volume".
-fn write_section(section: &str) -> Result<()> {
-    const TITLE: &str = "## WASIp2 and WASIp3 builds";
-    let path = root().join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let text = match old.find(TITLE) {
-        Some(start) => {
-            let end = old[start + TITLE.len()..]
-                .find("\n## ")
-                .map_or(old.len(), |at| start + TITLE.len() + at + 1);
-            format!("{}{section}{}", &old[..start], &old[end..])
-        }
-        None => match old.find("## Store at volume") {
-            Some(at) => format!("{}{section}{}", &old[..at], &old[at..]),
-            None => format!("{}\n\n{section}", old.trim_end()),
-        },
-    };
-    std::fs::write(&path, text)?;
-    Ok(())
 }

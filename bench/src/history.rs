@@ -168,6 +168,11 @@ pub async fn run(quick: bool, overrides: &Overrides) -> Result<()> {
         Store operations are the host's counters (a host process is started per measurement; a process that only started and answered one health check is subtracted). \
         `get-many` is never used by the app, so reads are keys read. Machine busy = share of both cores in use during the measurement, by anything.\n",
         args.join(" "))?;
+    writeln!(
+        md,
+        "- {}; this section is rewritten only by `--history-only` or `--history`\n",
+        crate::report::stamp()
+    )?;
     ensure!(!plan.sizes.is_empty(), "no history sizes");
     for backend in Backend::ALL {
         sweep_history(backend, &plan, &mut md).await?;

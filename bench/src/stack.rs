@@ -103,6 +103,30 @@ impl AppProcess {
         Self::spawn(command, &listen, env, Some(stats))
     }
 
+    /// topup-host (whatever [`runner`] says) serving spin.toml over `runtime_config`, with
+    /// `args` added to `serve` (the cost counts need the host's own flags and counters).
+    pub fn start_host(
+        runtime_config: &Path,
+        env: &HashMap<String, String>,
+        dir: &Path,
+        args: &[String],
+    ) -> Result<Self> {
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let stats = dir.join(format!("stats-{port}.json"));
+        let mut command = Command::new(root().join("target/host/topup-host"));
+        command
+            .args(["serve", "--stats-file"])
+            .arg(&stats)
+            .arg("--manifest")
+            .arg(root().join("spin.toml"))
+            .arg("--runtime-config-file")
+            .arg(runtime_config)
+            .args(["--listen", &listen])
+            .args(args);
+        Self::spawn(command, &listen, env, Some(stats))
+    }
+
     /// The native baseline in a process of its own, so it pays the same process and loopback
     /// costs as the app and the ratio isolates WebAssembly.
     pub fn start_native(dir: &Path, env: &HashMap<String, String>) -> Result<Self> {
@@ -195,6 +219,10 @@ pub fn writes(stats: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// Both labels in SQLite files next to the runtime config (`default.db`, `claims.db`).
+const SQLITE_CONFIG: &str = "[key_value_store.default]\ntype = \"spin\"\npath = \"default.db\"\n\
+                             [key_value_store.claims]\ntype = \"spin\"\npath = \"claims.db\"\n";
+
 /// Stores and mocks for one backend, in a scratch directory removed on drop.
 pub struct Stack {
     _dir: TempDir,
@@ -202,7 +230,8 @@ pub struct Stack {
     pub dir: PathBuf,
     /// The private Redis, for [`Backend::Redis`].
     pub redis: Option<RedisServer>,
-    _pg: MockPg,
+    /// The mock Central PG.
+    pub pg: MockPg,
     /// The mock bot (its mode can be changed mid-run).
     pub bot: MockBot,
     /// The app's environment: the Spin variables that point it at the mocks.
@@ -245,7 +274,7 @@ impl Stack {
             _dir: TempDir(dir.clone()),
             dir,
             redis,
-            _pg: pg,
+            pg,
             bot,
             env,
         })
@@ -261,14 +290,23 @@ impl Stack {
         self.runtime_config_keeping(name, false)
     }
 
+    /// A runtime config on SQLite files in a fresh subdirectory `name`, whatever this stack's
+    /// backend (the side-by-side runs both stores beside one pair of mocks).
+    pub fn sqlite_runtime_config(&self, name: &str) -> Result<PathBuf> {
+        let sub = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&sub);
+        std::fs::create_dir_all(&sub)?;
+        let path = sub.join("runtime-config.toml");
+        std::fs::write(&path, SQLITE_CONFIG)?;
+        Ok(path)
+    }
+
     /// The runtime config of subdirectory `name`; `keep` reuses its stores as they are.
     pub fn runtime_config_keeping(&self, name: &str, keep: bool) -> Result<PathBuf> {
         let sub = self.dir.join(name);
         std::fs::create_dir_all(&sub)?;
         let text = match &self.redis {
-            None => "[key_value_store.default]\ntype = \"spin\"\npath = \"default.db\"\n\
-                     [key_value_store.claims]\ntype = \"spin\"\npath = \"claims.db\"\n"
-                .to_string(),
+            None => SQLITE_CONFIG.to_string(),
             Some(redis) => {
                 if !keep {
                     redis.command(0, &["FLUSHALL"])?;

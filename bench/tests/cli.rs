@@ -26,6 +26,11 @@ fn help_and_version_on_every_command() {
         "--history-only",
         "--history-sizes",
         "--history-sweep-only",
+        "--history",
+        "--versus-only",
+        "--costs-only",
+        "--builds",
+        "--note",
     ] {
         assert!(help.contains(flag), "{flag}");
     }
@@ -42,6 +47,7 @@ fn bad_usage_is_one_line_and_exit_2() {
         (&["--quik"][..], "--quik"),
         (&["--history-sizes=ten"], "ten"),
         (&["serve-native", "127.0.0.1:0"], "MANIFEST"),
+        (&["--versus-only", "--costs-only"], "--costs-only"),
     ] {
         let out = bench(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -15,7 +15,7 @@ mod redis_store;
 mod sqlite_store;
 
 pub use redis_store::open_redis;
-pub use sqlite_store::open_sqlite;
+pub use sqlite_store::{open_sqlite, COUNTS_VAR as SQLITE_COUNTS_VAR};
 
 use crate::server::HostState;
 use crate::variables::GetError;
@@ -75,6 +75,11 @@ pub trait Backend: Send + Sync {
     async fn delete_many(&self, keys: Vec<String>) -> Result<(), Failure>;
     /// Atomic add.
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, Failure>;
+    /// SQLite only, under `TOPUP_SQLITE_COUNTS=1`: (committed transactions that changed rows,
+    /// rows changed) so far.
+    fn sync_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Operation counts of one label (written to the stats file for benchmarks).
@@ -162,16 +167,20 @@ impl Stores {
             .iter()
             .map(|(name, label)| {
                 let c = &label.counts;
-                (
-                    name.clone(),
-                    serde_json::json!({
-                        "opens": c.opens.load(Ordering::Relaxed),
-                        "reads": c.reads.load(Ordering::Relaxed),
-                        "writes": c.writes.load(Ordering::Relaxed),
-                        "increments": c.increments.load(Ordering::Relaxed),
-                        "batchWrites": c.batch_writes.load(Ordering::Relaxed),
-                    }),
-                )
+                let mut counts = serde_json::json!({
+                    "opens": c.opens.load(Ordering::Relaxed),
+                    "reads": c.reads.load(Ordering::Relaxed),
+                    "writes": c.writes.load(Ordering::Relaxed),
+                    "increments": c.increments.load(Ordering::Relaxed),
+                    "batchWrites": c.batch_writes.load(Ordering::Relaxed),
+                });
+                if let (Some((transactions, rows)), Some(map)) =
+                    (label.backend.sync_counts(), counts.as_object_mut())
+                {
+                    map.insert("sqliteSyncedTransactions".into(), transactions.into());
+                    map.insert("sqliteRowsChanged".into(), rows.into());
+                }
+                (name.clone(), counts)
             })
             .collect::<serde_json::Map<_, _>>()
             .into()

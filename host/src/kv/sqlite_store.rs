@@ -2,8 +2,15 @@
 //! behind a mutex, SQLite's defaults (rollback journal, `synchronous=FULL`, one transaction per
 //! write), counters as 8-byte little-endian integers, so a file is interchangeable with
 //! `spin up`'s.
+//!
+//! With `TOPUP_SQLITE_COUNTS=1` in the host's environment (for the benchmark; off by default,
+//! and then nothing is counted), each label also counts, from SQLite's own `total_changes`,
+//! the store calls that changed rows (each one committed transaction, synced to disk) and the
+//! rows they changed; [`super::Stores::stats`] reports them as `sqliteSyncedTransactions` and
+//! `sqliteRowsChanged`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -14,6 +21,11 @@ use super::{Backend, Failure};
 
 /// Opens Spin's SQLite store at `path` for `label`.
 pub fn open_sqlite(path: &Path, label: &str) -> Result<Arc<dyn Backend>> {
+    let counting = std::env::var_os(COUNTS_VAR).is_some_and(|v| v == "1");
+    open(path, label, counting)
+}
+
+fn open(path: &Path, label: &str, counting: bool) -> Result<Arc<dyn Backend>> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -33,12 +45,28 @@ pub fn open_sqlite(path: &Path, label: &str) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(SqliteStore {
         label: label.to_string(),
         connection: Arc::new(Mutex::new(connection)),
+        counts: counting.then(SyncCounts::default),
     }))
+}
+
+/// The environment variable that turns on [`SyncCounts`] (`1`).
+pub const COUNTS_VAR: &str = "TOPUP_SQLITE_COUNTS";
+
+/// What one label's connection changed, from SQLite's `total_changes` around each call.
+#[derive(Default)]
+struct SyncCounts {
+    /// Calls that changed at least one row: each is one committed (and synced) transaction,
+    /// an autocommit statement or the call's own `BEGIN … COMMIT`.
+    transactions: AtomicU64,
+    /// Rows inserted, updated or deleted.
+    rows: AtomicU64,
 }
 
 struct SqliteStore {
     label: String,
     connection: Arc<Mutex<Connection>>,
+    /// `Some` only under [`COUNTS_VAR`].
+    counts: Option<SyncCounts>,
 }
 
 impl SqliteStore {
@@ -51,12 +79,26 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection, &str) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let poisoned = || Failure::Trap("SQLite connection poisoned".into());
+        let run = |connection: &mut Connection| match &self.counts {
+            None => f(connection, &self.label),
+            Some(counts) => {
+                // Every call runs under the connection's lock: the difference is its own.
+                let before = connection.total_changes();
+                let result = f(connection, &self.label);
+                let changed = connection.total_changes().saturating_sub(before);
+                if changed > 0 {
+                    counts.transactions.fetch_add(1, Ordering::Relaxed);
+                    counts.rows.fetch_add(changed, Ordering::Relaxed);
+                }
+                result
+            }
+        };
         match self.connection.try_lock() {
-            Ok(mut connection) => f(&mut connection, &self.label),
+            Ok(mut connection) => run(&mut connection),
             Err(std::sync::TryLockError::Poisoned(_)) => Err(poisoned()),
             Err(std::sync::TryLockError::WouldBlock) => tokio::task::block_in_place(|| {
                 let mut connection = self.connection.lock().map_err(|_| poisoned())?;
-                f(&mut connection, &self.label)
+                run(&mut connection)
             }),
         }
     }
@@ -67,6 +109,14 @@ const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1,
 
 #[async_trait]
 impl Backend for SqliteStore {
+    fn sync_counts(&self) -> Option<(u64, u64)> {
+        let counts = self.counts.as_ref()?;
+        Some((
+            counts.transactions.load(Ordering::Relaxed),
+            counts.rows.load(Ordering::Relaxed),
+        ))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Failure> {
         self.with(|c, store| {
             Ok(
@@ -181,5 +231,50 @@ impl Backend for SqliteStore {
             tx.commit()?;
             Ok(next)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    /// SQLite's file change counter (header bytes 24..28): bumped by every committed
+    /// transaction that modified the file.
+    fn file_changes(path: &Path) -> u32 {
+        let header = std::fs::read(path).unwrap();
+        u32::from_be_bytes(header[24..28].try_into().unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn counts_the_transactions_sqlite_commits() {
+        let dir = std::env::temp_dir().join(format!("topup-sqlite-counts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("kv.db");
+        let store = open(&path, "default", true).unwrap();
+        let start = file_changes(&path);
+        store.set("a", b"1").await.unwrap();
+        store
+            .set_many(vec![
+                ("b".into(), b"2".to_vec()),
+                ("c".into(), b"3".to_vec()),
+            ])
+            .await
+            .unwrap();
+        store.increment("n", 1).await.unwrap();
+        store.delete("absent").await.unwrap();
+        store.get("a").await.unwrap();
+        store
+            .delete_many(vec!["a".into(), "b".into(), "absent".into()])
+            .await
+            .unwrap();
+        // set, set_many, increment, delete_many: 4 transactions; 1 + 2 + 1 + 2 rows.
+        assert_eq!(store.sync_counts(), Some((4, 6)));
+        assert_eq!(file_changes(&path) - start, 4);
+        let quiet = open(&dir.join("off.db"), "default", false).unwrap();
+        quiet.set("a", b"1").await.unwrap();
+        assert_eq!(quiet.sync_counts(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
