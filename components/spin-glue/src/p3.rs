@@ -52,6 +52,8 @@ where
         response.body.len(),
     ))
     .map_err(|_| ErrorCode::InternalError(Some("invalid response header".into())))?;
+    // No trailers: dropping the writer sends its default, `Ok(None)` (after the body, when
+    // there is one).
     let (trailers_tx, trailers_rx) =
         wit_future::new::<Result<Option<Trailers>, ErrorCode>>(|| Ok(None));
     let body = (!response.body.is_empty()).then(|| {
@@ -62,7 +64,7 @@ where
         wit_bindgen::spawn(async move {
             let _ = writer.write_all(bytes).await;
             drop(writer);
-            let _ = trailers_tx.write(Ok(None)).await;
+            drop(trailers_tx);
         });
         reader
     });

@@ -5,8 +5,21 @@ use super::*;
 impl Config {
     /// Reads CORS and `sections`, validating each variable.
     pub fn load(vars: &dyn Variables, sections: &[Section]) -> Result<Self, ConfigError> {
+        let bits = sections
+            .iter()
+            .fold(0, |bits, section| bits | 1 << *section as u32);
+        Self::load_bits(vars, bits)
+    }
+
+    /// Reads CORS and a route's `sections` (see [`Sections`]).
+    pub fn load_sections(vars: &dyn Variables, sections: Sections) -> Result<Self, ConfigError> {
+        Self::load_bits(vars, sections.bits)
+    }
+
+    /// Reads CORS and the sections in `bits` (bit `1 << section`).
+    fn load_bits(vars: &dyn Variables, bits: u32) -> Result<Self, ConfigError> {
         let get = |name: &'static str| read(vars, name);
-        let wants = |section| sections.contains(&section);
+        let wants = |section: Section| bits & (1 << section as u32) != 0;
         let mut config = Self {
             allowed_origins: parse_origins(&get("allowed_origins")?)?,
             auth: None,

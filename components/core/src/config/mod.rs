@@ -128,6 +128,38 @@ impl Section {
     }
 }
 
+/// The sections a route reads, as a constant: the list, and the same set as bits. A route's
+/// set is known when the component is compiled, so [`Config::load`]'s tests of it fold away
+/// and a component links only the parsing of the sections it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sections {
+    list: &'static [Section],
+    bits: u32,
+}
+
+impl Sections {
+    /// The set of `list`.
+    pub const fn of(list: &'static [Section]) -> Self {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < list.len() {
+            bits |= 1 << list[i] as u32;
+            i += 1;
+        }
+        Self { list, bits }
+    }
+
+    /// Whether `section` is in the set.
+    pub fn contains(self, section: Section) -> bool {
+        self.bits & (1 << section as u32) != 0
+    }
+
+    /// The sections, in the order they were listed.
+    pub fn list(self) -> &'static [Section] {
+        self.list
+    }
+}
+
 /// Every section.
 pub const ALL_SECTIONS: &[Section] = &[
     Section::Auth,

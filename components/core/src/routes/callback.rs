@@ -1,7 +1,7 @@
 //! `POST /internal/payment-callback`: the Central PG's signed PAID/FAILED notification.
 
 use super::route::{header, serve, Peer, Route};
-use crate::config::{Config, Section, SignatureScheme};
+use crate::config::{Config, Section, Sections, SignatureScheme};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::gateway::central::authenticate;
@@ -16,13 +16,13 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::CentralPg),
     json_body: true,
-    sections: &[
+    sections: Sections::of(&[
         Section::Auth,
         Section::CentralPg,
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
-    ],
+    ]),
     errors: &[
         ErrorCode::InvalidSignature,
         ErrorCode::InvalidTimestamp,

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::route::{serve, Peer, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::deposit::request::CreateDeposit;
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::create::create_deposit;
@@ -16,7 +16,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: true,
-    sections: &[
+    sections: Sections::of(&[
         Section::Auth,
         Section::Amounts,
         Section::Gateway,
@@ -27,7 +27,7 @@ pub const ROUTE: Route = Route {
         Section::Midtrans,
         Section::Xendit,
         Section::Tripay,
-    ],
+    ]),
     errors: &[
         ErrorCode::InvalidJson,
         ErrorCode::InvalidUserId,

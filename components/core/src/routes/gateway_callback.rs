@@ -6,7 +6,7 @@
 //! `gateways_enabled` keeps serving its deposits while its credentials are set.
 
 use super::route::{serve, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::payment::apply_callback;
 use crate::flow::reconcile::confirm;
@@ -44,14 +44,14 @@ macro_rules! callback_route {
             auth: None,
             // Duitku posts a form; the adapters check their own content types.
             json_body: false,
-            sections: &[
+            sections: Sections::of(&[
                 Section::Auth,
                 Section::Gateways,
                 $section,
                 Section::Retired,
                 Section::Lifetime,
                 Section::Delivery,
-            ],
+            ]),
             errors: $errors,
         }
     };

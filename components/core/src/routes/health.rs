@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::route::{serve, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -15,7 +15,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: None,
     json_body: false,
-    sections: &[Section::Replay],
+    sections: Sections::of(&[Section::Replay]),
     errors: &[],
 };
 

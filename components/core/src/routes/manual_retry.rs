@@ -1,7 +1,7 @@
 //! `POST /deposit/retry-credit?depositId=…`: an operator's manual retry of one credit.
 
 use super::route::{serve, Peer, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::retry::retry_one;
 use crate::http::{Request, Response};
@@ -15,7 +15,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: &[Section::Auth, Section::Lifetime, Section::Delivery],
+    sections: Sections::of(&[Section::Auth, Section::Lifetime, Section::Delivery]),
     errors: &[
         ErrorCode::InvalidDepositId,
         ErrorCode::DepositNotFound,

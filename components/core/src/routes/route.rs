@@ -1,7 +1,7 @@
 //! What every route shares: its declaration ([`Route`]) and [`serve`], which applies CORS,
 //! preflight, method, auth, body size and content type before the route's handler.
 
-use crate::config::{Config, Section};
+use crate::config::{Config, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -36,6 +36,7 @@ impl Route {
             .copied()
             .chain(
                 self.sections
+                    .list()
                     .iter()
                     .flat_map(|s| s.variables().iter().copied()),
             )
@@ -68,7 +69,7 @@ pub struct Route {
     pub json_body: bool,
     /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and
     /// `CentralPg` for the Central PG).
-    pub sections: &'static [Section],
+    pub sections: Sections,
     /// The error codes its handler may answer, besides those of the shared checks.
     pub errors: &'static [ErrorCode],
 }
@@ -78,7 +79,7 @@ pub type Handler = fn(&Request, &Platform, &Config) -> Result<Response, ApiError
 
 /// Runs the shared checks, then `handler`, and renders any error.
 pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Handler) -> Response {
-    let config = match Config::load(platform.variables, route.sections) {
+    let config = match Config::load_sections(platform.variables, route.sections) {
         Ok(config) => config,
         Err(error) => {
             log_error(request, &ApiError::Config(error.clone()));

@@ -1,7 +1,7 @@
 //! `GET /deposit/status?depositId=…` or `?reference=…`: the stored deposit (reads only).
 
 use super::route::{serve, Peer, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::life_of;
 use crate::http::{Request, Response};
@@ -17,7 +17,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: &[Section::Auth, Section::Lifetime],
+    sections: Sections::of(&[Section::Auth, Section::Lifetime]),
     errors: &[
         ErrorCode::InvalidDepositId,
         ErrorCode::InvalidReference,

@@ -1,7 +1,7 @@
 //! `POST /internal/credit-retry`: one sweep of the durable credit retries (run it on a schedule).
 
 use super::route::{serve, Peer, Route};
-use crate::config::{Config, Section};
+use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
@@ -13,7 +13,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: &[
+    sections: Sections::of(&[
         Section::Auth,
         Section::Lifetime,
         Section::Delivery,
@@ -24,7 +24,7 @@ pub const ROUTE: Route = Route {
         Section::Tripay,
         Section::Retired,
         Section::Reconcile,
-    ],
+    ]),
     errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
 };
 
