@@ -1,0 +1,66 @@
+//! No shipped component grows past its build's limit: the WASIp2 build (spin.toml,
+//! `target/wasm32-wasip2/release`) and the WASIp3 build (spin.p3.toml,
+//! `target/wasm32-wasip2/release-p3`). The target is 300 KiB in both (issues 21 and 25); it is
+//! not met yet (sweep 311.0 KiB p2, 350.6 KiB p3 with issue 21's write path), so these limits
+//! hold today's largest components with 3 KiB to spare, to be lowered to 300 KiB as they shrink. Runs on the built `.wasm`
+//! files; scripts/test.sh builds both before the tests.
+
+use std::path::{Path, PathBuf};
+
+use topup_host::manifest::Manifest;
+
+/// The largest a shipped component of each build may be today (the target is 300 KiB).
+const MAX_P2_BYTES: u64 = 314 * 1024;
+const MAX_P3_BYTES: u64 = 354 * 1024;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn no_shipped_component_grows_past_its_builds_limit() {
+    let mut checked = 0;
+    let mut over = Vec::new();
+    for (manifest, build, limit) in [
+        (
+            "spin.toml",
+            "`cargo build --target wasm32-wasip2 --release`",
+            MAX_P2_BYTES,
+        ),
+        (
+            "spin.p3.toml",
+            "`cargo build --target wasm32-wasip2 --profile release-p3 --features topup-spin/p3`",
+            MAX_P3_BYTES,
+        ),
+    ] {
+        let loaded = Manifest::load(&root().join(manifest))
+            .unwrap_or_else(|e| panic!("{manifest} loads: {e:#}"));
+        assert!(!loaded.components.is_empty(), "{manifest} has components");
+        for (id, component) in &loaded.components {
+            let bytes = std::fs::metadata(&component.source)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{manifest}: component {id}: {} is not built ({e}): run {build} \
+                         (scripts/test.sh builds both)",
+                        component.source.display()
+                    )
+                })
+                .len();
+            checked += 1;
+            if bytes > limit {
+                over.push(format!(
+                    "{manifest}: component {id} ({}) is {bytes} bytes ({:.1} KiB), over {} bytes",
+                    component.source.display(),
+                    bytes as f64 / 1024.0,
+                    limit
+                ));
+            }
+        }
+    }
+    assert!(checked >= 22, "both builds' components were checked");
+    assert!(
+        over.is_empty(),
+        "components over their build's limit:\n{}",
+        over.join("\n")
+    );
+}
