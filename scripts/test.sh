@@ -2,7 +2,8 @@
 # The whole test suite on a fresh machine: installs what is missing (the wasm32-wasip2
 # target, redis-server, openssl), checks formatting and lints, builds the components (both
 # builds: WASIp2, the default, and WASIp3 for Spin 4.1+), runs the core's native tests and
-# the end-to-end suite on SQLite and on Redis once per build, including the
+# the end-to-end suite on SQLite and on Redis once per build and once more with every key in
+# one label (spin.single-label.toml), including the
 # example receivers (examples/) against the app, with their dependencies cached in target/,
 # generates a Python client and TypeScript types from openapi.json and uses them
 # (scripts/clients.sh), then fuzzes the app from openapi.json (scripts/fuzz.sh; both install
@@ -33,6 +34,9 @@ cargo test --workspace --profile host
 
 echo "== tests: the end-to-end suite again, on the WASIp3 build (spin.p3.toml; same test binary)"
 E2E_BUILD=p3 cargo test --workspace --profile host --test e2e
+
+echo "== tests: the end-to-end suite on one key-value label (spin.single-label.toml; WASIp2 build)"
+E2E_LABELS=single cargo test --workspace --profile host --test e2e
 
 echo "== clients generated from openapi.json: Python (used against the app), TypeScript (compiled)"
 scripts/clients.sh

@@ -17,6 +17,7 @@ pub mod p3_manifest;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod single_label_manifest;
 pub mod tls;
 pub mod variables;
 

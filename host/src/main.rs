@@ -1,6 +1,7 @@
 //! `topup-host serve`: run the app like `spin up`; `topup-host cloud-manifest`: write the
 //! manifest Fermyon Cloud needs; `topup-host p3-manifest`: write spin.p3.toml (the WASIp3
-//! build's manifest). `topup-host --help` (and `<command> --help`) lists the flags.
+//! build's manifest); `topup-host single-label-manifest`: write spin.single-label.toml (one
+//! key-value label). `topup-host --help` (and `<command> --help`) lists the flags.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ enum Command {
     /// Write spin.p3.toml, the WASIp3 build's manifest: spin.toml with the p3 build's
     /// component sources and build commands.
     P3Manifest(P3Manifest),
+    /// Write spin.single-label.toml, for platforms with only the `default` key-value label:
+    /// spin.toml without the `claims` label and with kv_labels defaulting to `single`.
+    SingleLabelManifest(SingleLabelManifest),
 }
 
 #[derive(Args)]
@@ -97,6 +101,16 @@ struct P3Manifest {
 }
 
 #[derive(Args)]
+struct SingleLabelManifest {
+    /// The manifest to translate.
+    #[arg(long, value_name = "FILE", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where to write the single-label manifest.
+    #[arg(long, value_name = "FILE", default_value = "spin.single-label.toml")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct CloudManifest {
     /// The manifest to translate.
     #[arg(long, value_name = "FILE", default_value = "spin.toml")]
@@ -120,7 +134,14 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(serve(serve_args))),
         Command::CloudManifest(cloud) => write_cloud_manifest(&cloud),
-        Command::P3Manifest(p3) => write_p3_manifest(&p3),
+        Command::P3Manifest(p3) => {
+            write_translated(&p3.manifest, &p3.out, topup_host::p3_manifest::p3_manifest)
+        }
+        Command::SingleLabelManifest(single) => write_translated(
+            &single.manifest,
+            &single.out,
+            topup_host::single_label_manifest::single_label_manifest,
+        ),
     };
     topup_host::cli::exit_code("topup-host", result)
 }
@@ -223,13 +244,17 @@ fn write_cloud_manifest(args: &CloudManifest) -> Result<()> {
     Ok(())
 }
 
-fn write_p3_manifest(args: &P3Manifest) -> Result<()> {
-    let text = std::fs::read_to_string(&args.manifest)
-        .with_context(|| format!("cannot read {}", args.manifest.display()))?;
-    let p3 = topup_host::p3_manifest::p3_manifest(&text)?;
-    std::fs::write(&args.out, p3)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!("wrote {}", args.out.display());
+/// Writes `out`: the manifest `manifest` made into another by `translate`.
+fn write_translated(
+    manifest: &std::path::Path,
+    out: &std::path::Path,
+    translate: fn(&str) -> Result<String>,
+) -> Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    std::fs::write(out, translate(&text)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
     Ok(())
 }
 

@@ -242,3 +242,34 @@ fn p3_manifest_is_spin_toml_with_the_p3_build() {
         assert_eq!(component.variables, p2.components[id].variables, "{id}");
     }
 }
+
+#[test]
+fn single_label_manifest_is_spin_toml_on_one_label() {
+    let spin = std::fs::read_to_string(root().join("spin.toml")).expect("spin.toml");
+    let committed = std::fs::read_to_string(root().join("spin.single-label.toml"))
+        .expect("spin.single-label.toml");
+    let expected = topup_host::single_label_manifest::single_label_manifest(&spin)
+        .expect("spin.single-label.toml from spin.toml");
+    assert!(
+        committed == expected,
+        "spin.single-label.toml is not spin.toml on one label: run \
+         `target/host/topup-host single-label-manifest` and commit spin.single-label.toml"
+    );
+    let two = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
+    let one = Manifest::load(&root().join("spin.single-label.toml")).expect("it loads");
+    assert_eq!(
+        one.variables["kv_labels"].default.as_deref(),
+        Some("single")
+    );
+    for (id, component) in &one.components {
+        let expected: Vec<_> = two.components[id]
+            .key_value_stores
+            .iter()
+            .filter(|label| *label != "claims")
+            .cloned()
+            .collect();
+        assert_eq!(component.key_value_stores, expected, "{id}");
+        assert_eq!(component.variables, two.components[id].variables, "{id}");
+        assert_eq!(component.source, two.components[id].source, "{id}");
+    }
+}

@@ -2,7 +2,8 @@
 //! Spin's SQLite store and a real Redis, with the Central PG and the bot mocked over HTTP.
 //! Every scenario runs once per backend (`sqlite::` and `redis::` test names), except the
 //! several-process ones, which need one shared Redis. The suite runs the default WASIp2 build;
-//! `E2E_BUILD=p3` runs the same scenarios on the WASIp3 build (spin.p3.toml).
+//! `E2E_BUILD=p3` runs the same scenarios on the WASIp3 build (spin.p3.toml), and
+//! `E2E_LABELS=single` with everything in the `default` label (spin.single-label.toml).
 
 #![allow(
     clippy::unwrap_used,
@@ -16,6 +17,7 @@ mod faults;
 mod gateways;
 mod host_behaviour;
 mod instances;
+mod labels;
 mod local_mode;
 mod operations;
 mod outbound;

@@ -157,6 +157,45 @@ fn health_reports_config_and_store() {
 }
 
 #[test]
+fn health_probes_the_labels_kv_labels_names() {
+    // One label: the claims are in `default`, probed once and named once.
+    // (The glue hands the core `default` twice; here the second store fails, unread.)
+    let mut p = platform();
+    p.variables = p.variables.clone().with("kv_labels", "single");
+    p.claims.failure_switch().fail("not this label");
+    let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json_body()["store"],
+        json!({"ok": true, "labels": {"default": {"ok": true}}})
+    );
+    p.records.failure_switch().fail("sqlite locked");
+    let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    assert_eq!(
+        (response.status, response.json_body()["store"].clone()),
+        (
+            503,
+            json!({"ok": false, "labels": {"default": {"ok": false}}})
+        )
+    );
+
+    // A layout it does not know is a config error naming the variable, before any probe.
+    let mut p = platform();
+    p.variables = p.variables.clone().with("kv_labels", "2");
+    p.records.failure_switch().fail("down");
+    let response = routes::health::handle(&Request::new("GET", "/health"), &p.platform());
+    let body = response.json_body();
+    assert_eq!(
+        (
+            response.status,
+            body["error"].clone(),
+            body["detail"]["variable"].clone()
+        ),
+        (500, json!("CONFIG_ERROR"), json!("kv_labels"))
+    );
+}
+
+#[test]
 fn secrets_never_appear_in_responses() {
     let mut p = platform();
     p.variables = p

@@ -19,8 +19,10 @@ mod p2;
 mod p3;
 mod store;
 
+use topup_core::config::StoreLabels;
 use topup_core::http::{Request, Response};
 use topup_core::platform::{Clock, HttpClient, Platform, Random, VariableError, Variables};
+use topup_core::routes::route::refuse_config;
 
 pub use http_client::{NoHttp, SpinHttp};
 #[cfg(not(feature = "p3"))]
@@ -40,9 +42,9 @@ pub mod __private {
 pub type Route = fn(&Request, &Platform) -> Response;
 
 /// The component's HTTP export: serves every request with `$route`, granting `$records` on
-/// label `default`, `$claims` on label `claims` and outbound HTTP `$http`. Expands to
-/// spin-sdk 5.2's `#[http_component]` (the component depends on `spin-sdk`), or with the
-/// `p3` feature to the `wasi:http/handler@0.3.0` export.
+/// label `default`, `$claims` on label `claims` (`default` when `kv_labels` is `single`) and
+/// outbound HTTP `$http`. Expands to spin-sdk 5.2's `#[http_component]` (the component
+/// depends on `spin-sdk`), or with the `p3` feature to the `wasi:http/handler@0.3.0` export.
 #[cfg(not(feature = "p3"))]
 #[macro_export]
 macro_rules! http_component {
@@ -58,9 +60,9 @@ macro_rules! http_component {
 }
 
 /// The component's HTTP export: serves every request with `$route`, granting `$records` on
-/// label `default`, `$claims` on label `claims` and outbound HTTP `$http`. Expands to
-/// spin-sdk 5.2's `#[http_component]` (the component depends on `spin-sdk`), or with the
-/// `p3` feature to the `wasi:http/handler@0.3.0` export.
+/// label `default`, `$claims` on label `claims` (`default` when `kv_labels` is `single`) and
+/// outbound HTTP `$http`. Expands to spin-sdk 5.2's `#[http_component]` (the component
+/// depends on `spin-sdk`), or with the `p3` feature to the `wasi:http/handler@0.3.0` export.
 #[cfg(feature = "p3")]
 #[macro_export]
 macro_rules! http_component {
@@ -90,8 +92,17 @@ where
     Claims: StoreGrant,
     Http: HttpClient + Default,
 {
+    // `kv_labels` may put the claims in `default`; a component with no store reads nothing.
+    let claims_label = if Claims::OPENS {
+        match StoreLabels::load(&SpinVariables) {
+            Ok(labels) => labels.claims(),
+            Err(error) => return refuse_config(request, error),
+        }
+    } else {
+        "claims"
+    };
     let records = Records::open("default");
-    let claims = Claims::open("claims");
+    let claims = Claims::open(claims_label);
     let http = Http::default();
     let platform = Platform {
         records: &records,

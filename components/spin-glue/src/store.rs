@@ -44,6 +44,9 @@ fn convert(error: store::Error) -> StoreError {
 
 /// What a component may do with a store label.
 pub trait StoreGrant: KeyValue {
+    /// Whether the grant opens a label at all.
+    const OPENS: bool = true;
+
     /// The grant for `label`.
     fn open(label: &'static str) -> Self;
 }
@@ -108,6 +111,8 @@ impl<const BATCH: bool, const ATOMICS: bool> KeyValue for Grant<BATCH, ATOMICS> 
 pub struct NoStore;
 
 impl StoreGrant for NoStore {
+    const OPENS: bool = false;
+
     fn open(_: &'static str) -> Self {
         Self
     }

@@ -83,15 +83,41 @@ impl Build {
     }
 
     fn manifest_name(self) -> &'static str {
-        match self {
-            Self::P2 => "spin.toml",
-            Self::P3 => "spin.p3.toml",
+        match (self, single_label()) {
+            (Self::P2, false) => "spin.toml",
+            (Self::P3, false) => "spin.p3.toml",
+            (Self::P2, true) => "spin.single-label.toml",
+            (Self::P3, true) => panic!("E2E_LABELS=single runs the WASIp2 build only"),
         }
     }
 }
 
-/// The manifest of the build under test (spin.toml, or spin.p3.toml with `E2E_BUILD=p3`),
-/// after checking its components were built.
+/// Whether this run of the suite keeps everything in the `default` label: `E2E_LABELS=single`
+/// selects spin.single-label.toml (kv_labels `single`, no `claims` label anywhere).
+pub fn single_label() -> bool {
+    std::env::var("E2E_LABELS").as_deref() == Ok("single")
+}
+
+/// The labels the app's stores are on in this run, `default` first.
+pub fn labels_in_use() -> &'static [&'static str] {
+    if single_label() {
+        &["default"]
+    } else {
+        &["default", "claims"]
+    }
+}
+
+/// What `/health` answers under `store.labels` when every label in use is `ok`.
+pub fn health_labels(ok: bool) -> Value {
+    labels_in_use()
+        .iter()
+        .map(|label| (label.to_string(), serde_json::json!({ "ok": ok })))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The manifest of the build under test (spin.toml, spin.p3.toml with `E2E_BUILD=p3`, or
+/// spin.single-label.toml with `E2E_LABELS=single`), after checking its components were built.
 pub fn manifest() -> PathBuf {
     let root = repo_root();
     let build = Build::current();

@@ -33,17 +33,19 @@ impl Stores {
         if path.exists() {
             return path;
         }
-        let text = match &self.redis {
-            None => "[key_value_store.default]\ntype = \"spin\"\npath = \"default.db\"\n\n\
-                     [key_value_store.claims]\ntype = \"spin\"\npath = \"claims.db\"\n"
-                .to_string(),
-            Some(redis) => format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
-                 [key_value_store.claims]\ntype = \"redis\"\nurl = \"{}\"\n",
-                redis.url(0),
-                redis.url(0)
-            ),
-        };
+        // Each label in use, as a platform with only those labels defines them.
+        let text: String = labels_in_use()
+            .iter()
+            .map(|label| match &self.redis {
+                None => {
+                    format!("[key_value_store.{label}]\ntype = \"spin\"\npath = \"{label}.db\"\n\n")
+                }
+                Some(redis) => format!(
+                    "[key_value_store.{label}]\ntype = \"redis\"\nurl = \"{}\"\n\n",
+                    redis.url(0)
+                ),
+            })
+            .collect();
         // Written under another name and renamed, so a reader never sees it half-written.
         let partial = self.dir.join("runtime-config.toml.partial");
         std::fs::write(&partial, text).expect("write runtime config");
@@ -57,12 +59,13 @@ impl Stores {
     }
 
     /// Every key and value of both labels. On Redis both labels live in database 0 (key
-    /// names never collide), so it is read once and each key is put under its label by prefix.
+    /// names never collide), so it is read once and each key is put under its label by prefix;
+    /// so are the keys of `default.db` when everything is in `default` (`E2E_LABELS=single`).
     pub fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::new();
         match (&self.backend, &self.redis) {
             (Backend::Sqlite, _) => {
-                for label in ["default", "claims"] {
+                for label in labels_in_use() {
                     let path = self.dir.join(format!("{label}.db"));
                     if !path.exists() {
                         continue;
@@ -81,8 +84,13 @@ impl Stores {
                         .expect("rows");
                     for row in rows {
                         let ((store, key), value) = row.expect("row");
-                        assert_eq!(store, label, "Spin's table keeps the label in `store`");
-                        snapshot.insert((store, key), value);
+                        assert_eq!(store, *label, "Spin's table keeps the label in `store`");
+                        let label = if single_label() {
+                            label_of(&key)
+                        } else {
+                            label
+                        };
+                        snapshot.insert((label.to_string(), key), value);
                     }
                 }
             }
@@ -111,6 +119,7 @@ impl Stores {
 
     /// Writes `value` at `key` of `label` behind the app's back (to plant a corrupt record).
     pub fn put(&self, label: &str, key: &str, value: &[u8]) {
+        let label = if single_label() { "default" } else { label };
         match &self.redis {
             None => {
                 let connection = rusqlite::Connection::open(self.dir.join(format!("{label}.db")))

@@ -2,11 +2,13 @@
 //! the sections it uses (every variable is a host call through Spin's provider chain).
 
 mod gateways;
+mod labels;
 mod load;
 mod parse;
 mod secret;
 
 pub use gateways::{Duitku, DuitkuSignature, Midtrans, Tripay, Xendit};
+pub use labels::{StoreLabels, KV_LABELS};
 pub use secret::Secret;
 
 use std::time::Duration;
@@ -186,8 +188,8 @@ pub const GATEWAY_SECTIONS: &[Section] = &[
     Section::Tripay,
 ];
 
-/// Read by every route: CORS.
-pub const CORS_VARIABLES: &[&str] = &["allowed_origins"];
+/// Read for every route: CORS, and (by the glue) the store's labels.
+pub const ROUTE_VARIABLES: &[&str] = &["allowed_origins", KV_LABELS];
 
 /// Total time a PAID callback spends on inline credit attempts (the leases are checked
 /// against it).
@@ -361,6 +363,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("bot_timeout_ms", Some("5000")),
     ("public_base_url", Some("")),
     ("allowed_origins", Some("[]")),
+    (KV_LABELS, Some("two")),
     ("deposit_ttl_days", Some("30")),
     ("enforce_timestamp", Some("false")),
     ("timestamp_skew_sec", Some("300")),

@@ -114,7 +114,7 @@ fn a_route_reads_only_its_sections() {
     let mut named: Vec<&str> = ALL_SECTIONS
         .iter()
         .flat_map(|s| s.variables().iter().copied())
-        .chain(CORS_VARIABLES.iter().copied())
+        .chain(ROUTE_VARIABLES.iter().copied())
         .collect();
     named.sort_unstable();
     let mut all: Vec<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
@@ -392,4 +392,28 @@ fn the_pg_signature_is_the_body_unless_timestamped() {
     // The bot's own calls keep the body scheme whatever the PG uses.
     let cfg = Config::load_all(&base().with("pg_signature", "timestamped")).unwrap();
     assert_eq!(cfg.auth().unwrap().scheme, SignatureScheme::Body);
+}
+
+#[test]
+fn kv_labels_names_two_labels_or_one() {
+    let load = |value: &str| StoreLabels::load(&MapVariables::new(&[("kv_labels", value)]));
+    assert_eq!(load("two").map(StoreLabels::claims), Ok("claims"));
+    assert_eq!(load(" single ").map(StoreLabels::claims), Ok("default"));
+    assert_eq!(load("single").unwrap().in_use(), ["default"]);
+    assert_eq!(load("two").unwrap().in_use(), ["default", "claims"]);
+    for bad in ["", "Two", "1", "default"] {
+        let error = load(bad).unwrap_err();
+        assert_eq!(error.variable, "kv_labels", "{bad:?}");
+    }
+    // Not mapped into the component: an error naming it, never a silent default.
+    struct Unmapped;
+    impl Variables for Unmapped {
+        fn get(&self, _: &str) -> Result<String, crate::platform::VariableError> {
+            Err(crate::platform::VariableError::Undefined)
+        }
+    }
+    assert_eq!(
+        StoreLabels::load(&Unmapped).unwrap_err().variable,
+        "kv_labels"
+    );
 }

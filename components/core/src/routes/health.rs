@@ -1,10 +1,10 @@
-//! `GET /health`: liveness, version, replay settings and a store check of each label (a read,
-//! never a write), naming the label that is down.
+//! `GET /health`: liveness, version, replay settings and a store check of each label in use (a
+//! read, never a write), naming the label that is down.
 
 use serde_json::json;
 
 use super::route::{serve, Route};
-use crate::config::{Config, Section, Sections};
+use crate::config::{Config, Section, Sections, StoreLabels};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -30,13 +30,16 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
 fn health(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
     let mut labels = serde_json::Map::new();
     let mut ok = true;
-    for (label, store) in [("default", platform.records), ("claims", platform.claims)] {
+    let stores = [platform.records, platform.claims];
+    let in_use = StoreLabels::load(platform.variables)?.in_use();
+    // With one label the claims are in `default`: one probe.
+    for (label, store) in in_use.iter().zip(stores) {
         let probe = store.get(PROBE_KEY);
         if let Err(error) = &probe {
             eprintln!("health: store check of label {label:?} failed: {error}");
         }
         ok &= probe.is_ok();
-        labels.insert(label.into(), json!({ "ok": probe.is_ok() }));
+        labels.insert((*label).into(), json!({ "ok": probe.is_ok() }));
     }
     let body = json!({
         "ok": ok,

@@ -1,7 +1,7 @@
 //! What every route shares: its declaration ([`Route`]) and [`serve`], which applies CORS,
 //! preflight, method, auth, body size and content type before the route's handler.
 
-use crate::config::{Config, Sections};
+use crate::config::{Config, ConfigError, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
 use crate::platform::Platform;
@@ -31,7 +31,7 @@ impl Route {
 
     /// The Spin variables this route reads.
     pub fn variables(&self) -> Vec<&'static str> {
-        crate::config::CORS_VARIABLES
+        crate::config::ROUTE_VARIABLES
             .iter()
             .copied()
             .chain(
@@ -81,10 +81,7 @@ pub type Handler = fn(&Request, &Platform, &Config) -> Result<Response, ApiError
 pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Handler) -> Response {
     let config = match Config::load_sections(platform.variables, route.sections) {
         Ok(config) => config,
-        Err(error) => {
-            log_error(request, &ApiError::Config(error.clone()));
-            return ApiError::Config(error).into_response();
-        }
+        Err(error) => return refuse_config(request, error),
     };
     let origin = allowed_origin(request, &config);
     let response = if request.method == "OPTIONS" {
@@ -108,6 +105,14 @@ pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Han
         }
     };
     with_cors(response, origin, request)
+}
+
+/// The answer to a request the configuration cannot serve (500 `CONFIG_ERROR`, naming the
+/// variable), logged like every refusal. Also the glue's, when `kv_labels` is wrong.
+pub fn refuse_config(request: &Request, error: ConfigError) -> Response {
+    let error = ApiError::Config(error);
+    log_error(request, &error);
+    error.into_response()
 }
 
 fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiError> {
