@@ -59,14 +59,18 @@ fn expires_at(now: u64, valid_for: std::time::Duration) -> u64 {
 
 /// The order's amount: what the buyer paid less the fee charged to the buyer
 /// (`fee_customer`). The callback calls what the buyer paid `total_amount`; the transaction
-/// detail calls it `amount`.
+/// detail calls it `amount`. Each amount field sent must be a number, the one not used too.
 fn order_amount(fields: &Map<String, Value>) -> Result<Option<(String, Option<u64>)>, ApiError> {
-    let (name, total) = match (text(fields, "total_amount")?, text(fields, "amount")?) {
-        (Some(total), _) => ("total_amount", total),
-        (None, Some(amount)) => ("amount", amount),
+    let read = |name| {
+        text(fields, name)?
+            .map(|raw| parse_amount(name, raw))
+            .transpose()
+    };
+    let (total_raw, total) = match (read("total_amount")?, read("amount")?) {
+        (Some(total), _) => total,
+        (None, Some(amount)) => amount,
         (None, None) => return Ok(None),
     };
-    let (total_raw, total) = parse_amount(name, total)?;
     let fee = match text(fields, "fee_customer")? {
         None => Some(0),
         Some(raw) => parse_amount("fee_customer", raw)?.1,
@@ -252,6 +256,25 @@ mod tests {
             .with_header("x-callback-event", "other")
             .with_body(BODY.as_bytes().to_vec());
         assert_eq!(t.read_notice(&wrong_event).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn every_amount_field_sent_must_be_a_number() {
+        // `total_amount` is the one used, but a malformed `amount` beside it is still refused.
+        for body in [
+            r#"{"merchant_ref":"DEP1","status":"REFUND","total_amount":5000,"amount":7.3e-51}"#,
+            r#"{"merchant_ref":"DEP1","status":"PAID","total_amount":5000,"amount":"abc"}"#,
+        ] {
+            let signature = sign(&Secret::new("private-key-123"), body.as_bytes());
+            let error = tripay()
+                .read_notice(&callback(Some(&signature), body))
+                .unwrap_err();
+            assert_eq!(
+                (error.status(), error.code()),
+                (400, ErrorCode::InvalidCallback),
+                "{body}"
+            );
+        }
     }
 
     #[test]
