@@ -2,23 +2,18 @@
 //! templates in `allowed_outbound_hosts`. Those entries become literal origins; everything else
 //! (comments, order, component variables, which Cloud does resolve) stays as written.
 
-use anyhow::{bail, Context, Result};
-use toml_edit::{DocumentMut, Item, Value};
+use anyhow::{Context, Result};
+use toml_edit::Item;
 
 use crate::manifest::expand_template;
+use crate::manifest_edit;
 use crate::outbound::AllowedHost;
 
 /// `text` with every templated `allowed_outbound_hosts` entry expanded by `lookup` (a
 /// variable's value, as `spin up` would resolve it); each result must be a valid origin.
 pub fn cloud_manifest(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
-    let mut document: DocumentMut = text.parse().context("spin.toml is not valid TOML")?;
-    let Some(components) = document
-        .get_mut("component")
-        .and_then(Item::as_table_like_mut)
-    else {
-        bail!("spin.toml has no [component.*] tables");
-    };
-    for (id, component) in components.iter_mut() {
+    let mut document = manifest_edit::parse(text)?;
+    for (id, component) in manifest_edit::components(&mut document)?.iter_mut() {
         let Some(hosts) = component
             .get_mut("allowed_outbound_hosts")
             .and_then(Item::as_array_mut)
@@ -34,9 +29,7 @@ pub fn cloud_manifest(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
             AllowedHost::parse(&origin).with_context(|| {
                 format!("component {id}: {template} expands to {origin:?}, not an origin")
             })?;
-            let decor = entry.decor().clone();
-            *entry = Value::from(origin);
-            *entry.decor_mut() = decor;
+            manifest_edit::replace_keeping_decor(entry, origin);
         }
     }
     Ok(document.to_string())

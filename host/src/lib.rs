@@ -11,6 +11,7 @@ pub mod cloud_manifest;
 pub mod duration;
 pub mod kv;
 pub mod manifest;
+pub mod manifest_edit;
 pub mod metrics;
 pub mod outbound;
 pub mod p3_manifest;

@@ -4,7 +4,9 @@
 //! drift apart: `host/tests/manifest.rs` fails when the committed file is not what this makes.
 
 use anyhow::{bail, Context, Result};
-use toml_edit::{DocumentMut, Item, Value};
+use toml_edit::Item;
+
+use crate::manifest_edit;
 
 /// Where spin.toml's components are built (`cargo build --target wasm32-wasip2 --release`).
 pub const P2_DIR: &str = "target/wasm32-wasip2/release/";
@@ -24,14 +26,8 @@ const HEADER: &str = "\
 
 /// spin.p3.toml for the spin.toml `text`.
 pub fn p3_manifest(text: &str) -> Result<String> {
-    let mut document: DocumentMut = text.parse().context("spin.toml is not valid TOML")?;
-    let Some(components) = document
-        .get_mut("component")
-        .and_then(Item::as_table_like_mut)
-    else {
-        bail!("spin.toml has no [component.*] tables");
-    };
-    for (id, component) in components.iter_mut() {
+    let mut document = manifest_edit::parse(text)?;
+    for (id, component) in manifest_edit::components(&mut document)?.iter_mut() {
         let source = component
             .get_mut("source")
             .with_context(|| format!("component {id} has no source"))?;
@@ -56,9 +52,8 @@ fn replace_prefix(item: &mut Item, from: &str, to: &str) -> Result<()> {
     let Some(rest) = value.as_str().and_then(|text| text.strip_prefix(from)) else {
         bail!("{value} does not start with {from:?}");
     };
-    let decor = value.decor().clone();
-    *value = Value::from(format!("{to}{rest}"));
-    *value.decor_mut() = decor;
+    let new = format!("{to}{rest}");
+    manifest_edit::replace_keeping_decor(value, new);
     Ok(())
 }
 

@@ -4,8 +4,10 @@
 //! `single`, so the claims go to `default`; nothing else changes. `host/tests/manifest.rs`
 //! fails when the committed file is not what this makes.
 
-use anyhow::{bail, Context, Result};
-use toml_edit::{DocumentMut, Item, Value};
+use anyhow::{bail, Result};
+use toml_edit::Item;
+
+use crate::manifest_edit;
 
 const HEADER: &str = "\
 # GENERATED from spin.toml by `topup-host single-label-manifest` (one key-value label, for
@@ -15,7 +17,7 @@ const HEADER: &str = "\
 
 /// spin.single-label.toml for the spin.toml `text`.
 pub fn single_label_manifest(text: &str) -> Result<String> {
-    let mut document: DocumentMut = text.parse().context("spin.toml is not valid TOML")?;
+    let mut document = manifest_edit::parse(text)?;
     let Some(default) = document
         .get_mut("variables")
         .and_then(|variables| variables.get_mut("kv_labels"))
@@ -24,16 +26,8 @@ pub fn single_label_manifest(text: &str) -> Result<String> {
     else {
         bail!("spin.toml declares no kv_labels variable with a default");
     };
-    let decor = default.decor().clone();
-    *default = Value::from("single");
-    *default.decor_mut() = decor;
-    let Some(components) = document
-        .get_mut("component")
-        .and_then(Item::as_table_like_mut)
-    else {
-        bail!("spin.toml has no [component.*] tables");
-    };
-    for (id, component) in components.iter_mut() {
+    manifest_edit::replace_keeping_decor(default, "single");
+    for (id, component) in manifest_edit::components(&mut document)?.iter_mut() {
         let Some(stores) = component
             .get_mut("key_value_stores")
             .and_then(Item::as_array_mut)
