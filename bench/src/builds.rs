@@ -7,17 +7,16 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
+use anyhow::{Context, Result};
 
 use crate::load::{self, Http, Operation, Outcome};
 use crate::report::load_average;
 use crate::report::Scenario;
-use crate::stack::{root, Backend, Stack, SECRET};
+use crate::stack::{root, AppProcess, Backend, Stack, SECRET};
 
 /// Connections of every scenario (the figure the spec's Spin measurements use).
 const CONNECTIONS: usize = 16;
@@ -67,55 +66,23 @@ const COMPONENTS: [&str; 11] = [
     "callback_tripay",
 ];
 
-/// `topup-host serve` on one manifest, in a process of its own.
-struct Host {
-    child: Child,
-    http: Http,
-}
-
-impl Host {
-    fn start(build: &Build, runtime_config: &Path, env: &HashMap<String, String>) -> Result<Self> {
-        let manifest = root().join(build.manifest);
-        let listen = format!("127.0.0.1:{}", topup_testkit::free_port()?);
-        let child = Command::new(root().join("target/host/topup-host"))
-            .arg("serve")
-            .arg("--manifest")
-            .arg(manifest)
-            .args(build.args)
-            .arg("--runtime-config-file")
-            .arg(runtime_config)
-            .args(["--listen", &listen])
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start topup-host (run scripts/bench.sh, which builds it)")?;
-        Ok(Self {
-            child,
-            http: Http::new(&format!("http://{listen}")),
-        })
-    }
-
-    async fn ready(&self) -> Result<()> {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(120) {
-            if let Some((200, _)) =
-                load::call(&self.http, "GET", "/health", &[], Bytes::new()).await
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        bail!("the app did not answer /health")
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
+/// `topup-host serve` on one build's manifest, in a process of its own.
+fn start_host(
+    build: &Build,
+    runtime_config: &Path,
+    env: &HashMap<String, String>,
+) -> Result<AppProcess> {
+    let listen = format!("127.0.0.1:{}", topup_testkit::free_port()?);
+    let mut command = Command::new(root().join("target/host/topup-host"));
+    command
+        .arg("serve")
+        .arg("--manifest")
+        .arg(root().join(build.manifest))
+        .args(build.args)
+        .arg("--runtime-config-file")
+        .arg(runtime_config)
+        .args(["--listen", &listen]);
+    AppProcess::spawn(command, &listen, env, None)
 }
 
 /// One measured scenario.
@@ -138,7 +105,7 @@ pub async fn run(duration: Duration) -> Result<String> {
         for build in &BUILDS {
             let config =
                 stack.runtime_config(&format!("builds{}", build.name.replace(' ', "-")))?;
-            let host = Host::start(build, &config, &stack.env)?;
+            let host = start_host(build, &config, &stack.env)?;
             host.ready().await?;
             let ids = seed(&host.http).await;
             for scenario in Scenario::ALL {
@@ -164,7 +131,7 @@ pub async fn run(duration: Duration) -> Result<String> {
                     outcome,
                 });
             }
-            host.stop();
+            let _ = host.stop();
         }
     }
     let load = format!("{load_before} at the start, {} at the end", load_average());

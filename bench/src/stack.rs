@@ -141,7 +141,9 @@ impl AppProcess {
         Self::spawn(command, &listen, env, None)
     }
 
-    fn spawn(
+    /// Runs `command` (a server that will listen on `listen`) with `env`; `stats` is where it
+    /// writes its store-operation counts, if it keeps any.
+    pub fn spawn(
         mut command: Command,
         listen: &str,
         env: &HashMap<String, String>,
