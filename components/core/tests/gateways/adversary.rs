@@ -83,6 +83,16 @@ fn overtaken(
     user: &str,
     amount: u64,
 ) -> (Response, Response) {
+    overtaken_then(p, (gateway, id, user, amount), || {})
+}
+
+/// [`overtaken`], with `between` run once the first create has answered and before the
+/// second goes on to the gateway.
+fn overtaken_then(
+    p: &TestPlatform,
+    (gateway, id, user, amount): (&str, &str, &str, u64),
+    between: impl FnOnce() + Send,
+) -> (Response, Response) {
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (at_tx, at_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -109,9 +119,13 @@ fn overtaken(
         });
         let second = scope.spawn(move || {
             go_rx.recv().unwrap();
+            let between = std::sync::Mutex::new(Some(between));
             let records = Interleaved::new(&p.records, ("set", "deposit:"), move || {
                 at_tx.send(()).unwrap();
                 done_rx.recv().unwrap();
+                if let Some(between) = between.lock().unwrap().take() {
+                    between();
+                }
             });
             let platform = Platform {
                 records: &records,
@@ -282,6 +296,49 @@ fn an_overtaken_creates_midtrans_payment_is_reconciled_when_its_notices_are_lost
     settle(&ledger, &token, State::Paid);
     sweeps(&p, Duration::from_secs(30), 10);
     assert_eq!(credits_sent(&p, "D1").len(), 1);
+}
+
+/// An overtaken create at Duitku whose invoice the buyer paid before the create that took
+/// over called Duitku (which then makes a new transaction, not the paid one).
+fn overtaken_at_duitku_and_paid(ledger: &Shared, p: &TestPlatform) -> (String, Response) {
+    let paid_first = || {
+        let mut ledger = ledger.lock().unwrap();
+        let first = ledger.latest("duitku", "D1").unwrap().reference.clone();
+        ledger.set(&first, State::Paid);
+    };
+    let (first, second) = overtaken_then(p, ("duitku", "D1", "u1", 50_000), paid_first);
+    assert_eq!(first.status, 200, "{}", first.json_body());
+    let reference = first.json_body()["reference"].as_str().unwrap().to_string();
+    assert_eq!(txn(ledger, &reference).state, State::Paid);
+    (reference, second)
+}
+
+#[test]
+fn an_overtaken_creates_duitku_payment_is_credited() {
+    // Simulation seed 1155179: Duitku's status API is asked by order id and answers about
+    // the order's last transaction; the create that took over made a new one under the same
+    // order id, so the paid invoice's notices were never confirmed.
+    let ledger = Shared::default();
+    let p = ledger_platform(&ledger);
+    let (paid, second) = overtaken_at_duitku_and_paid(&ledger, &p);
+    assert_eq!(second.status, 200, "{}", second.json_body());
+    assert_ne!(second.json_body()["reference"], paid.as_str());
+    acknowledged("duitku", &notify(&p, "duitku", &genuine(&ledger, &paid)));
+    let sent = credits_sent(&p, "D1");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["reference"], paid.as_str());
+}
+
+#[test]
+fn an_overtaken_creates_duitku_payment_is_reconciled_when_its_notices_are_lost() {
+    let ledger = Shared::default();
+    let mut p = ledger_platform(&ledger);
+    short_lived(&mut p);
+    let (paid, _) = overtaken_at_duitku_and_paid(&ledger, &p);
+    sweeps(&p, Duration::from_secs(30), 10);
+    let sent = credits_sent(&p, "D1");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["reference"], paid.as_str());
 }
 
 #[test]

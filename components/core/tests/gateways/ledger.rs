@@ -1,7 +1,8 @@
 //! Gateways that keep a ledger: each create makes a transaction with a reference of its own
 //! (as the real gateways mint them), the status APIs answer from it, and notices are signed
 //! from it. The create rules are the real ones: Midtrans accepts an order id once, Xendit
-//! makes a new invoice for every create of one `external_id`.
+//! makes a new invoice for every create of one `external_id`, Duitku hands a pending
+//! transaction back to a second create of its order id.
 
 use std::sync::Mutex;
 
@@ -153,7 +154,19 @@ fn answer(
         let b = body();
         let order = text(&b["merchantOrderId"]);
         let amount = b["paymentAmount"].as_u64().unwrap_or(0);
-        let reference = ledger.mint("duitku", "DK", &order, amount);
+        // Duitku keys transactions by order id: a second create of one still pending gets it
+        // back ("Amount is different" when the amount is not its own); otherwise a new one.
+        let pending = ledger
+            .latest("duitku", &order)
+            .filter(|t| t.state == State::Pending)
+            .map(|t| (t.reference.clone(), t.amount));
+        let reference = match pending {
+            Some((_, billed)) if billed != amount => {
+                return Some(json_answer(400, json!({"Message": "Amount is different"})));
+            }
+            Some((reference, _)) => reference,
+            None => ledger.mint("duitku", "DK", &order, amount),
+        };
         return Some(json_answer(
             200,
             json!({"merchantCode": "DXXXX", "reference": reference,
