@@ -367,6 +367,7 @@ pub fn sample_invoice(deposit_id: &str, amount: u64) -> Invoice {
         amount,
         reference: reference(deposit_id),
         payment_url: Some(format!("https://pay.test/{deposit_id}")),
+        attempt: 0,
     }
 }
 

@@ -92,9 +92,9 @@ impl Deposit {
     pub fn invoice(&self) -> Option<Invoice> {
         match &self.creation {
             Creation::Open {
+                token,
                 reference,
                 payment_url,
-                ..
             } => Some(Invoice {
                 deposit_id: self.deposit_id.clone(),
                 epoch: self.epoch,
@@ -102,6 +102,7 @@ impl Deposit {
                 amount: self.amount,
                 reference: reference.clone(),
                 payment_url: Some(payment_url.clone()),
+                attempt: attempt_of(*token),
             }),
             _ => None,
         }
@@ -135,4 +136,22 @@ pub struct Invoice {
     /// Where the user pays it (absent in records written before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_url: Option<String>,
+    /// The create that made it when that was not the deposit's first (its claim number), else
+    /// 0: it names the invoice's order at Duitku (see `PaymentGateway::order_id`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The `attempt` of an invoice made by the create with claim `token` (0 for a generated id's
+/// create and for a deposit's first).
+pub fn attempt_of(token: u64) -> u64 {
+    if token > 1 {
+        token
+    } else {
+        0
+    }
 }

@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
-use crate::deposit::{Creation, Deposit, Invoice};
+use crate::deposit::{attempt_of, Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::reconcile::schedule_first_check;
 use crate::gateway::{
@@ -120,6 +120,7 @@ fn invoice_for(
     let gateway = adapter(config, deposit.gateway)?;
     let order = InvoiceOrder {
         deposit_id: &deposit.deposit_id,
+        attempt: attempt_of(deposit.creation.token()),
         amount: input.amount,
         product_details: &deposit.product_details,
         user_id: &input.user_id,
@@ -151,6 +152,7 @@ fn open(deposit: &mut Deposit, token: u64, created: CreatedInvoice) -> Invoice {
         amount: deposit.amount,
         reference: created.reference.clone(),
         payment_url: Some(created.payment_url.clone()),
+        attempt: attempt_of(token),
     };
     deposit.creation = Creation::Open {
         token,

@@ -144,41 +144,53 @@ impl Check {
         }))
     }
 
-    /// The status queries that answer it, each with the open invoice it names (`None`: it
-    /// names the order, and the answer says which invoice).
-    fn queries(
-        &self,
-        gateway: &impl PaymentGateway,
-        now: u64,
-    ) -> Vec<(Option<usize>, OutboundRequest)> {
+    /// The status queries that answer it: one per open invoice at a gateway asked by
+    /// reference, else one per order id its open invoices were made under.
+    fn queries(&self, gateway: &impl PaymentGateway, now: u64) -> Vec<(Asked, OutboundRequest)> {
         let query = |i: usize| {
+            let invoice = &self.open[i];
             gateway.status_request(
                 &StatusQuery {
                     deposit_id: &self.id,
-                    reference: &self.open[i].reference,
+                    attempt: invoice.attempt,
+                    reference: &invoice.reference,
                 },
                 now,
             )
         };
-        if gateway.asks_by_reference() {
-            (0..self.open.len())
-                .filter_map(|i| query(i).map(|q| (Some(i), q)))
-                .collect()
+        let asked: Vec<Asked> = if gateway.asks_by_reference() {
+            (0..self.open.len()).map(Asked::Invoice).collect()
         } else {
-            query(self.open.len() - 1)
-                .map(|q| (None, q))
-                .into_iter()
+            let order = |i: usize| gateway.order_id(&self.id, self.open[i].attempt);
+            // The last open invoice of each order: the one its order's answer is about when
+            // the answer names none.
+            (0..self.open.len())
+                .filter(|&i| (i + 1..self.open.len()).all(|j| order(j) != order(i)))
+                .map(Asked::Order)
                 .collect()
-        }
+        };
+        asked
+            .into_iter()
+            .filter_map(|asked| {
+                let (Asked::Invoice(i) | Asked::Order(i)) = asked;
+                query(i).map(|q| (asked, q))
+            })
+            .collect()
     }
 }
 
-/// A status query's answer (none when the batch came back short), with the open invoice the
-/// query named.
-type Reply = (
-    Option<usize>,
-    Option<Result<OutboundResponse, TransportError>>,
-);
+/// What a status query asked about, by the index of an open invoice of its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// That invoice.
+    Invoice(usize),
+    /// That invoice's order: the answer says which of the order's transactions it is about
+    /// (that invoice when it names none).
+    Order(usize),
+}
+
+/// A status query's answer (none when the batch came back short), with what it asked about.
+type Reply = (Asked, Option<Result<OutboundResponse, TransportError>>);
 
 /// What the answers to one check said.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -315,9 +327,9 @@ fn hear(
             continue;
         };
         let about = match (named, &notice.reference) {
-            (Some(i), Some(reference)) if *reference != check.open[i].reference => None,
-            (Some(i), _) => Some(i),
-            (None, Some(reference)) => {
+            (Asked::Invoice(i), Some(reference)) if *reference != check.open[i].reference => None,
+            (Asked::Invoice(i), _) => Some(i),
+            (Asked::Order(_), Some(reference)) => {
                 match check.open.iter().position(|i| i.reference == *reference) {
                     Some(i) => Some(i),
                     // About an invoice already settled: nothing new.
@@ -332,7 +344,7 @@ fn hear(
             }
             // The gateway names no invoice: the one its order id has (Midtrans takes an order
             // id once, so a deposit there has one).
-            (None, None) => Some(check.open.len() - 1),
+            (Asked::Order(i), None) => Some(i),
         };
         let Some(i) = about else {
             heard.errors += 1;

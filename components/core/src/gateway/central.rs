@@ -176,6 +176,7 @@ mod tests {
             .status_request(
                 &StatusQuery {
                     deposit_id: &crate::ids::DepositId::parse("DEP1").unwrap(),
+                    attempt: 0,
                     reference: &crate::ids::Reference::parse("R1").unwrap(),
                 },
                 0

@@ -73,9 +73,39 @@ impl Duitku {
     }
 }
 
+/// The deposit a `merchantOrderId` belongs to: `{depositId}` or `{depositId}.{attempt}`
+/// (see [`PaymentGateway::order_id`]); `None` for anything else.
+fn deposit_of(order_id: &str) -> Option<DepositId> {
+    let id = match order_id.rsplit_once('.') {
+        None => order_id,
+        Some((id, attempt)) => {
+            let canonical = attempt
+                .parse::<u64>()
+                .is_ok_and(|n| n > 1 && n.to_string() == attempt);
+            if !canonical {
+                return None;
+            }
+            id
+        }
+    };
+    DepositId::parse(id)
+}
+
 impl PaymentGateway for Duitku {
     fn name(&self) -> GatewayName {
         GatewayName::Duitku
+    }
+
+    /// Duitku keys transactions by `merchantOrderId` and its status API answers about the
+    /// order's last one: a create after the deposit's first (one that took over a stalled
+    /// create) sends `{depositId}.{attempt}`, a character no deposit id has, so the stalled
+    /// create's transaction, perhaps handed out and paid, can still be asked about.
+    fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
+        if attempt > 1 {
+            format!("{deposit_id}.{attempt}")
+        } else {
+            deposit_id.as_str().to_string()
+        }
     }
 
     fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest {
@@ -87,7 +117,7 @@ impl PaymentGateway for Duitku {
         // public_base_url for Duitku, and a missing email is Duitku's 400, reported as a 502.
         let body = json!({
             "paymentAmount": order.amount,
-            "merchantOrderId": order.deposit_id.as_str(),
+            "merchantOrderId": self.order_id(order.deposit_id, order.attempt),
             "productDetails": order.product_details,
             "email": order.email.unwrap_or(""),
             "phoneNumber": order.phone.unwrap_or(""),
@@ -140,11 +170,11 @@ impl PaymentGateway for Duitku {
                 "merchantCode is not this merchant's",
             ));
         }
-        let deposit_id = DepositId::parse(&order_id).ok_or_else(|| {
+        let deposit_id = deposit_of(&order_id).ok_or_else(|| {
             ApiError::field(
                 ErrorCode::InvalidCallback,
                 "merchantOrderId",
-                "merchantOrderId is missing or not a valid deposit id",
+                "merchantOrderId is missing or not one of this service's order ids",
             )
         })?;
         let result_code = field("resultCode")?;
@@ -182,7 +212,8 @@ impl PaymentGateway for Duitku {
     }
 
     fn status_request(&self, query: &StatusQuery, _: u64) -> Option<OutboundRequest> {
-        let order_id = query.deposit_id.as_str();
+        let order_id = self.order_id(query.deposit_id, query.attempt);
+        let order_id = order_id.as_str();
         // Current form HMAC(merchantCode + merchantOrderId) is unconfirmed (third-party code);
         // the legacy MD5(merchantCode + merchantOrderId + apiKey) is the PHP SDK's.
         let signature = self.signature_of::<Md5>(&[&self.merchant_code, order_id]);
@@ -213,7 +244,7 @@ impl PaymentGateway for Duitku {
         let notice = PaymentNotice {
             deposit_id: text(&fields, "merchantOrderId")
                 .map_err(invalid)?
-                .and_then(|id| DepositId::parse(&id)),
+                .and_then(|id| deposit_of(&id)),
             reference: reference_field(&fields, "reference").map_err(invalid)?,
             status,
             result_code: text(&fields, "statusCode").map_err(invalid)?,
@@ -345,6 +376,7 @@ mod tests {
         let id = DepositId::parse("DEP1").unwrap();
         let order = InvoiceOrder {
             deposit_id: &id,
+            attempt: 0,
             amount: 150_000,
             product_details: "Top up",
             user_id: "42",
@@ -397,6 +429,44 @@ mod tests {
     }
 
     #[test]
+    fn a_create_after_the_first_has_an_order_of_its_own() {
+        let gateway = duitku(DuitkuSignature::Hmac);
+        let id = DepositId::parse("DEP1").unwrap();
+        assert_eq!(gateway.order_id(&id, 0), "DEP1");
+        assert_eq!(gateway.order_id(&id, 1), "DEP1");
+        assert_eq!(gateway.order_id(&id, 3), "DEP1.3");
+        let reference = Reference::parse("R1").unwrap();
+        let query = StatusQuery {
+            deposit_id: &id,
+            attempt: 3,
+            reference: &reference,
+        };
+        let body: Value =
+            serde_json::from_slice(&gateway.status_request(&query, 0).unwrap().body).unwrap();
+        assert_eq!(body["merchantOrderId"], "DEP1.3");
+        // Every order id this service sends belongs to its deposit, and nothing else does.
+        for (order, deposit) in [
+            ("DEP1", Some("DEP1")),
+            ("DEP1.3", Some("DEP1")),
+            ("D-3_x.12", Some("D-3_x")),
+            ("DEP1.1", None),
+            ("DEP1.0", None),
+            ("DEP1.03", None),
+            ("DEP1.", None),
+            (".3", None),
+            ("DEP1.3.3", None),
+            ("DEP1.x", None),
+            ("DEP1.+3", None),
+        ] {
+            assert_eq!(
+                deposit_of(order),
+                deposit.map(|d| DepositId::parse(d).unwrap()),
+                "{order}"
+            );
+        }
+    }
+
+    #[test]
     fn status_query_and_answers() {
         let (id, reference) = (
             DepositId::parse("DEP1").unwrap(),
@@ -404,6 +474,7 @@ mod tests {
         );
         let query = StatusQuery {
             deposit_id: &id,
+            attempt: 0,
             reference: &reference,
         };
         let request = duitku(DuitkuSignature::Legacy)

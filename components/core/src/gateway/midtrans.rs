@@ -283,6 +283,7 @@ mod tests {
             .status_request(
                 &StatusQuery {
                     deposit_id: &id,
+                    attempt: 0,
                     reference: &reference,
                 },
                 0,
@@ -313,6 +314,7 @@ mod tests {
         let id = DepositId::parse("DEP1").unwrap();
         let order = InvoiceOrder {
             deposit_id: &id,
+            attempt: 0,
             amount: 150_000,
             product_details: "Top up",
             user_id: "42",

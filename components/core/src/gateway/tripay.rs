@@ -282,6 +282,7 @@ mod tests {
         let id = DepositId::parse("DEP1").unwrap();
         let order = InvoiceOrder {
             deposit_id: &id,
+            attempt: 0,
             amount: 150_000,
             product_details: "Top up",
             user_id: "42",
@@ -329,6 +330,7 @@ mod tests {
             .status_request(
                 &StatusQuery {
                     deposit_id: &id,
+                    attempt: 0,
                     reference: &reference,
                 },
                 0,
