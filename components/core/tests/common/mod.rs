@@ -369,6 +369,46 @@ impl HttpClient for DuringCall<'_> {
     }
 }
 
+/// Outbound HTTP that runs `hook` once, after the first batch with a request whose URL
+/// contains `part` was answered and before the caller reads the answers: time passing, or the
+/// world changing, between a gateway's answer and its use.
+pub struct AfterCall<'a> {
+    /// The client underneath.
+    pub inner: &'a dyn HttpClient,
+    /// URL part that fires the hook.
+    pub part: &'static str,
+    /// Runs once.
+    pub hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl<'a> AfterCall<'a> {
+    /// Runs `hook` once the first call to a URL containing `part` was answered.
+    pub fn new(inner: &'a dyn HttpClient, part: &'static str, hook: impl FnOnce() + 'a) -> Self {
+        Self {
+            inner,
+            part,
+            hook: RefCell::new(Some(Box::new(hook))),
+        }
+    }
+}
+
+impl HttpClient for AfterCall<'_> {
+    fn send_all(
+        &self,
+        requests: Vec<OutboundRequest>,
+    ) -> Vec<Result<OutboundResponse, TransportError>> {
+        let fires = requests.iter().any(|r| r.url.contains(self.part));
+        let answers = self.inner.send_all(requests);
+        if fires {
+            let hook = self.hook.borrow_mut().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        answers
+    }
+}
+
 /// A store that counts reads and writes.
 pub struct Counting<'a> {
     /// The store underneath.

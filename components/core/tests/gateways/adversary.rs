@@ -341,6 +341,62 @@ fn an_overtaken_creates_duitku_payment_is_reconciled_when_its_notices_are_lost()
     assert_eq!(sent[0]["reference"], paid.as_str());
 }
 
+/// Deposit `D1` at `gateway`, its invoice in `state`, and a sweep whose status answer comes
+/// while the invoice can still be paid but is read only after that time is over (the sweep
+/// stalled), while the buyer pays meanwhile. Then the gateway's genuine notice and a few more
+/// sweeps; returns the credits sent.
+fn answer_read_after_the_close(gateway: &str, state: State) -> Vec<Value> {
+    let ledger = Shared::default();
+    let mut p = ledger_platform(&ledger);
+    short_lived(&mut p);
+    let created = create_for(&p, gateway, "D1", "u1", 50_000).json_body();
+    let reference = created["reference"].as_str().unwrap().to_string();
+    settle(&ledger, &reference, state);
+    let query = if gateway == "duitku" {
+        "transactionStatus"
+    } else {
+        "/status"
+    };
+    let stalled = AfterCall::new(&p.http, query, || {
+        settle(&ledger, &reference, State::Paid);
+        p.clock.advance(Duration::from_secs(900));
+    });
+    let platform = Platform {
+        http: &stalled,
+        ..p.platform()
+    };
+    // Until the first check is due and sent.
+    for _ in 0..10 {
+        if stalled.hook.borrow().is_none() {
+            break;
+        }
+        p.clock.advance(Duration::from_secs(30));
+        let _ = sweep_on(&platform);
+    }
+    assert!(stalled.hook.borrow().is_none(), "no status query was sent");
+    let answer = notify(&p, gateway, &genuine(&ledger, &reference));
+    assert!(answer.status < 500, "{}", answer.json_body());
+    sweeps(&p, Duration::from_secs(60), 10);
+    credits_sent(&p, "D1")
+}
+
+#[test]
+fn a_pending_answer_read_after_the_invoice_closed_does_not_close_it() {
+    // Simulation seed 1465915: the sweep asked Duitku while the invoice could still be paid
+    // (pending), stalled, and applied the answer once that time was over as "closed unpaid";
+    // the buyer had paid meanwhile, and the confirmed payment was refused from then on.
+    let sent = answer_read_after_the_close("duitku", State::Pending);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+}
+
+#[test]
+fn a_deny_read_after_the_invoice_closed_does_not_close_it() {
+    // Simulation seed 1723848: the same with a Midtrans deny, which the buyer may follow with
+    // another try in the same page.
+    let sent = answer_read_after_the_close("midtrans", State::Denied);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+}
+
 #[test]
 fn reconciliation_asks_about_every_invoice_a_deposit_handed_out() {
     // Defect 5: Xendit made an invoice for each create; the buyer paid the one the record no
