@@ -275,7 +275,7 @@ pub fn run_checks(
             .map(|invoice| (invoice, answers.next()))
             .collect();
         let heard = match adapter(config, check.gateway) {
-            Ok(gateway) => hear(platform, config, &gateway, &check, replies),
+            Ok(gateway) => hear(platform, config, &gateway, (&check, now), replies),
             Err(_) => Ok(Heard::default()),
         };
         let heard = match heard {
@@ -303,13 +303,13 @@ pub fn run_checks(
     Ok(corrupt)
 }
 
-/// Applies a check's answers: each usable one about an open invoice goes through the money
-/// path.
+/// Applies the answers to a check's queries, sent at `asked_at`: each usable one about an open
+/// invoice goes through the money path.
 fn hear(
     platform: &Platform,
     config: &Config,
     gateway: &impl PaymentGateway,
-    check: &Check,
+    (check, asked_at): (&Check, u64),
     replies: Vec<Reply>,
 ) -> Result<Heard, ApiError> {
     let mut heard = Heard::default();
@@ -351,22 +351,33 @@ fn hear(
             continue;
         };
         heard.answered += 1;
-        settled[i] = apply(platform, config, check, &check.open[i], notice, &mut heard)?;
+        let invoice = &check.open[i];
+        settled[i] = apply(
+            platform,
+            config,
+            (check, asked_at),
+            invoice,
+            notice,
+            &mut heard,
+        )?;
     }
     heard.open_left = settled.iter().any(|s| !s);
     Ok(heard)
 }
 
-/// Applies one answer about `invoice`; returns whether nothing more can come of the invoice.
+/// Applies one answer about `invoice`, asked at `asked_at`; returns whether nothing more can
+/// come of the invoice.
 fn apply(
     platform: &Platform,
     config: &Config,
-    check: &Check,
+    (check, asked_at): (&Check, u64),
     invoice: &Invoice,
     notice: PaymentNotice,
     heard: &mut Heard,
 ) -> Result<bool, ApiError> {
-    let over = platform.clock.now_ms() >= check.closes_at;
+    // The answer tells how the invoice stood when it was asked about, however late it is
+    // read: it closes the invoice only if the invoice could no longer be paid by then.
+    let over = asked_at >= check.closes_at;
     let (status, closed) = match notice.status {
         NoticeStatus::Paid => (CallbackStatus::Paid, false),
         NoticeStatus::Expired => (CallbackStatus::Failed, true),
@@ -506,7 +517,7 @@ pub fn confirm(
         .into_iter()
         .zip(answers.into_iter().map(Some))
         .collect();
-    let heard = hear(platform, config, gateway, &check, replies)?;
+    let heard = hear(platform, config, gateway, (&check, now), replies)?;
     if heard.answered == 0 {
         // One check of its own, soon: the deposit's own chain goes on as it was.
         store.schedule_reconcile(&check.id, check.epoch, (0, true), now)?;
