@@ -491,3 +491,58 @@ fn a_nonce_whose_callback_paused_past_its_deposits_removal_is_not_left_behind() 
         "forgotten by its own task"
     );
 }
+
+#[test]
+fn a_paid_notice_racing_its_deposits_removal_sends_no_second_credit() {
+    // Simulation seed 1047124: a replayed PAID read the credited deposit's record before the
+    // sweep removed it and its credit after; the payment claim, deleted last by the removal,
+    // was then free again, and a second credit body (a new paidAt) reached the bot.
+    let p = platform();
+    new_deposit(&p, "D1", 5000);
+    assert_eq!(callback(&p, &paid_body("D1", 5000)).status, 200);
+    assert_eq!(credits_sent(&p, "D1").len(), 1);
+    p.clock.advance(DEPOSIT_TTL + Duration::from_secs(60));
+
+    // The removal deletes the records and stops before the claims ...
+    let half_removed = || {
+        let claims = Flaky::new(&p.claims, "paid:", 1).with_deletes();
+        let platform = Platform {
+            claims: &claims,
+            ..p.platform()
+        };
+        for _ in 0..20 {
+            if claims.failures.get() == 0 {
+                break;
+            }
+            let _ = sweep_on(&platform);
+            p.clock.advance(Duration::from_secs(1));
+        }
+        assert_eq!(claims.failures.get(), 0, "the removal never ran");
+    };
+    // ... and is finished just before the replay claims the payment.
+    let finished = || {
+        let _ = sweep_on(&p.platform());
+    };
+    let records = Interleaved::new(&p.records, ("get", "credit:D1"), half_removed);
+    let claims = Interleaved::new(&p.claims, ("increment", "paid:D1"), finished);
+    let platform = Platform {
+        records: &records,
+        claims: &claims,
+        ..p.platform()
+    };
+    let replay = routes::callback::handle(&signed_callback(&paid_body("D1", 5000)), &platform);
+    assert!(records.hook.borrow().is_none() && claims.hook.borrow().is_none());
+    let sent = credits_sent(&p, "D1");
+    assert_eq!(sent.len(), 1, "{} {sent:?}", replay.json_body());
+
+    // Whatever the replay left behind goes with the next sweeps.
+    sweep_for(&p, 15);
+    let (records, claims) = store_snapshot(&p);
+    assert!(
+        !records
+            .keys()
+            .chain(claims.keys())
+            .any(|k| k.contains("D1")),
+        "{records:?} {claims:?}"
+    );
+}
