@@ -217,6 +217,19 @@ fn apply(
                 let written = store.add_note(id, &paid_note, &notes, Some(check_at))?;
                 return Ok((CallbackOutcome::PaymentPending, named(written)));
             }
+            // A removal deletes a deposit's records before its claims: a claim won because a
+            // removal had just deleted the last one finds the record gone (or a later deposit
+            // of the id), and the payment it read as unrecorded was recorded and removed.
+            match store.deposit(id)? {
+                Some(d) if d.v.epoch == invoice.epoch => {}
+                // The later deposit's removal takes the claim this left.
+                Some(_) => return Err(ApiError::DepositNotFound),
+                None => {
+                    // The claim this left goes with an expiry task of the id.
+                    store.schedule_expiry(id, now, Vec::new())?;
+                    return Err(ApiError::DepositNotFound);
+                }
+            }
             let (outcome, recorded) =
                 record_and_deliver(store, platform, config, &invoice, facts, nonce.clone())?;
             Ok((outcome, named(recorded)))
