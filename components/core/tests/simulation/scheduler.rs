@@ -201,6 +201,10 @@ pub struct Sim {
     stacks: Vec<DefaultStack>,
     /// When an id's second era began.
     pub era_starts: BTreeMap<String, u64>,
+    /// Creates of a first era running now: (plan, requester, attempt) to their id.
+    first_era_creates: BTreeMap<(usize, usize, u32), String>,
+    /// When a create of an id's first era last started or answered.
+    first_era_active: BTreeMap<String, u64>,
     /// Every notification a gateway sent, as the adversary captured it.
     pub captured: Vec<Notice>,
     /// Gateways taken out of `gateways_enabled`, and whether their credentials were taken too.
@@ -240,6 +244,8 @@ impl Sim {
             next_event: 0,
             stacks: Vec::new(),
             era_starts: BTreeMap::new(),
+            first_era_creates: BTreeMap::new(),
+            first_era_active: BTreeMap::new(),
             captured: Vec::new(),
             retired: BTreeMap::new(),
         };
@@ -258,13 +264,53 @@ impl Sim {
         self.event_bodies.insert(n, event);
     }
 
+    /// For the first create of a plan that uses an id again: when the id's first deposit is
+    /// surely over (a lifetime and a margin after its last first-era create started or
+    /// answered; a minute from now while one is still running).
+    fn first_era_over_at(&self, plan: usize, requester: usize) -> Option<u64> {
+        let p = &self.plans[plan];
+        let id = p.id.as_ref()?;
+        if p.era != 1 || p.first_asked[requester].is_some() {
+            return None;
+        }
+        let now = self.world.now();
+        if self.first_era_creates.values().any(|running| running == id) {
+            return Some(now + 60_000);
+        }
+        let last = *self.first_era_active.get(id)?;
+        Some(last + self.world.config.ttl_ms + 120_000)
+    }
+
+    /// Notes that a create answered (or died): its first era, if any, was active until now.
+    pub(super) fn create_ended(&mut self, plan: usize, requester: usize, attempt: u32) {
+        if let Some(id) = self.first_era_creates.remove(&(plan, requester, attempt)) {
+            self.first_era_active.insert(id, self.world.now());
+        }
+    }
+
     fn spawn(&mut self, call: Call) {
         if let Call::Create {
-            plan, requester, ..
-        } = &call
+            plan,
+            requester,
+            attempt,
+        } = call
         {
             let now = self.world.now();
-            self.plans[*plan].first_asked[*requester].get_or_insert(now);
+            if let Some(later) = self.first_era_over_at(plan, requester) {
+                if now < later {
+                    // The id is used again only once its first deposit is over: a first-era
+                    // create stalled by clock jumps may have begun that deposit late.
+                    self.at(later, Event::Spawn(call));
+                    return;
+                }
+            }
+            let id = self.plans[plan].id.clone();
+            if let (0, Some(id)) = (self.plans[plan].era, id) {
+                self.first_era_active.insert(id.clone(), now);
+                self.first_era_creates
+                    .insert((plan, requester, attempt), id);
+            }
+            self.plans[plan].first_asked[requester].get_or_insert(now);
         }
         let request = self.request_for(&call);
         let Some(request) = request else { return };

@@ -205,6 +205,7 @@ impl Sim {
         attempt: u32,
         response: Option<Response>,
     ) {
+        self.create_ended(plan, requester, attempt);
         let now = self.world.now();
         let retry = |sim: &mut Self, after: u64| {
             let answered = sim.plans[plan].answered[requester];
