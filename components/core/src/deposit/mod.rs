@@ -137,7 +137,7 @@ pub struct Invoice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_url: Option<String>,
     /// The create that made it when that was not the deposit's first (its claim number), else
-    /// 0: it names the invoice's order at Duitku (see `PaymentGateway::order_id`).
+    /// 0: it names the invoice's order at Duitku (see `Duitku::order_id`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u64,
 }

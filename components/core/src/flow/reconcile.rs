@@ -145,37 +145,30 @@ impl Check {
     }
 
     /// The status queries that answer it: one per open invoice at a gateway asked by
-    /// reference, else one per order id its open invoices were made under.
+    /// reference, else one per order id its open invoices were made under (the query of
+    /// the order's last open invoice).
     fn queries(&self, gateway: &impl PaymentGateway, now: u64) -> Vec<(Asked, OutboundRequest)> {
-        let query = |i: usize| {
-            let invoice = &self.open[i];
-            gateway.status_request(
-                &StatusQuery {
+        let by_reference = gateway.asks_by_reference();
+        let queries: Vec<(usize, OutboundRequest)> = (0..self.open.len())
+            .filter_map(|i| {
+                let invoice = &self.open[i];
+                let query = StatusQuery {
                     deposit_id: &self.id,
                     attempt: invoice.attempt,
                     reference: &invoice.reference,
-                },
-                now,
-            )
-        };
-        let asked: Vec<Asked> = if gateway.asks_by_reference() {
-            (0..self.open.len()).map(Asked::Invoice).collect()
-        } else {
-            let order = |i: usize| gateway.order_id(&self.id, self.open[i].attempt);
-            // The last open invoice of each order: the one its order's answer is about when
-            // the answer names none.
-            (0..self.open.len())
-                .filter(|&i| (i + 1..self.open.len()).all(|j| order(j) != order(i)))
-                .map(Asked::Order)
-                .collect()
-        };
-        asked
-            .into_iter()
-            .filter_map(|asked| {
-                let (Asked::Invoice(i) | Asked::Order(i)) = asked;
-                query(i).map(|q| (asked, q))
+                };
+                gateway.status_request(&query, now).map(|q| (i, q))
             })
-            .collect()
+            .collect();
+        let mut asked = Vec::new();
+        for (k, (i, query)) in queries.iter().enumerate() {
+            if by_reference {
+                asked.push((Asked::Invoice(*i), query.clone()));
+            } else if queries[k + 1..].iter().all(|(_, later)| later != query) {
+                asked.push((Asked::Order(*i), query.clone()));
+            }
+        }
+        asked
     }
 }
 

@@ -22,6 +22,18 @@ use crate::platform::{HttpMethod, OutboundRequest, OutboundResponse};
 use crate::signature::{digest_matches, sign, verify_signature};
 
 impl Duitku {
+    /// Duitku keys transactions by `merchantOrderId` and its status API answers about the
+    /// order's last one: a create after the deposit's first (one that took over a stalled
+    /// create) sends `{depositId}.{attempt}` (no deposit id has a `.`), so the stalled
+    /// create's transaction, perhaps handed out and paid, can still be asked about.
+    pub fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
+        if attempt > 1 {
+            format!("{deposit_id}.{attempt}")
+        } else {
+            deposit_id.as_str().to_string()
+        }
+    }
+
     /// Hex signature of `parts` concatenated: HMAC keyed with the API key, or the legacy
     /// digest of the string followed by the API key.
     fn signature_of<D: Digest>(&self, parts: &[&str]) -> String {
@@ -74,7 +86,7 @@ impl Duitku {
 }
 
 /// The deposit a `merchantOrderId` belongs to: `{depositId}` or `{depositId}.{attempt}`
-/// (see [`PaymentGateway::order_id`]); `None` for anything else.
+/// (see [`Duitku::order_id`]); `None` for anything else.
 fn deposit_of(order_id: &str) -> Option<DepositId> {
     let id = match order_id.rsplit_once('.') {
         None => order_id,
@@ -94,18 +106,6 @@ fn deposit_of(order_id: &str) -> Option<DepositId> {
 impl PaymentGateway for Duitku {
     fn name(&self) -> GatewayName {
         GatewayName::Duitku
-    }
-
-    /// Duitku keys transactions by `merchantOrderId` and its status API answers about the
-    /// order's last one: a create after the deposit's first (one that took over a stalled
-    /// create) sends `{depositId}.{attempt}`, a character no deposit id has, so the stalled
-    /// create's transaction, perhaps handed out and paid, can still be asked about.
-    fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
-        if attempt > 1 {
-            format!("{deposit_id}.{attempt}")
-        } else {
-            deposit_id.as_str().to_string()
-        }
     }
 
     fn invoice_request(&self, order: &InvoiceOrder, now: u64) -> OutboundRequest {

@@ -72,9 +72,6 @@ impl PaymentGateway for Adapter<'_> {
     fn asks_by_reference(&self) -> bool {
         dispatch!(self, asks_by_reference())
     }
-    fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
-        dispatch!(self, order_id(deposit_id, attempt))
-    }
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
         dispatch!(self, status_request(query, now))
     }

@@ -65,7 +65,7 @@ impl GatewayFailure {
 pub struct InvoiceOrder<'a> {
     /// Our deposit id, sent as the gateway's order id.
     pub deposit_id: &'a DepositId,
-    /// Which create of the deposit asks (see [`PaymentGateway::order_id`]).
+    /// Which create of the deposit asks (`Invoice::attempt`; Duitku's order id names it).
     pub attempt: u64,
     /// Amount in rupiah.
     pub amount: u64,
@@ -97,7 +97,7 @@ impl InvoiceOrder<'_> {
 pub struct StatusQuery<'a> {
     /// Our deposit id (the gateway's order id).
     pub deposit_id: &'a DepositId,
-    /// Which create of the deposit made the invoice (see [`PaymentGateway::order_id`]).
+    /// Which create of the deposit made the invoice (`Invoice::attempt`).
     pub attempt: u64,
     /// The gateway's reference of the invoice.
     pub reference: &'a Reference,
@@ -206,15 +206,6 @@ pub trait PaymentGateway {
     /// Whether its status query names the invoice (its reference) rather than our order id.
     fn asks_by_reference(&self) -> bool;
 
-    /// The order id that create `attempt` of deposit `deposit_id` sends (`Invoice::attempt`):
-    /// the deposit id, except at a gateway whose status API answers about an order's last
-    /// transaction only, where a create that is not the deposit's first needs an order of its
-    /// own, or an earlier create's paid transaction could no longer be asked about.
-    fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
-        let _ = attempt;
-        deposit_id.as_str().to_string()
-    }
-
     /// The status query for a transaction; `None` when the gateway has none.
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest>;
 
@@ -240,9 +231,6 @@ impl<T: PaymentGateway + ?Sized> PaymentGateway for &T {
     }
     fn asks_by_reference(&self) -> bool {
         (**self).asks_by_reference()
-    }
-    fn order_id(&self, deposit_id: &DepositId, attempt: u64) -> String {
-        (**self).order_id(deposit_id, attempt)
     }
     fn status_request(&self, query: &StatusQuery, now: u64) -> Option<OutboundRequest> {
         (**self).status_request(query, now)
