@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -32,7 +32,7 @@ use topup_testkit::{bearer, free_port, paid_body, sign, Http};
 
 use crate::load::{self, Operation, Outcome};
 use crate::report::{load_average, Scenario};
-use crate::stack::{root, Backend, Stack, SECRET};
+use crate::stack::{root, AppProcess, Backend, Stack, SECRET};
 
 /// Connections of every scenario (as in the spec's measurements).
 pub const CONNECTIONS: usize = 16;
@@ -71,60 +71,19 @@ pub fn peer_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target/peer-worker"))
 }
 
-/// The worker in a process of its own: `run.sh --engine miniflare` (one workerd).
-struct Worker {
-    child: Child,
-    http: Http,
-}
-
-impl Worker {
-    fn start(dir: &Path, state: &Path, pg: &str, bot: &str, mode: &str) -> Result<Self> {
-        let port = free_port()?;
-        let child = Command::new(dir.join("run.sh"))
-            .args(["--engine", "miniflare", "--port", &port.to_string()])
-            .args([
-                "--secret",
-                SECRET,
-                "--pg",
-                pg,
-                "--bot",
-                bot,
-                "--credit-mode",
-                mode,
-            ])
-            .arg("--state")
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {}/run.sh", dir.display()))?;
-        Ok(Self {
-            child,
-            http: Http::new(&format!("http://127.0.0.1:{port}")),
-        })
-    }
-
-    async fn ready(&self) -> Result<()> {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(90) {
-            if let Some((200, _)) =
-                load::call(&self.http, "GET", "/health", &[], Bytes::new()).await
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("the worker did not answer /health")
-    }
-
-    fn stop(mut self) {
-        // run.sh execs node, whose SIGTERM handler disposes of workerd.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
+/// The worker in a process of its own: `run.sh --engine miniflare` (one workerd). It stops
+/// like the app: run.sh execs node, whose SIGTERM handler disposes of workerd.
+fn start_worker(dir: &Path, state: &Path, pg: &str, bot: &str, mode: &str) -> Result<AppProcess> {
+    let port = free_port()?;
+    let mut command = Command::new(dir.join("run.sh"));
+    command
+        .args(["--engine", "miniflare", "--port", &port.to_string()])
+        .args(["--secret", SECRET, "--pg", pg, "--bot", bot])
+        .args(["--credit-mode", mode])
+        .arg("--state")
+        .arg(state);
+    AppProcess::spawn(command, &format!("127.0.0.1:{port}"), &HashMap::new(), None)
+        .with_context(|| format!("start {}/run.sh", dir.display()))
 }
 
 /// The mock bot as a bot of the worker's era sees it: every authentic credit request is
@@ -278,13 +237,13 @@ pub async fn run(duration: Duration, rounds: usize) -> Result<String> {
     let redis = stack.app(&stack.runtime_config("versus-redis")?)?;
     let state = stack.dir.join("worker-state");
     let pg = stack.pg.url();
-    let worker = Worker::start(&dir, &state.join("seed"), &pg, &legacy.url, "waitUntil")?;
-    let inline = Worker::start(&dir, &state.join("inline"), &pg, &legacy.url, "inline")?;
+    let worker = start_worker(&dir, &state.join("seed"), &pg, &legacy.url, "waitUntil")?;
+    let inline = start_worker(&dir, &state.join("inline"), &pg, &legacy.url, "inline")?;
     let started = async {
         sqlite.ready().await?;
         redis.ready().await?;
         worker.ready().await?;
-        inline.ready().await
+        inline.ready().await.map(|_| ())
     };
     let result = match started.await {
         Ok(()) => {
@@ -298,8 +257,8 @@ pub async fn run(duration: Duration, rounds: usize) -> Result<String> {
         }
         Err(error) => Err(error),
     };
-    worker.stop();
-    inline.stop();
+    let _ = worker.stop();
+    let _ = inline.stop();
     let _ = sqlite.stop();
     let _ = redis.stop();
     let (rows, storms) = result?;
