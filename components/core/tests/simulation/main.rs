@@ -31,7 +31,9 @@ use world::Counters;
 
 /// Seeds that once found a defect, run in every run besides the range asked for: each is a
 /// replayable scenario (see the commit that fixed it).
-const REGRESSION_SEEDS: &[u64] = &[332, 6307, 63504, 89863, 118040, 123705, 145814, 1155179];
+const REGRESSION_SEEDS: &[u64] = &[
+    332, 6307, 63504, 89863, 118040, 123705, 145814, 1155179, 1465915, 1723848, 1047124, 1071636,
+];
 
 fn env(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
