@@ -65,7 +65,7 @@ fn a_stale_owner_never_overwrites_a_newer_delivery() {
         http: &http,
         ..p.platform()
     };
-    let during = DuringCall::new(&http, "bot.test", || {
+    let during = HookedCall::during(&http, "bot.test", || {
         p.clock.advance(Duration::from_secs(3600));
         assert_eq!(sweep_on(&b_platform).status, 200);
         assert_eq!(view(&p, "D1")["credited"], true);
@@ -254,7 +254,7 @@ fn a_create_racing_the_pg_call_of_another_user_is_refused() {
     // Defect 6: create A waits for the PG; meanwhile another user's create of the same id
     // runs. It must get 409 at once, and the stored deposit stays A's.
     let p = platform();
-    let during = DuringCall::new(&p.http, "pg.test", || {
+    let during = HookedCall::during(&p.http, "pg.test", || {
         let other = create(
             &p,
             json!({"userId": "u2", "amount": 9000, "depositId": "D1"}),
@@ -281,7 +281,7 @@ fn a_stalled_create_is_not_taken_over_by_another_user() {
     // deposit: the other user's payment was never credited and the status showed it credited.
     // Only the same user's retry may take over a create; anyone else gets 409 at once.
     let p = platform();
-    let during = DuringCall::new(&p.http, "pg.test", || {
+    let during = HookedCall::during(&p.http, "pg.test", || {
         p.clock.advance(Duration::from_secs(3_600));
         let other = create(
             &p,
@@ -348,7 +348,7 @@ fn an_honest_create_retry_during_the_pg_call_gets_the_same_invoice_or_a_clear_40
         }
     });
     let body = json!({"userId": "u1", "amount": 5000, "depositId": "D1"});
-    let during = DuringCall::new(&p.http, "pg.test", || {
+    let during = HookedCall::during(&p.http, "pg.test", || {
         let retry = create(&p, body.clone());
         assert_eq!(retry.status, 409, "{}", retry.json_body());
         assert_eq!(retry.json_body()["error"], "CREATE_IN_PROGRESS");

@@ -332,78 +332,60 @@ impl KeyValue for Flaky<'_> {
     }
 }
 
-/// Outbound HTTP that runs `hook` once, while the first request whose URL contains `part` is
-/// in flight (before its answer is known): another request acting during a slow call.
-pub struct DuringCall<'a> {
+/// Outbound HTTP that runs `hook` once, at the first batch with a request whose URL contains
+/// `part`: while it is in flight (another request acting during a slow call), or once it is
+/// answered and before the caller reads the answers (time passing, or the world changing,
+/// between a gateway's answer and its use).
+pub struct HookedCall<'a> {
     /// The client underneath.
     pub inner: &'a dyn HttpClient,
     /// URL part that fires the hook.
     pub part: &'static str,
+    /// Whether the hook runs after the answers rather than before.
+    pub after: bool,
     /// Runs once.
     pub hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
 }
 
-impl<'a> DuringCall<'a> {
+impl<'a> HookedCall<'a> {
     /// Runs `hook` during the first call to a URL containing `part`.
-    pub fn new(inner: &'a dyn HttpClient, part: &'static str, hook: impl FnOnce() + 'a) -> Self {
+    pub fn during(inner: &'a dyn HttpClient, part: &'static str, hook: impl FnOnce() + 'a) -> Self {
         Self {
             inner,
             part,
+            after: false,
             hook: RefCell::new(Some(Box::new(hook))),
         }
     }
-}
 
-impl HttpClient for DuringCall<'_> {
-    fn send_all(
-        &self,
-        requests: Vec<OutboundRequest>,
-    ) -> Vec<Result<OutboundResponse, TransportError>> {
-        if requests.iter().any(|r| r.url.contains(self.part)) {
-            let hook = self.hook.borrow_mut().take();
-            if let Some(hook) = hook {
-                hook();
-            }
-        }
-        self.inner.send_all(requests)
-    }
-}
-
-/// Outbound HTTP that runs `hook` once, after the first batch with a request whose URL
-/// contains `part` was answered and before the caller reads the answers: time passing, or the
-/// world changing, between a gateway's answer and its use.
-pub struct AfterCall<'a> {
-    /// The client underneath.
-    pub inner: &'a dyn HttpClient,
-    /// URL part that fires the hook.
-    pub part: &'static str,
-    /// Runs once.
-    pub hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
-}
-
-impl<'a> AfterCall<'a> {
     /// Runs `hook` once the first call to a URL containing `part` was answered.
-    pub fn new(inner: &'a dyn HttpClient, part: &'static str, hook: impl FnOnce() + 'a) -> Self {
+    pub fn after(inner: &'a dyn HttpClient, part: &'static str, hook: impl FnOnce() + 'a) -> Self {
         Self {
-            inner,
-            part,
-            hook: RefCell::new(Some(Box::new(hook))),
+            after: true,
+            ..Self::during(inner, part, hook)
+        }
+    }
+
+    fn fire(&self) {
+        let hook = self.hook.borrow_mut().take();
+        if let Some(hook) = hook {
+            hook();
         }
     }
 }
 
-impl HttpClient for AfterCall<'_> {
+impl HttpClient for HookedCall<'_> {
     fn send_all(
         &self,
         requests: Vec<OutboundRequest>,
     ) -> Vec<Result<OutboundResponse, TransportError>> {
         let fires = requests.iter().any(|r| r.url.contains(self.part));
+        if fires && !self.after {
+            self.fire();
+        }
         let answers = self.inner.send_all(requests);
-        if fires {
-            let hook = self.hook.borrow_mut().take();
-            if let Some(hook) = hook {
-                hook();
-            }
+        if fires && self.after {
+            self.fire();
         }
         answers
     }

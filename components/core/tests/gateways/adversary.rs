@@ -357,7 +357,7 @@ fn answer_read_after_the_close(gateway: &str, state: State) -> Vec<Value> {
     } else {
         "/status"
     };
-    let stalled = AfterCall::new(&p.http, query, || {
+    let stalled = HookedCall::after(&p.http, query, || {
         settle(&ledger, &reference, State::Paid);
         p.clock.advance(Duration::from_secs(900));
     });
