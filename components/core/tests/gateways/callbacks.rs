@@ -364,3 +364,46 @@ fn the_central_pg_may_have_its_own_secret() {
     // The bot's routes still take the bot's secret only.
     assert_eq!(status(&p, &format!("depositId={id}")).status, 200);
 }
+
+#[test]
+fn a_create_at_a_gateway_that_is_asked_writes_its_deposit_and_both_tasks_at_once() {
+    // Each task's slot number is an `increment`; the deposit, its invoice index and both
+    // tasks' slots (its expiry, its first status check) are one write.
+    for gateway in GATEWAYS {
+        let ledger = Shared::default();
+        let p = ledger_platform(&ledger);
+        let generated = |p: &TestPlatform| {
+            let body = json!({"userId": "u1", "amount": 50_000, "gateway": gateway,
+                              "email": "buyer@example.com"});
+            assert_eq!(create(p, body).status, 200, "{gateway}");
+        };
+        // The first create of a bucket also sets its markers; the second pays only its own.
+        generated(&p);
+        let before = (p.records.write_ops(), p.claims.write_ops());
+        generated(&p);
+        let writes = (
+            p.records.write_ops() - before.0,
+            p.claims.write_ops() - before.1,
+        );
+        assert_eq!(
+            writes,
+            (1, 2),
+            "{gateway}: (records, claims) writes of a create"
+        );
+
+        let chosen = (p.records.write_ops(), p.claims.write_ops());
+        create_at(&p, gateway, "DEP-chosen", 50_000);
+        let writes = (
+            p.records.write_ops() - chosen.0,
+            p.claims.write_ops() - chosen.1,
+        );
+        // The hold with its expiry task, the first check (before the record that hands the
+        // invoice out, which a retry shows again), the deposit with its invoice; claims: the
+        // create claim and the two slots.
+        assert_eq!(
+            writes,
+            (3, 3),
+            "{gateway}: (records, claims) writes of a chosen create"
+        );
+    }
+}
