@@ -1,7 +1,8 @@
 //! `POST /deposit/create`: one invoice per deposit, even when creates race.
 //!
 //! A generated id is new by construction: the invoice is created and the deposit stored in
-//! one write (plus its expiry task's slot number). A caller-chosen id is claimed before the
+//! one write with its tasks (its expiry, and at a gateway that can be asked its first status
+//! check), plus each task's slot number. A caller-chosen id is claimed before the
 //! gateway is called: `increment` on `create:{id}` hands out a claim number, and a create owns
 //! the id only if it got exactly the number it read plus one; it then holds the id
 //! (`Creating`, for the gateway's timeout plus a margin) while the gateway answers. Any other
@@ -14,7 +15,7 @@ use crate::config::Config;
 use crate::deposit::request::CreateDeposit;
 use crate::deposit::{attempt_of, Creation, Deposit, Invoice};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::reconcile::schedule_first_check;
+use crate::flow::reconcile::first_check;
 use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
     PaymentGateway,
@@ -194,9 +195,8 @@ fn create_generated(
     let invoice = invoice_for(store, platform, config, &deposit, &input)?;
     let invoice = open(&mut deposit, 0, invoice);
     deposit.created_at = store.now();
-    // Before the deposit: a check without its deposit is dropped; never the other way round.
-    schedule_first_check(store, config, &deposit)?;
-    store.insert_open(&deposit, &invoice)?;
+    let check = first_check(store, config, &deposit)?;
+    store.insert_open(&deposit, &invoice, check)?;
     hand_out(store, deposit, &invoice)
 }
 
@@ -327,7 +327,11 @@ fn create_chosen(
     }
     let invoice = open(&mut deposit, token, invoice);
     deposit.created_at = store.now();
-    schedule_first_check(store, config, &deposit)?;
+    // Before the record that hands the invoice out, which a create's retry shows again: an
+    // open deposit always has its check.
+    if let Some(check) = first_check(store, config, &deposit)? {
+        store.schedule(check)?;
+    }
     store.save_deposit(&deposit, Some(&invoice))?;
     hand_out(store, deposit, &invoice)
 }

@@ -31,6 +31,7 @@ use crate::ids::{DepositId, Reference};
 use crate::platform::{
     millis, OutboundRequest, OutboundResponse, Platform, StoreError, TransportError,
 };
+use crate::store::schedule::Due;
 use crate::store::DepositStore;
 
 /// How long after an invoice's time to be paid is over its gateway is asked how it ended
@@ -70,22 +71,24 @@ fn closes_at(lifetime: &Lifetime, created_at: u64) -> u64 {
         .saturating_add(CLOSE_MARGIN_MS)
 }
 
-/// Schedules the first check of a deposit just opened at a gateway that can be asked:
+/// The first check of a deposit just opened at a gateway that can be asked:
 /// `reconcile_after_seconds` from now, or when its invoice can no longer be paid if sooner.
-pub fn schedule_first_check(
+/// An open deposit always has its check: it is written with a generated id's record, or
+/// before the record of a chosen id's create hands the invoice out.
+pub fn first_check(
     store: &DepositStore,
     config: &Config,
     deposit: &Deposit,
-) -> Result<(), ApiError> {
+) -> Result<Option<Due>, ApiError> {
     if deposit.gateway.is_central() {
-        return Ok(());
+        return Ok(None);
     }
     let at = store
         .now()
         .saturating_add(config.gateways()?.reconcile_after_ms)
         .min(closes_at(config.lifetime()?, deposit.created_at));
-    store.schedule_reconcile(&deposit.deposit_id, deposit.epoch, (0, false), at)?;
-    Ok(())
+    let task = DepositStore::reconcile_task(&deposit.deposit_id, deposit.epoch, (0, false), at);
+    Ok(Some(task))
 }
 
 /// A deposit to ask its gateway about.

@@ -16,7 +16,7 @@ use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::ids::{DepositId, Reference};
 use crate::platform::{Clock, KeyValue, Platform, StoreError};
-use schedule::{Task, CREDITS, EXPIRY, RECONCILE};
+use schedule::{Due, Task, CREDITS, EXPIRY, RECONCILE};
 
 /// Records whose life the sweep manages (credits, notes) carry no expiry of their own.
 const NO_EXPIRY: u64 = u64::MAX;
@@ -105,18 +105,29 @@ impl<'a> DepositStore<'a> {
             .map(|e| e.v))
     }
 
-    /// Stores a deposit whose invoice exists, its invoice index and its expiry task, in one
-    /// write plus the schedule's slot number (a generated id: nobody else can hold it).
-    pub fn insert_open(&self, deposit: &Deposit, invoice: &Invoice) -> Result<(), StoreError> {
+    /// Stores a deposit whose invoice exists, its invoice index and its expiry task (and
+    /// `first_check`, its first status check), in one write plus one slot number a task (a
+    /// generated id: nobody else can hold it).
+    pub fn insert_open(
+        &self,
+        deposit: &Deposit,
+        invoice: &Invoice,
+        first_check: Option<Due>,
+    ) -> Result<(), StoreError> {
         let exp = self.expiry_from(deposit.created_at);
-        self.schedule_expiry(
-            &deposit.deposit_id,
-            exp,
-            vec![
-                (keys::deposit(&deposit.deposit_id), encode(deposit, exp)),
-                (keys::reference(&invoice.reference), encode(invoice, exp)),
-            ],
-        )
+        let expiry = Due {
+            schedule: EXPIRY,
+            at_ms: exp,
+            task: Task::Expire {
+                id: deposit.deposit_id.clone(),
+            },
+        };
+        let tasks = std::iter::once(expiry).chain(first_check).collect();
+        let records = vec![
+            (keys::deposit(&deposit.deposit_id), encode(deposit, exp)),
+            (keys::reference(&invoice.reference), encode(invoice, exp)),
+        ];
+        schedule::add_all(self.claims, self.records, self.clock, tasks, records)
     }
 
     /// Stores a create's hold on a chosen id, with the expiry task that removes it if the
@@ -138,22 +149,47 @@ impl<'a> DepositStore<'a> {
         EXPIRY.add(self.claims, self.records, self.clock, at, &task, records)
     }
 
-    /// Adds the task that asks the gateway about deposit `id` (epoch `epoch`) at `at`, as
-    /// check `round` of its chain, or `once` as a check of its own.
+    /// The task that asks the gateway about deposit `id` (epoch `epoch`) at `at`, as check
+    /// `round` of its chain, or `once` as a check of its own.
+    pub fn reconcile_task(id: &DepositId, epoch: u64, (round, once): (u32, bool), at: u64) -> Due {
+        Due {
+            schedule: RECONCILE,
+            at_ms: at,
+            task: Task::Reconcile {
+                id: id.clone(),
+                epoch,
+                round,
+                once,
+            },
+        }
+    }
+
+    /// Adds [`Self::reconcile_task`].
     pub fn schedule_reconcile(
         &self,
         id: &DepositId,
         epoch: u64,
-        (round, once): (u32, bool),
+        round: (u32, bool),
         at: u64,
     ) -> Result<(), StoreError> {
-        let task = Task::Reconcile {
-            id: id.clone(),
-            epoch,
-            round,
-            once,
-        };
-        RECONCILE.add(self.claims, self.records, self.clock, at, &task, Vec::new())
+        self.schedule(Self::reconcile_task(id, epoch, round, at))
+    }
+
+    /// Adds a task on its own.
+    pub fn schedule(&self, due: Due) -> Result<(), StoreError> {
+        let Due {
+            schedule,
+            at_ms,
+            task,
+        } = due;
+        schedule.add(
+            self.claims,
+            self.records,
+            self.clock,
+            at_ms,
+            &task,
+            Vec::new(),
+        )
     }
 
     /// Notes that round `round` of deposit `id`'s status checks scheduled its next. Written

@@ -127,6 +127,75 @@ pub struct Bucket {
     pub count: u64,
 }
 
+/// A task to add to a schedule, due at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The schedule.
+    pub schedule: Schedule,
+    /// When it is due.
+    pub at_ms: u64,
+    /// The task.
+    pub task: Task,
+}
+
+/// Adds every task of `tasks`, writing `records` (in the `default` label) in the same
+/// operation as their slots: one `increment` a task and one `set_many` in all. Never a bucket
+/// that may already have been swept.
+pub fn add_all(
+    claims: &dyn KeyValue,
+    store: &dyn KeyValue,
+    clock: &dyn Clock,
+    tasks: Vec<Due>,
+    records: Vec<(String, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    // A writer late more than a few times in a row is stalled; its caller retries.
+    add_within(claims, store, clock, tasks, records, 4)
+}
+
+fn add_within(
+    claims: &dyn KeyValue,
+    store: &dyn KeyValue,
+    clock: &dyn Clock,
+    tasks: Vec<Due>,
+    mut records: Vec<(String, Vec<u8>)>,
+    tries: u32,
+) -> Result<(), StoreError> {
+    if tries == 0 {
+        let names: Vec<&str> = tasks.iter().map(|due| due.schedule.name).collect();
+        return Err(StoreError::Other(format!(
+            "could not schedule a task in {}: the clock keeps passing its bucket",
+            names.join(", ")
+        )));
+    }
+    let mut slots = Vec::with_capacity(tasks.len());
+    let mut entries = Vec::with_capacity(tasks.len() + records.len());
+    for due in tasks {
+        let schedule = due.schedule;
+        let bucket = schedule
+            .bucket_of(due.at_ms)
+            .max(schedule.bucket_of(clock.now_ms()) + 1);
+        let slot = schedule.take_slot(claims, bucket)?;
+        let value = serde_json::to_vec(&due.task).unwrap_or_default();
+        entries.push((slot.clone(), value));
+        slots.push((slot, schedule.bucket_end(bucket), due));
+    }
+    entries.append(&mut records);
+    store.set_many(&entries)?;
+    let now = clock.now_ms();
+    // Too late for its bucket: add it again to a later one, then take the slot back (if the
+    // adding fails, the slot stays: it still runs unless its bucket was swept).
+    let (taken_back, again): (Vec<String>, Vec<Due>) = slots
+        .into_iter()
+        .filter(|(_, end, _)| now >= *end)
+        .map(|(slot, _, due)| (slot, Due { at_ms: now, ..due }))
+        .unzip();
+    if again.is_empty() {
+        return Ok(());
+    }
+    add_within(claims, store, clock, again, Vec::new(), tries - 1)?;
+    taken_back.iter().try_for_each(|slot| store.delete(slot))
+}
+
 impl Schedule {
     fn day_len(&self) -> u64 {
         self.block * self.day
@@ -151,40 +220,29 @@ impl Schedule {
         task: &Task,
         records: Vec<(String, Vec<u8>)>,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(task).unwrap_or_default();
-        let mut records = records;
-        let mut at = at_ms;
-        // A writer late more than a few times in a row is stalled; its caller retries.
-        for _ in 0..4 {
-            let bucket = self.bucket_of(at).max(self.bucket_of(clock.now_ms()) + 1);
-            let n = claims.increment(&keys::slot_count(self.name, bucket), 1)?;
-            let n = u64::try_from(n).unwrap_or(0);
-            // The markers must exist before the slot does, the day's before the block's. The
-            // bucket's first writer sets them; the others check (the first may have died).
-            let block = keys::block(self.name, bucket / self.block);
-            if n == 1 || claims.get(&block)?.is_none() {
-                let day = keys::day(self.name, bucket / self.day_len());
-                if claims.get(&day)?.is_none() {
-                    claims.increment(&day, 1)?;
-                }
-                claims.increment(&block, 1)?;
+        let due = Due {
+            schedule: *self,
+            at_ms,
+            task: task.clone(),
+        };
+        add_all(claims, store, clock, vec![due], records)
+    }
+
+    /// Hands out the next slot of `bucket`, setting the markers it needs first.
+    fn take_slot(&self, claims: &dyn KeyValue, bucket: u64) -> Result<String, StoreError> {
+        let n = claims.increment(&keys::slot_count(self.name, bucket), 1)?;
+        let n = u64::try_from(n).unwrap_or(0);
+        // The markers must exist before the slot does, the day's before the block's. The
+        // bucket's first writer sets them; the others check (the first may have died).
+        let block = keys::block(self.name, bucket / self.block);
+        if n == 1 || claims.get(&block)?.is_none() {
+            let day = keys::day(self.name, bucket / self.day_len());
+            if claims.get(&day)?.is_none() {
+                claims.increment(&day, 1)?;
             }
-            let slot = keys::slot(self.name, bucket, n);
-            let mut entries = vec![(slot.clone(), value.clone())];
-            entries.append(&mut records);
-            store.set_many(&entries)?;
-            let now = clock.now_ms();
-            if now < self.bucket_end(bucket) {
-                return Ok(());
-            }
-            // Too late for this bucket: take the slot back and use a later one.
-            store.delete(&slot)?;
-            at = now;
+            claims.increment(&block, 1)?;
         }
-        Err(StoreError::Other(format!(
-            "could not schedule a task in {}: the clock keeps passing its bucket",
-            self.name
-        )))
+        Ok(keys::slot(self.name, bucket, n))
     }
 
     /// Where the sweep resumes: the stored cursor, or `lookback_ms` before `now`.
