@@ -48,10 +48,19 @@ find_python() {
   return 1
 }
 
+# Binaryen's wasm-opt (Debian's binaryen) and wasm-tools (crates.io, pinned), with which
+# scripts/wasm-link.sh shrinks every component; without them the components link larger.
+# Installed before the first build: cargo does not link again when they appear later.
+ensure_wasm_shrinkers() {
+  ensure_packages wasm-opt:binaryen
+  command -v wasm-tools >/dev/null || cargo install --quiet --locked wasm-tools --version 1.263.0
+}
+
 # The components and every native binary (host, mocks, bench). Always the whole workspace:
 # `-p topup-host` alone resolves other dependency features and would rebuild wasmtime, so
 # run.sh, test.sh and bench.sh share this one build.
 build_app() {
+  ensure_wasm_shrinkers
   cargo build --target wasm32-wasip2 --release
   build_p3
   cargo build --profile host --workspace --bins

@@ -1,17 +1,18 @@
 //! No shipped component grows past its build's limit: the WASIp2 build (spin.toml,
 //! `target/wasm32-wasip2/release`) and the WASIp3 build (spin.p3.toml,
-//! `target/wasm32-wasip2/release-p3`). The target is 300 KiB in both (issues 21 and 25); it is
-//! not met yet (sweep 311.0 KiB p2, 350.6 KiB p3 with issue 21's write path), so these limits
-//! hold today's largest components with 3 KiB to spare, to be lowered to 300 KiB as they shrink. Runs on the built `.wasm`
-//! files; scripts/test.sh builds both before the tests.
+//! `target/wasm32-wasip2/release-p3`), as scripts/wasm-link.sh links them (wasm-opt on the
+//! core module; scripts/setup.sh installs wasm-opt and wasm-tools). The target is 300 KiB in
+//! both (issues 21 and 25): the WASIp2 build meets it; the WASIp3 build does not yet (its
+//! sweep is 335.6 KiB), so its limit holds today's largest with 3 KiB to spare, to be lowered
+//! as it shrinks. Runs on the built `.wasm` files; scripts/test.sh builds both first.
 
 use std::path::{Path, PathBuf};
 
 use topup_host::manifest::Manifest;
 
 /// The largest a shipped component of each build may be today (the target is 300 KiB).
-const MAX_P2_BYTES: u64 = 314 * 1024;
-const MAX_P3_BYTES: u64 = 354 * 1024;
+const MAX_P2_BYTES: u64 = 300 * 1024;
+const MAX_P3_BYTES: u64 = 339 * 1024;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -60,7 +61,8 @@ fn no_shipped_component_grows_past_its_builds_limit() {
     assert!(checked >= 22, "both builds' components were checked");
     assert!(
         over.is_empty(),
-        "components over their build's limit:\n{}",
+        "components over their build's limit (linked without wasm-opt and wasm-tools? \
+         scripts/wasm-link.sh needs both on PATH):\n{}",
         over.join("\n")
     );
 }
