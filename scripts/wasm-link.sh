@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The linker of the wasm32-wasip2 components (.cargo/config.toml): rustc's own
 # wasm-component-ld links the core module, Binaryen's `wasm-opt -Oz` shrinks it (about 7 %
-# of every component, with the same behaviour), and `wasm-tools component new` makes it the
-# component, as wasm-component-ld would have. Without wasm-opt or wasm-tools (scripts/setup.sh
+# of every component, with the same behaviour), `wasm-tools component new` makes it the
+# component, as wasm-component-ld would have, and `wasm-tools strip --all` drops the
+# component's debug names. Without wasm-opt or wasm-tools (scripts/setup.sh
 # installs both), or for a link it does not recognise, it is wasm-component-ld alone: the
 # same component, only larger.
 set -euo pipefail
@@ -47,4 +48,12 @@ if ! wasm-tools component new "$core" -o "$output"; then
   echo "wasm-link.sh: wasm-tools could not make the component of $output; linked without it" >&2
   rm -f "$core" "$core.opt"
   exec "$real" "$@"
+fi
+# The component's own debug names (`component-name`, the adapters' `name`: about 13 KB) go
+# the way `strip = true` sends the core module's; no runtime reads them.
+if wasm-tools strip --all "$output" -o "$output.stripped"; then
+  mv "$output.stripped" "$output"
+else
+  rm -f "$output.stripped"
+  echo "wasm-link.sh: wasm-tools could not strip $output; kept its names" >&2
 fi

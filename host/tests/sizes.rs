@@ -1,10 +1,10 @@
 //! No shipped component grows past its build's limit: the WASIp2 build (spin.toml,
 //! `target/wasm32-wasip2/release`) and the WASIp3 build (spin.p3.toml,
 //! `target/wasm32-wasip2/release-p3`), as scripts/wasm-link.sh links them (wasm-opt on the
-//! core module; scripts/setup.sh installs wasm-opt and wasm-tools). The target is 300 KiB in
-//! both (issues 21 and 25): the WASIp2 build meets it; the WASIp3 build does not yet (its
-//! sweep is 335.6 KiB), so its limit holds today's largest with 3 KiB to spare, to be lowered
-//! as it shrinks. Runs on the built `.wasm` files; scripts/test.sh builds both first.
+//! core module, the component's debug names stripped; scripts/setup.sh installs wasm-opt and
+//! wasm-tools). The target is 300 KiB in both (issues 21 and 25): the WASIp2 build meets it;
+//! the WASIp3 build does not yet (its sweep is 332.0 KiB), so its limit holds today's largest
+//! with 1 KiB to spare, to be lowered as it shrinks. Runs on the built `.wasm` files; scripts/test.sh builds both first.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use topup_host::manifest::Manifest;
 
 /// The largest a shipped component of each build may be today (the target is 300 KiB).
 const MAX_P2_BYTES: u64 = 300 * 1024;
-const MAX_P3_BYTES: u64 = 339 * 1024;
+const MAX_P3_BYTES: u64 = 333 * 1024;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
