@@ -20,23 +20,33 @@ pub fn cloud_manifest(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
         else {
             continue;
         };
-        for entry in hosts.iter_mut() {
+        let mut unused = Vec::new();
+        for (index, entry) in hosts.iter_mut().enumerate() {
             let Some(template) = entry.as_str().filter(|t| t.contains("{{")) else {
                 continue;
             };
             let origin = expand_template(template, &lookup)
                 .with_context(|| format!("component {id}: {template}"))?;
+            // Spin skips an entry whose variable is empty (an unused slot such as
+            // `bot_origin_4`); a literal empty entry would be an error.
+            if matches!(origin.trim(), "" | "http://" | "https://") {
+                unused.push(index);
+                continue;
+            }
             AllowedHost::parse(&origin).with_context(|| {
                 format!("component {id}: {template} expands to {origin:?}, not an origin")
             })?;
             manifest_edit::replace_keeping_decor(entry, origin);
+        }
+        for index in unused.into_iter().rev() {
+            hosts.remove(index);
         }
     }
     Ok(document.to_string())
 }
 
 /// A variable's value as `spin up` resolves it from the environment: `SPIN_VARIABLE_<NAME>`,
-/// else the manifest's default.
+/// else the manifest's default (`None` for a required variable left unset).
 pub fn from_environment<'a>(
     manifest: &'a crate::manifest::Manifest,
 ) -> impl Fn(&str) -> Option<String> + 'a {
@@ -44,7 +54,6 @@ pub fn from_environment<'a>(
         std::env::var(format!("SPIN_VARIABLE_{}", name.to_uppercase()))
             .ok()
             .or_else(|| manifest.variables.get(name)?.default.clone())
-            .filter(|value| !value.is_empty())
     }
 }
 
@@ -75,6 +84,19 @@ pg = "{{ pg }}"
                 1
             )
         );
+    }
+
+    #[test]
+    fn drops_an_entry_whose_variable_is_empty_as_spin_skips_it() {
+        let manifest = MANIFEST.replace("\"{{ pg }}\", ", "\"{{ pg }}\", \"{{ slot }}\", ");
+        let slot_empty = |name: &str| match name {
+            "slot" => Some(String::new()),
+            _ => lookup(name),
+        };
+        let out = cloud_manifest(&manifest, slot_empty).unwrap();
+        assert!(out.contains(
+            r#"allowed_outbound_hosts = ["https://pg.example.com:8443", "https://fixed.example.com"]"#
+        ), "{out}");
     }
 
     #[test]

@@ -28,6 +28,10 @@ fn spin_toml_declares_exactly_the_core_variables() {
     }
     assert!(manifest.variables["shared_secret"].secret);
     assert!(manifest.variables["shared_secret_previous"].secret);
+    assert!(
+        manifest.variables["bots"].secret,
+        "bots holds each bot's keys"
+    );
     for secret in [
         "pg_shared_secret",
         "duitku_api_key",
@@ -108,6 +112,10 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
                 &["default", "claims"],
                 &[
                     "{{ bot_backend_url }}",
+                    "{{ bot_origin_1 }}",
+                    "{{ bot_origin_2 }}",
+                    "{{ bot_origin_3 }}",
+                    "{{ bot_origin_4 }}",
                     "{{ duitku_base_url }}",
                     "{{ midtrans_api_url }}",
                     "{{ xendit_base_url }}",
@@ -117,17 +125,48 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             // A notice these gateways do not sign in full is confirmed with their status API.
             "callback-duitku" => (
                 &["default", "claims"],
-                &["{{ bot_backend_url }}", "{{ duitku_base_url }}"],
+                &[
+                    "{{ bot_backend_url }}",
+                    "{{ bot_origin_1 }}",
+                    "{{ bot_origin_2 }}",
+                    "{{ bot_origin_3 }}",
+                    "{{ bot_origin_4 }}",
+                    "{{ duitku_base_url }}",
+                ],
             ),
             "callback-midtrans" => (
                 &["default", "claims"],
-                &["{{ bot_backend_url }}", "{{ midtrans_api_url }}"],
+                &[
+                    "{{ bot_backend_url }}",
+                    "{{ bot_origin_1 }}",
+                    "{{ bot_origin_2 }}",
+                    "{{ bot_origin_3 }}",
+                    "{{ bot_origin_4 }}",
+                    "{{ midtrans_api_url }}",
+                ],
             ),
             "callback-xendit" => (
                 &["default", "claims"],
-                &["{{ bot_backend_url }}", "{{ xendit_base_url }}"],
+                &[
+                    "{{ bot_backend_url }}",
+                    "{{ bot_origin_1 }}",
+                    "{{ bot_origin_2 }}",
+                    "{{ bot_origin_3 }}",
+                    "{{ bot_origin_4 }}",
+                    "{{ xendit_base_url }}",
+                ],
             ),
-            _ => (&["default", "claims"], &["{{ bot_backend_url }}"]),
+            // Each bot's credit origin: `default`'s, and a slot per bot of `bots`.
+            _ => (
+                &["default", "claims"],
+                &[
+                    "{{ bot_backend_url }}",
+                    "{{ bot_origin_1 }}",
+                    "{{ bot_origin_2 }}",
+                    "{{ bot_origin_3 }}",
+                    "{{ bot_origin_4 }}",
+                ],
+            ),
         };
         assert_eq!(component.key_value_stores, stores, "{id} stores");
         assert_eq!(

@@ -12,6 +12,7 @@
 )]
 
 mod api;
+mod bots;
 mod create_race;
 mod faults;
 mod gateways;

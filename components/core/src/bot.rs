@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{Auth, Delivery, INLINE_BUDGET};
+use crate::config::{CreditTarget, Delivery, Unroutable, INLINE_BUDGET};
 use crate::http::body_excerpt;
 use crate::platform::{
     millis, Clock, HttpClient, HttpMethod, OutboundRequest, OutboundResponse, TransportError,
@@ -36,12 +36,16 @@ pub struct CreditCall<'a> {
     pub paid_at: u64,
     /// The gateway's payment method, when it said.
     pub payment_method: Option<&'a str>,
+    /// The bot credited, when it is not `default` (a single-bot deployment's credits keep
+    /// the original body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<&'a str>,
 }
 
-/// The signed credit request for a payment (POST `{bot_backend_url}{bot_credit_path}`).
+/// The credit request for a payment, signed with its bot's secret (POST to the bot's credit
+/// URL: `{bot_backend_url}{bot_credit_path}` for `default`).
 pub fn credit_request(
-    auth: &Auth,
-    delivery: &Delivery,
+    target: &CreditTarget,
     call: &CreditCall,
     now: u64,
     timeout: Duration,
@@ -49,8 +53,8 @@ pub fn credit_request(
     let body = serde_json::to_vec(call).unwrap_or_default();
     OutboundRequest {
         method: HttpMethod::Post,
-        url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
-        headers: signed_headers(auth, &body, now, call.deposit_id)
+        url: target.url.clone(),
+        headers: signed_headers(target.auth, &body, now, call.deposit_id)
             .into_iter()
             .chain([("idempotency-key".to_string(), call.deposit_id.to_string())])
             .collect(),
@@ -73,6 +77,9 @@ pub enum DeliveryOutcome {
     },
     /// No answer.
     Unreachable(TransportError),
+    /// Not sent: the deposit's bot is not configured, or the manifest does not let us reach
+    /// it. The credit stays owed; no attempt or retry is counted.
+    NotSent(Unroutable),
 }
 
 impl DeliveryOutcome {
@@ -104,7 +111,7 @@ impl DeliveryOutcome {
     /// Whether another quick attempt could help (transport errors, 5xx, 408, 429).
     fn worth_quick_retry(&self) -> bool {
         match self {
-            Self::Accepted => false,
+            Self::Accepted | Self::NotSent(_) => false,
             Self::Unreachable(_) => true,
             Self::Rejected { status, .. } => *status >= 500 || matches!(status, 408 | 429),
         }
@@ -124,6 +131,14 @@ impl DeliveryOutcome {
                 "error": "BOT_UNREACHABLE",
                 "detail": { "status": Value::Null, "body": Value::Null, "reason": error.to_string() },
             }),
+            Self::NotSent(why) => json!({
+                "ok": false,
+                "error": match why {
+                    Unroutable::UnknownBot(_) => "BOT_NOT_CONFIGURED",
+                    Unroutable::OriginNotAllowed(_) => "BOT_ORIGIN_NOT_ALLOWED",
+                },
+                "detail": { "status": Value::Null, "body": Value::Null, "reason": why.config_error().to_string() },
+            }),
         }
     }
 }
@@ -131,7 +146,7 @@ impl DeliveryOutcome {
 /// Quick attempts inside the PAID callback: at most [`INLINE_BUDGET`] in all.
 /// Returns the last outcome and how many deliveries were made.
 pub fn deliver_inline(
-    auth: &Auth,
+    target: &CreditTarget,
     delivery: &Delivery,
     call: &CreditCall,
     http: &dyn HttpClient,
@@ -144,7 +159,7 @@ pub fn deliver_inline(
         let now = clock.now_ms();
         let remaining = budget.saturating_sub(now.saturating_sub(started));
         let timeout = Duration::from_millis(remaining).min(delivery.bot_timeout);
-        let request = credit_request(auth, delivery, call, now, timeout);
+        let request = credit_request(target, call, now, timeout);
         let outcome = DeliveryOutcome::classify(http.send(request));
         deliveries += 1;
         let pause = INLINE_BACKOFF.get(deliveries as usize - 1).copied();
@@ -163,15 +178,24 @@ pub fn deliver_inline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::ids::BotId;
     use crate::signature::verify_signature;
     use crate::testing::{sample_credit, test_config, ManualClock, ScriptedHttp};
+
+    fn default_target(config: &Config) -> CreditTarget<'_> {
+        config
+            .bot_routes()
+            .unwrap()
+            .target(&BotId::default())
+            .unwrap()
+    }
 
     #[test]
     fn credit_request_follows_the_protocol() {
         let config = test_config();
         let request = credit_request(
-            config.auth().unwrap(),
-            config.delivery().unwrap(),
+            &default_target(&config),
             &sample_credit(1_000).call(),
             5_000,
             Duration::from_secs(2),
@@ -205,15 +229,13 @@ mod tests {
         let config = test_config();
         let credit = sample_credit(1_000);
         let a = credit_request(
-            config.auth().unwrap(),
-            config.delivery().unwrap(),
+            &default_target(&config),
             &credit.call(),
             5_000,
             Duration::from_secs(1),
         );
         let b = credit_request(
-            config.auth().unwrap(),
-            config.delivery().unwrap(),
+            &default_target(&config),
             &credit.call(),
             99_000,
             Duration::from_secs(1),
@@ -263,7 +285,7 @@ mod tests {
         ]);
         let clock = ManualClock::new(0);
         let (outcome, n) = deliver_inline(
-            config.auth().unwrap(),
+            &default_target(&config),
             config.delivery().unwrap(),
             &sample_credit(0).call(),
             &http,
@@ -282,7 +304,7 @@ mod tests {
         let clock = ManualClock::new(0);
         http.attach_clock(&clock);
         let (outcome, n) = deliver_inline(
-            config.auth().unwrap(),
+            &default_target(&config),
             config.delivery().unwrap(),
             &sample_credit(0).call(),
             &http,
@@ -308,7 +330,7 @@ mod tests {
         }));
         let clock = ManualClock::new(0);
         let (_, n) = deliver_inline(
-            config.auth().unwrap(),
+            &default_target(&config),
             config.delivery().unwrap(),
             &sample_credit(0).call(),
             &http,

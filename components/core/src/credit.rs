@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::bot::{CreditCall, DeliveryOutcome};
 use crate::config::Delivery;
 use crate::deposit::Invoice;
-use crate::ids::{DepositId, Reference};
+use crate::ids::{BotId, DepositId, Reference};
 use crate::platform::millis;
 
 /// Where the delivery of a paid deposit stands.
@@ -54,6 +54,9 @@ pub struct Credit {
     pub epoch: u64,
     /// Who is credited.
     pub user_id: String,
+    /// The bot it is delivered to, and no other (omitted for `default`).
+    #[serde(default, skip_serializing_if = "BotId::is_default")]
+    pub bot: BotId,
     /// How much.
     pub amount: u64,
     /// The invoice that was paid.
@@ -118,6 +121,7 @@ impl Credit {
             status: "PAID",
             paid_at: self.paid_at,
             payment_method: self.payment_method.as_deref(),
+            bot_id: (!self.bot.is_default()).then(|| self.bot.as_str()),
         }
     }
 
@@ -127,6 +131,7 @@ impl Credit {
             deposit_id: invoice.deposit_id.clone(),
             epoch: invoice.epoch,
             user_id: invoice.user_id.clone(),
+            bot: invoice.bot.clone(),
             amount: invoice.amount,
             reference: invoice.reference.clone(),
             state: CreditState::InFlight {
@@ -201,10 +206,12 @@ impl Credit {
             return;
         }
         let was_exhausted = self.is_exhausted();
-        if kind == AttemptKind::Scheduled {
+        // A credit its bot cannot be sent stays owed: nothing was tried, nothing is counted.
+        let sent = !matches!(outcome, DeliveryOutcome::NotSent(_));
+        if kind == AttemptKind::Scheduled && sent {
             self.retries = self.retries.saturating_add(1);
         }
-        self.state = if was_exhausted || self.retries >= delivery.credit_max_retries {
+        self.state = if was_exhausted || (sent && self.retries >= delivery.credit_max_retries) {
             CreditState::Exhausted
         } else {
             let schedule = &delivery.credit_retry_schedule;

@@ -82,6 +82,43 @@ macro_rules! text_id {
 
 text_id!(DepositId, "deposit id");
 text_id!(Reference, "reference");
+text_id!(BotId, "bot id");
+
+/// A bot behind this deployment: `[a-z0-9_-]{1,32}`. `default` is the bot of the single-bot
+/// variables (`shared_secret`, `bot_backend_url`); the `bots` variable names the others.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BotId(String);
+
+impl BotId {
+    /// The id of the single-bot variables' bot.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Parses an id; `None` when it breaks the rule.
+    pub fn parse(id: &str) -> Option<Self> {
+        let valid = (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        valid.then(|| Self(id.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the single-bot variables' bot (records of it omit the field).
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+}
+
+impl Default for BotId {
+    /// Records written before there were several bots are the default bot's.
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_string())
+    }
+}
 
 /// The gateways this service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -181,6 +218,18 @@ mod tests {
         for bad in ["", "with space", "tab\t", "é", &"r".repeat(129)] {
             assert!(Reference::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn bot_ids_are_short_lower_case_names() {
+        for good in ["default", "shop", "wa_bot-2", &"b".repeat(32)] {
+            assert!(BotId::parse(good).is_some(), "{good}");
+        }
+        for bad in ["", "Shop", "a b", "a:b", "é", &"b".repeat(33)] {
+            assert!(BotId::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(BotId::default().is_default());
+        assert!(!BotId::parse("shop").unwrap().is_default());
     }
 
     #[test]

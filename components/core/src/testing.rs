@@ -350,6 +350,7 @@ pub fn sample_deposit(deposit_id: &str, amount: u64) -> Deposit {
         msisdn: None,
         created_at: 0,
         gateway: crate::ids::GatewayName::Central,
+        bot: crate::ids::BotId::default(),
         creation: Creation::Open {
             token: 0,
             reference: reference(deposit_id),
@@ -368,6 +369,7 @@ pub fn sample_invoice(deposit_id: &str, amount: u64) -> Invoice {
         reference: reference(deposit_id),
         payment_url: Some(format!("https://pay.test/{deposit_id}")),
         attempt: 0,
+        bot: crate::ids::BotId::default(),
     }
 }
 

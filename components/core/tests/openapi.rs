@@ -13,15 +13,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 use topup_core::bot::credit_request;
+use topup_core::config::Config;
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
 use topup_core::error::ApiError;
 use topup_core::error::ErrorCode;
 use topup_core::gateway::notification::{CallbackBody, GatewayData};
 use topup_core::http::Request;
+use topup_core::ids::BotId;
 use topup_core::routes::route::{Peer, CORS_ALLOW_HEADERS};
 use topup_core::routes::{self, Route};
 use topup_core::schema::{field_names, RetryQuery, StatusQuery};
-use topup_core::testing::{sample_credit, test_config, TestPlatform};
+use topup_core::testing::{sample_credit, test_config, test_variables, TestPlatform};
 
 const DOCUMENT: &str = include_str!("../../../openapi.json");
 
@@ -200,21 +202,22 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
             let Some(op) = item.get(&method) else {
                 continue;
             };
-            // Whose bearer token: the bot's secret, or the Central PG's (`pg_shared_secret`).
+            // Whose bearer token: a bot's key, the deployment's secret, or the Central PG's.
             let scheme = |name: &str| {
                 op["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get(name).is_some()))
             };
-            let bearer = match (scheme("bearerAuth"), scheme("pgBearerAuth")) {
-                (false, false) => None,
-                (true, false) => Some(Peer::Bot),
-                (false, true) => Some(Peer::CentralPg),
-                (true, true) => {
-                    problems.push(format!("{method} {path}: two bearer schemes"));
-                    None
-                }
-            };
+            let schemes = [
+                ("bearerAuth", Peer::Bot),
+                ("operatorAuth", Peer::Operator),
+                ("pgBearerAuth", Peer::CentralPg),
+            ];
+            let mut required = schemes.iter().filter(|(name, _)| scheme(name));
+            let bearer = required.next().map(|(_, peer)| *peer);
+            if required.next().is_some() {
+                problems.push(format!("{method} {path}: two bearer schemes"));
+            }
             if bearer != route.auth {
                 problems.push(format!(
                     "{method} {path}: bearer token required in code: {:?}, in openapi.json: {bearer:?}",
@@ -324,7 +327,7 @@ fn the_documented_preflight_is_the_one_the_routes_answer() {
             route,
             &Request::new("OPTIONS", path),
             &platform.platform(),
-            |_, _, _| Err(ApiError::Unauthorized),
+            |_, _, _, _| Err(ApiError::Unauthorized),
         );
         answers.push((path, answer));
     }
@@ -582,15 +585,19 @@ fn the_headers_the_app_reads_are_documented() {
 #[test]
 fn the_credit_webhook_is_the_request_the_app_sends() {
     let doc = document();
-    let config = test_config();
-    let (auth, delivery) = (
-        config.auth().expect("auth"),
-        config.delivery().expect("delivery"),
-    );
-    let credit = sample_credit(1_000);
+    // A named bot's credit: every field the document lists (`botId` too) is in it.
+    let variables = test_variables()
+        .with(
+            "bots",
+            r#"[{"id":"shop","secret":"shop-secret","creditUrl":"http://bot.test/shop"}]"#,
+        )
+        .with("bot_origin_1", "http://bot.test");
+    let config = Config::load_all(&variables).expect("config");
+    let mut credit = sample_credit(1_000);
+    credit.bot = BotId::parse("shop").expect("bot id");
+    let routes = config.bot_routes().expect("routes");
     let request = credit_request(
-        auth,
-        delivery,
+        &routes.target(&credit.bot).expect("shop is configured"),
         &credit.call(),
         2_000,
         Duration::from_secs(5),

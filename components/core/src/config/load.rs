@@ -35,6 +35,7 @@ impl Config {
             xendit: None,
             tripay: None,
             reconcile: None,
+            bots: None,
         };
         if wants(Section::Auth) {
             let shared_secret = get("shared_secret")?;
@@ -176,6 +177,9 @@ impl Config {
                         ConfigError::new("reconcile_max_per_sweep", "must be 1 to 1000")
                     })?,
             });
+        }
+        if wants(Section::Bots) {
+            config.bots = Some(Bots::parse(&get(BOTS)?, |name| read(vars, name))?);
         }
         let retired = wants(Section::Retired);
         for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {

@@ -1,19 +1,23 @@
 //! Application configuration, read from Spin variables in sections, each route reading only
 //! the sections it uses (every variable is a host call through Spin's provider chain).
 
+mod auth;
+mod bots;
 mod gateways;
 mod labels;
 mod load;
 mod parse;
 mod secret;
 
+pub use auth::{Auth, SignatureScheme};
+pub use bots::{shared_key, Bot, Bots, Unroutable, BOTS, BOT_ORIGIN_SLOTS};
 pub use gateways::{Duitku, DuitkuSignature, Midtrans, Tripay, Xendit};
 pub use labels::{StoreLabels, KV_LABELS};
 pub use secret::Secret;
 
 use std::time::Duration;
 
-use crate::ids::GatewayName;
+use crate::ids::{BotId, GatewayName};
 use crate::platform::Variables;
 pub use parse::ConfigError;
 use parse::{
@@ -54,6 +58,9 @@ pub enum Section {
     /// read by the routes that serve deposits already made (callbacks, the sweep), not by
     /// create. No variables of its own.
     Retired,
+    /// The bots besides `default` and the manifest's slots for their origins (the slots are
+    /// read only while `bots` names one).
+    Bots,
 }
 
 impl Section {
@@ -91,6 +98,13 @@ impl Section {
             ],
             Section::Reconcile => &["reconcile_schedule", "reconcile_max_per_sweep"],
             Section::Retired => &[],
+            Section::Bots => &[
+                BOTS,
+                BOT_ORIGIN_SLOTS[0],
+                BOT_ORIGIN_SLOTS[1],
+                BOT_ORIGIN_SLOTS[2],
+                BOT_ORIGIN_SLOTS[3],
+            ],
             Section::Duitku => &[
                 "duitku_base_url",
                 "duitku_merchant_code",
@@ -178,6 +192,7 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Tripay,
     Section::Reconcile,
     Section::Retired,
+    Section::Bots,
 ];
 
 /// Every gateway's credentials section.
@@ -195,31 +210,48 @@ pub const ROUTE_VARIABLES: &[&str] = &["allowed_origins", KV_LABELS];
 /// against it).
 pub const INLINE_BUDGET: Duration = Duration::from_millis(2000);
 
-/// The shared secrets.
+/// Where a credit goes and what signs it.
 #[derive(Debug, Clone)]
-pub struct Auth {
-    /// Current shared secret (bearer token and HMAC key).
-    pub shared_secret: Secret,
-    /// Previous secret, still accepted inbound during a rotation.
-    pub shared_secret_previous: Option<Secret>,
-    /// What the HMAC covers, both ways.
-    pub scheme: SignatureScheme,
+pub struct CreditTarget<'a> {
+    /// The credit URL (origin and path).
+    pub url: String,
+    /// The owning bot's secret.
+    pub auth: &'a Auth,
 }
 
-/// What a peer's `X-Signature` covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureScheme {
-    /// The raw body (the original API; `X-Timestamp` and `X-Nonce` are not signed).
-    Body,
-    /// `{X-Timestamp}.{X-Nonce}.{raw body}`, both headers required: a notice cannot be sent
-    /// again with a fresh timestamp or nonce (`pg_signature = timestamped`).
-    Timestamped,
+/// Where each bot's credits go: the configuration a delivery reads.
+#[derive(Debug, Clone, Copy)]
+pub struct BotRoutes<'a> {
+    /// The single-bot secrets (`default` signs with them).
+    pub auth: &'a Auth,
+    /// `default`'s credit URL, and timeouts and retries for every bot.
+    pub delivery: &'a Delivery,
+    /// The named bots.
+    pub bots: &'a Bots,
 }
 
-impl Auth {
-    /// The secrets accepted on inbound requests: current first, then the previous one.
-    pub fn inbound_secrets(&self) -> impl Iterator<Item = &Secret> {
-        std::iter::once(&self.shared_secret).chain(self.shared_secret_previous.as_ref())
+impl<'a> BotRoutes<'a> {
+    /// Where `bot`'s credits go and what signs them; a bot that is not configured, or whose
+    /// origin the manifest does not allow, gets none (its credits stay owed).
+    pub fn target(&self, bot: &BotId) -> Result<CreditTarget<'a>, Unroutable> {
+        let delivery = self.delivery;
+        if bot.is_default() {
+            return Ok(CreditTarget {
+                url: format!("{}{}", delivery.bot_backend_url, delivery.bot_credit_path),
+                auth: self.auth,
+            });
+        }
+        let named = self
+            .bots
+            .get(bot)
+            .ok_or_else(|| Unroutable::UnknownBot(bot.clone()))?;
+        if !self.bots.allows(named, &delivery.bot_backend_url) {
+            return Err(Unroutable::OriginNotAllowed(bot.clone()));
+        }
+        Ok(CreditTarget {
+            url: format!("{}{}", named.origin, named.credit_path),
+            auth: &named.signing,
+        })
     }
 }
 
@@ -349,6 +381,7 @@ pub struct Config {
     xendit: Option<Xendit>,
     tripay: Option<Tripay>,
     reconcile: Option<Reconcile>,
+    bots: Option<Bots>,
 }
 
 /// Every variable the service reads, with its default (`None` = required).
@@ -406,6 +439,11 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
         Some("600,1800,3600,10800,21600,86400"),
     ),
     ("reconcile_max_per_sweep", Some("20")),
+    (BOTS, Some("[]")),
+    ("bot_origin_1", Some("")),
+    ("bot_origin_2", Some("")),
+    ("bot_origin_3", Some("")),
+    ("bot_origin_4", Some("")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
@@ -524,6 +562,20 @@ impl Config {
         self.reconcile
             .as_ref()
             .ok_or_else(|| not_read(Section::Reconcile))
+    }
+
+    /// The bots besides `default`.
+    pub fn bots(&self) -> Result<&Bots, ConfigError> {
+        self.bots.as_ref().ok_or_else(|| not_read(Section::Bots))
+    }
+
+    /// Where each bot's credits go and what signs them.
+    pub fn bot_routes(&self) -> Result<BotRoutes<'_>, ConfigError> {
+        Ok(BotRoutes {
+            auth: self.auth()?,
+            delivery: self.delivery()?,
+            bots: self.bots()?,
+        })
     }
 
     /// Tripay's settings (while enabled, or retired with its credentials set).

@@ -12,7 +12,7 @@ pub mod request;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DepositId, GatewayName, Reference};
+use crate::ids::{BotId, DepositId, GatewayName, Reference};
 
 /// The record at `deposit:{id}`: who, how much, and where its creation stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,10 @@ pub struct Deposit {
     /// The gateway that bills it (omitted for the Central PG, as in older records).
     #[serde(default, skip_serializing_if = "GatewayName::is_central")]
     pub gateway: GatewayName,
+    /// The bot that made it, the only one it is shown to and credited to (omitted for
+    /// `default`, as in older records).
+    #[serde(default, skip_serializing_if = "BotId::is_default")]
+    pub bot: BotId,
 }
 
 /// Where a deposit's creation stands.
@@ -103,6 +107,7 @@ impl Deposit {
                 reference: reference.clone(),
                 payment_url: Some(payment_url.clone()),
                 attempt: attempt_of(*token),
+                bot: self.bot.clone(),
             }),
             _ => None,
         }
@@ -140,6 +145,9 @@ pub struct Invoice {
     /// 0: it names the invoice's order at Duitku (see `Duitku::order_id`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u64,
+    /// The bot credited when it is paid (omitted for `default`).
+    #[serde(default, skip_serializing_if = "BotId::is_default")]
+    pub bot: BotId,
 }
 
 fn is_zero(n: &u64) -> bool {

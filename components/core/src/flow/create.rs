@@ -20,7 +20,7 @@ use crate::gateway::{
     adapter, create_invoice_at, default_product_details, CreatedInvoice, GatewayName, InvoiceOrder,
     PaymentGateway,
 };
-use crate::ids::DepositId;
+use crate::ids::{BotId, DepositId};
 use crate::platform::Platform;
 use crate::store::DepositStore;
 
@@ -62,12 +62,17 @@ pub fn create_deposit(
     platform: &Platform,
     config: &Config,
     input: CreateDeposit,
+    bot: BotId,
 ) -> Result<Created, ApiError> {
     let store = DepositStore::new(platform, config.lifetime()?);
     let gateway = chosen_gateway(config, input.gateway)?;
+    // No invoice for a bot its credit could not reach.
+    if let Err(unroutable) = config.bot_routes()?.target(&bot) {
+        return Err(ApiError::Config(unroutable.config_error()));
+    }
     match input.deposit_id.clone() {
-        None => create_generated(&store, platform, config, input, gateway),
-        Some(id) => create_chosen(&store, platform, config, input, id, gateway),
+        None => create_generated(&store, platform, config, input, gateway, &bot),
+        Some(id) => create_chosen(&store, platform, config, input, id, (gateway, &bot)),
     }
 }
 
@@ -91,6 +96,7 @@ fn new_deposit(
     epoch: u64,
     now: u64,
     creation: (Creation, GatewayName),
+    bot: &BotId,
 ) -> Deposit {
     let (creation, gateway) = creation;
     Deposit {
@@ -107,6 +113,7 @@ fn new_deposit(
         created_at: now,
         creation,
         gateway,
+        bot: bot.clone(),
     }
 }
 
@@ -154,6 +161,7 @@ fn open(deposit: &mut Deposit, token: u64, created: CreatedInvoice) -> Invoice {
         reference: created.reference.clone(),
         payment_url: Some(created.payment_url.clone()),
         attempt: attempt_of(token),
+        bot: deposit.bot.clone(),
     };
     deposit.creation = Creation::Open {
         token,
@@ -186,12 +194,13 @@ fn create_generated(
     config: &Config,
     input: CreateDeposit,
     gateway: GatewayName,
+    bot: &BotId,
 ) -> Result<Created, ApiError> {
     let id = DepositId::generate(platform.random);
     let pending = Creation::Abandoned { token: 0 };
     // A generated id is new: its first (and only) deposit.
     let now = store.now();
-    let mut deposit = new_deposit(&input, id, now, now, (pending, gateway));
+    let mut deposit = new_deposit(&input, id, now, now, (pending, gateway), bot);
     let invoice = invoice_for(store, platform, config, &deposit, &input)?;
     let invoice = open(&mut deposit, 0, invoice);
     deposit.created_at = store.now();
@@ -206,7 +215,7 @@ fn create_chosen(
     config: &Config,
     input: CreateDeposit,
     id: DepositId,
-    gateway: GatewayName,
+    (gateway, bot): (GatewayName, &BotId),
 ) -> Result<Created, ApiError> {
     let now = store.now();
     // Long enough for the slowest gateway's call.
@@ -220,7 +229,9 @@ fn create_chosen(
     if let Some(existing) = &existing {
         let same = existing.v.user_id == input.user_id
             && existing.v.amount == input.amount
-            && existing.v.gateway == gateway;
+            && existing.v.gateway == gateway
+            // Another bot's deposit is never shown or taken over: its id is just taken.
+            && existing.v.bot == *bot;
         if now >= existing.exp {
             // Its lifetime is over: it is kept only while something is still owed or
             // unsettled on it, and then removed; only then is the id free for a new deposit.
@@ -297,6 +308,7 @@ fn create_chosen(
         epoch,
         now,
         (Creation::Creating { token, until }, gateway),
+        bot,
     );
     store.insert_intent(&deposit)?;
     let still_ours = |store: &DepositStore| -> Result<bool, ApiError> {

@@ -2,12 +2,12 @@
 //! of an orphaned payment have in common.
 
 use crate::bot::{credit_request, DeliveryOutcome};
-use crate::config::{Auth, Delivery};
+use crate::config::{BotRoutes, Delivery};
 use crate::credit::{AttemptKind, Credit, CreditLog, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::Invoice;
 use crate::ids::DepositId;
-use crate::platform::{Platform, StoreError};
+use crate::platform::{Platform, StoreError, TransportError};
 use crate::store::DepositStore;
 
 /// A payment seen only in a callback's note: its recorder died before writing it.
@@ -94,25 +94,49 @@ pub fn take_over(
     Ok(Some(owned))
 }
 
-/// Sends owned credits concurrently and records each outcome; returns which the bot accepted.
+/// Sends owned credits concurrently, each to its own bot, and records each outcome (a credit
+/// whose bot cannot be reached is not sent and stays owed); returns them as recorded.
 pub fn deliver(
     store: &DepositStore,
     platform: &Platform,
-    (auth, delivery): (&Auth, &Delivery),
+    routes: BotRoutes,
     owned: Vec<Credit>,
     kind: AttemptKind,
 ) -> Result<Vec<Credit>, StoreError> {
+    let delivery = routes.delivery;
     let now = platform.clock.now_ms();
+    // Per credit: where it goes, or why it cannot be sent.
+    let targets = owned
+        .iter()
+        .map(|credit| routes.target(&credit.bot))
+        .collect::<Vec<_>>();
     let requests = owned
         .iter()
-        .map(|credit| credit_request(auth, delivery, &credit.call(), now, delivery.bot_timeout))
+        .zip(&targets)
+        .filter_map(|(credit, target)| {
+            let target = target.as_ref().ok()?;
+            Some(credit_request(
+                target,
+                &credit.call(),
+                now,
+                delivery.bot_timeout,
+            ))
+        })
         .collect();
-    let results = platform.http.send_all(requests);
+    let mut results = platform.http.send_all(requests).into_iter();
     let done = platform.clock.now_ms();
     let mut recorded = Vec::with_capacity(owned.len());
-    for (mut credit, result) in owned.into_iter().zip(results) {
-        let outcome = DeliveryOutcome::classify(result);
-        credit.record(&outcome, 1, kind, done, delivery);
+    for (mut credit, target) in owned.into_iter().zip(targets) {
+        let (outcome, deliveries) = match target {
+            Err(why) => (DeliveryOutcome::NotSent(why), 0),
+            Ok(_) => {
+                let result = results
+                    .next()
+                    .unwrap_or_else(|| Err(TransportError::Other("no answer".into())));
+                (DeliveryOutcome::classify(result), 1)
+            }
+        };
+        credit.record(&outcome, deliveries, kind, done, delivery);
         save_outcome(store, &credit)?;
         recorded.push(credit);
     }

@@ -10,7 +10,7 @@
 //! its deposit lives at least `nonce_ttl` more), by one `increment`, its key removed with the
 //! deposit; otherwise with an expiry task of its own.
 
-use crate::bot::deliver_inline;
+use crate::bot::{deliver_inline, DeliveryOutcome};
 use crate::config::Config;
 use crate::credit::{AttemptKind, Credit, CreditState, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
@@ -269,7 +269,7 @@ fn record_and_deliver(
     nonce: Option<String>,
 ) -> Result<(CallbackOutcome, bool), ApiError> {
     let id = &invoice.deposit_id;
-    let (auth, delivery) = (config.auth()?, config.delivery()?);
+    let delivery = config.delivery()?;
     let mut credit = Credit::new(invoice, facts, 0, delivery.credit_lease);
     credit.nonce = nonce;
     store.save_credit(&credit)?;
@@ -280,13 +280,17 @@ fn record_and_deliver(
         store.schedule_credit(id, lease_end, Vec::new())?;
         return Ok((CallbackOutcome::Recorded, false));
     }
-    let (outcome, deliveries) = deliver_inline(
-        auth,
-        delivery,
-        &credit.call(),
-        platform.http,
-        platform.clock,
-    );
+    let (outcome, deliveries) = match config.bot_routes()?.target(&credit.bot) {
+        Ok(target) => deliver_inline(
+            &target,
+            delivery,
+            &credit.call(),
+            platform.http,
+            platform.clock,
+        ),
+        // Recorded and owed; the sweep tries again once the bot is configured.
+        Err(why) => (DeliveryOutcome::NotSent(why), 0),
+    };
     credit.record(
         &outcome,
         deliveries,

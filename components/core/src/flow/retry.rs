@@ -9,7 +9,7 @@ use crate::credit::AttemptKind;
 use crate::deposit::Creation;
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::delivery::{deliver, take_over, Orphan};
-use crate::ids::DepositId;
+use crate::ids::{BotId, DepositId};
 use crate::platform::millis;
 use crate::platform::Platform;
 use crate::store::DepositStore;
@@ -43,11 +43,17 @@ pub fn retry_one(
     platform: &Platform,
     config: &Config,
     id: &DepositId,
+    caller: &BotId,
 ) -> Result<ManualRetry, ApiError> {
     let store = DepositStore::new(platform, config.lifetime()?);
-    let (auth, delivery) = (config.auth()?, config.delivery()?);
+    let delivery = config.delivery()?;
     let now = store.now();
-    let deposit = store.deposit(id)?.ok_or(ApiError::DepositNotFound)?.v;
+    let deposit = store
+        .deposit(id)?
+        // Another bot's deposit is not found: its id tells nothing.
+        .filter(|d| d.v.bot == *caller)
+        .ok_or(ApiError::DepositNotFound)?
+        .v;
     // A create still waiting for its invoice has nothing to deliver (but one that took over
     // and failed may follow one that handed out its invoice).
     if !matches!(deposit.creation, Creation::Open { .. }) && store.invoices(&deposit)?.is_empty() {
@@ -104,7 +110,7 @@ pub fn retry_one(
     let delivered = deliver(
         &store,
         platform,
-        (auth, delivery),
+        config.bot_routes()?,
         vec![owned],
         AttemptKind::Manual,
     )?;

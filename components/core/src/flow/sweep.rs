@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Auth, Config, Delivery, Lifetime};
+use crate::config::{BotRoutes, Config, Delivery, Lifetime};
 use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
 use crate::flow::delivery::{deliver, take_over, Orphan};
@@ -48,6 +48,9 @@ pub struct SweepReport {
     pub more: bool,
     /// Of the failed, how many gave up and wait for a manual retry.
     pub exhausted: u32,
+    /// Credits not sent because their bot is not configured (or the manifest does not allow
+    /// its origin): they stay owed, counted in `remaining`, and go to that bot once it is.
+    pub not_sent: u32,
     /// Payments recorded from a gateway callback whose recorder died.
     pub recovered: u32,
     /// Deposits and nonces removed at the end of their life.
@@ -70,7 +73,7 @@ struct Sweep<'a, 'p> {
     checks: Vec<Check>,
     /// Most status queries this sweep may send.
     max_checks: u32,
-    auth: &'a Auth,
+    routes: BotRoutes<'a>,
     delivery: &'a Delivery,
     lifetime: &'a Lifetime,
     report: SweepReport,
@@ -90,7 +93,7 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
         config,
         checks: Vec::new(),
         max_checks: config.reconcile()?.max_per_sweep,
-        auth: config.auth()?,
+        routes: config.bot_routes()?,
         delivery: config.delivery()?,
         lifetime,
         report: SweepReport {
@@ -342,11 +345,16 @@ impl Sweep<'_, '_> {
         let done = deliver(
             &self.store,
             self.platform,
-            (self.auth, self.delivery),
+            self.routes,
             batch,
             AttemptKind::Scheduled,
         )?;
         for credit in done {
+            if self.routes.target(&credit.bot).is_err() {
+                self.report.not_sent += 1;
+                self.report.remaining += 1;
+                continue;
+            }
             self.report.attempted += 1;
             if credit.is_credited() {
                 self.report.credited += 1;

@@ -7,6 +7,7 @@ use crate::flow::payment::apply_callback;
 use crate::gateway::central::authenticate;
 use crate::gateway::notification::PaymentCallback;
 use crate::http::{Request, Response};
+use crate::ids::BotId;
 use crate::platform::Platform;
 use crate::replay::{check_timestamp, validate_nonce};
 
@@ -22,6 +23,7 @@ pub const ROUTE: Route = Route {
         Section::Replay,
         Section::Lifetime,
         Section::Delivery,
+        Section::Bots,
     ]),
     errors: &[
         ErrorCode::InvalidSignature,
@@ -43,7 +45,12 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     serve(&ROUTE, request, platform, callback)
 }
 
-fn callback(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+fn callback(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    _: Option<&BotId>,
+) -> Result<Response, ApiError> {
     let auth = config.central_auth()?;
     authenticate(auth, request)?;
     check_timestamp(

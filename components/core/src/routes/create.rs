@@ -8,6 +8,7 @@ use crate::deposit::request::CreateDeposit;
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::create::create_deposit;
 use crate::http::{Request, Response};
+use crate::ids::BotId;
 use crate::platform::Platform;
 
 /// What this route accepts and reads.
@@ -21,6 +22,8 @@ pub const ROUTE: Route = Route {
         Section::Amounts,
         Section::Gateway,
         Section::Lifetime,
+        Section::Delivery,
+        Section::Bots,
         Section::CentralPg,
         Section::Gateways,
         Section::Duitku,
@@ -53,9 +56,15 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     serve(&ROUTE, request, platform, create)
 }
 
-fn create(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+fn create(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
     let input = CreateDeposit::parse(&request.body, config.amounts()?)?;
-    let created = create_deposit(platform, config, input)?;
+    let bot = caller.cloned().unwrap_or_default();
+    let created = create_deposit(platform, config, input, bot)?;
     let deposit = &created.deposit;
     let mut body = json!({
         "ok": true,

@@ -51,6 +51,7 @@ macro_rules! callback_route {
                 Section::Retired,
                 Section::Lifetime,
                 Section::Delivery,
+                Section::Bots,
             ]),
             errors: $errors,
         }
@@ -93,14 +94,14 @@ fn configured<T>(
 
 /// Serves `/callback/duitku` (form-urlencoded callback, answered 200 `OK`).
 pub fn duitku(request: &Request, platform: &Platform) -> Response {
-    serve(&DUITKU, request, platform, |r, p, c| {
+    serve(&DUITKU, request, platform, |r, p, c, _| {
         notify(configured(c, GatewayName::Duitku, Config::duitku)?, r, p, c)
     })
 }
 
 /// Serves `/callback/midtrans` (HTTP notification, answered 200).
 pub fn midtrans(request: &Request, platform: &Platform) -> Response {
-    serve(&MIDTRANS, request, platform, |r, p, c| {
+    serve(&MIDTRANS, request, platform, |r, p, c, _| {
         notify(
             configured(c, GatewayName::Midtrans, Config::midtrans)?,
             r,
@@ -112,14 +113,14 @@ pub fn midtrans(request: &Request, platform: &Platform) -> Response {
 
 /// Serves `/callback/xendit` (invoice callback, answered 200).
 pub fn xendit(request: &Request, platform: &Platform) -> Response {
-    serve(&XENDIT, request, platform, |r, p, c| {
+    serve(&XENDIT, request, platform, |r, p, c, _| {
         notify(configured(c, GatewayName::Xendit, Config::xendit)?, r, p, c)
     })
 }
 
 /// Serves `/callback/tripay` (payment_status callback, answered `{"success":true}`).
 pub fn tripay(request: &Request, platform: &Platform) -> Response {
-    serve(&TRIPAY, request, platform, |r, p, c| {
+    serve(&TRIPAY, request, platform, |r, p, c, _| {
         notify(configured(c, GatewayName::Tripay, Config::tripay)?, r, p, c)
     })
 }

@@ -7,6 +7,7 @@ use super::route::{serve, Route};
 use crate::config::{Config, Section, Sections, StoreLabels};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
+use crate::ids::BotId;
 use crate::platform::Platform;
 
 /// What this route accepts and reads.
@@ -27,7 +28,12 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     serve(&ROUTE, request, platform, health)
 }
 
-fn health(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+fn health(
+    _: &Request,
+    platform: &Platform,
+    config: &Config,
+    _: Option<&BotId>,
+) -> Result<Response, ApiError> {
     let mut labels = serde_json::Map::new();
     let mut ok = true;
     let stores = [platform.records, platform.claims];

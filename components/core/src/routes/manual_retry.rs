@@ -5,7 +5,7 @@ use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::retry::retry_one;
 use crate::http::{Request, Response};
-use crate::ids::DepositId;
+use crate::ids::{BotId, DepositId};
 use crate::platform::Platform;
 use crate::schema::{self, RetryQuery};
 
@@ -15,7 +15,12 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: Sections::of(&[Section::Auth, Section::Lifetime, Section::Delivery]),
+    sections: Sections::of(&[
+        Section::Auth,
+        Section::Bots,
+        Section::Lifetime,
+        Section::Delivery,
+    ]),
     errors: &[
         ErrorCode::InvalidDepositId,
         ErrorCode::DepositNotFound,
@@ -36,12 +41,14 @@ fn manual_retry(
     request: &Request,
     platform: &Platform,
     config: &Config,
+    caller: Option<&BotId>,
 ) -> Result<Response, ApiError> {
     let query: RetryQuery = schema::query(request);
     let id = query
         .deposit_id
         .and_then(|id| DepositId::parse(&id))
         .ok_or_else(ApiError::invalid_deposit_id)?;
-    let result = retry_one(platform, config, &id)?;
+    let bot = caller.cloned().unwrap_or_default();
+    let result = retry_one(platform, config, &id, &bot)?;
     Ok(Response::json(200, &result))
 }

@@ -1,9 +1,10 @@
 //! What every route shares: its declaration ([`Route`]) and [`serve`], which applies CORS,
 //! preflight, method, auth, body size and content type before the route's handler.
 
-use crate::config::{Config, ConfigError, Sections};
+use crate::config::{shared_key, Config, ConfigError, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
+use crate::ids::BotId;
 use crate::platform::Platform;
 use crate::signature::verify_bearer;
 
@@ -51,8 +52,12 @@ pub const CORS_ALLOW_HEADERS: &str =
 /// Who must present a bearer token on a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
-    /// The bot: `shared_secret` (or the previous one).
+    /// A bot: `default` by `shared_secret` (or the previous one), a bot of `bots` by one of
+    /// its keys; the handler learns which.
     Bot,
+    /// The deployment's operator (the sweep's scheduler): the `default` bot's secrets only,
+    /// never another bot's key.
+    Operator,
     /// The Central PG: `pg_shared_secret`, or the bot's secrets when it is unset.
     CentralPg,
 }
@@ -67,15 +72,16 @@ pub struct Route {
     pub auth: Option<Peer>,
     /// Whether the body must be `application/json`.
     pub json_body: bool,
-    /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and
-    /// `CentralPg` for the Central PG).
+    /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and `Bots`
+    /// for a bot, `CentralPg` for the Central PG).
     pub sections: Sections,
     /// The error codes its handler may answer, besides those of the shared checks.
     pub errors: &'static [ErrorCode],
 }
 
-/// Route handler: the request has passed every shared check.
-pub type Handler = fn(&Request, &Platform, &Config) -> Result<Response, ApiError>;
+/// Route handler: the request has passed every shared check; the bot that called, on a
+/// route a bot calls.
+pub type Handler = fn(&Request, &Platform, &Config, Option<&BotId>) -> Result<Response, ApiError>;
 
 /// Runs the shared checks, then `handler`, and renders any error.
 pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Handler) -> Response {
@@ -90,7 +96,9 @@ pub fn serve(route: &Route, request: &Request, platform: &Platform, handler: Han
             .with_header("access-control-allow-headers", CORS_ALLOW_HEADERS)
             .with_header("access-control-max-age", "600")
     } else {
-        match checked(route, request, &config).and_then(|()| handler(request, platform, &config)) {
+        let answer = checked(route, request, &config)
+            .and_then(|caller| handler(request, platform, &config, caller.as_ref()));
+        match answer {
             Ok(response) => response,
             Err(error) => {
                 log_error(request, &error);
@@ -115,17 +123,25 @@ pub fn refuse_config(request: &Request, error: ConfigError) -> Response {
     error.into_response()
 }
 
-fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiError> {
+/// The shared checks; the bot that called, on a route a bot calls.
+fn checked(route: &Route, request: &Request, config: &Config) -> Result<Option<BotId>, ApiError> {
     if request.method != route.method && !(route.method == "GET" && request.method == "HEAD") {
         return Err(ApiError::MethodNotAllowed { allow: route.allow });
     }
+    let mut caller = None;
     if let Some(peer) = route.auth {
         let authorization = header(request, "authorization")?;
-        let secrets = match peer {
-            Peer::Bot => config.auth()?,
-            Peer::CentralPg => config.central_auth()?,
+        let known = match peer {
+            Peer::Bot => {
+                caller = identify_bot(config, authorization)?;
+                caller.is_some()
+            }
+            Peer::Operator => verify_bearer(config.auth()?.inbound_secrets(), authorization),
+            Peer::CentralPg => {
+                verify_bearer(config.central_auth()?.inbound_secrets(), authorization)
+            }
         };
-        if !verify_bearer(secrets.inbound_secrets(), authorization) {
+        if !known {
             return Err(ApiError::Unauthorized);
         }
     }
@@ -139,7 +155,28 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<(), ApiE
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    Ok(())
+    Ok(caller)
+}
+
+/// The bot whose key `authorization` (`Bearer …`) carries: `default` for the single-bot
+/// secrets, a named bot for one of its keys. Every key of every bot is compared, in constant
+/// time; a key two bots share names neither (a configuration error).
+fn identify_bot(config: &Config, authorization: Option<&str>) -> Result<Option<BotId>, ApiError> {
+    let default = verify_bearer(config.auth()?.inbound_secrets(), authorization);
+    let mut found = default.then(BotId::default);
+    let mut shared = None;
+    for bot in &config.bots()?.named {
+        if verify_bearer(&bot.keys, authorization) {
+            match &found {
+                None => found = Some(bot.id.clone()),
+                Some(first) => shared = Some((first.clone(), bot.id.clone())),
+            }
+        }
+    }
+    match shared {
+        Some((first, second)) => Err(ApiError::Config(shared_key(&first, &second))),
+        None => Ok(found),
+    }
 }
 
 /// A single-valued header (shared with the gateway adapters, which read their own headers).

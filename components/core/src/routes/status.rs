@@ -5,7 +5,7 @@ use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::life::life_of;
 use crate::http::{Request, Response};
-use crate::ids::{DepositId, Reference};
+use crate::ids::{BotId, DepositId, Reference};
 use crate::platform::Platform;
 use crate::schema::{self, StatusQuery};
 use crate::store::DepositStore;
@@ -17,7 +17,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
-    sections: Sections::of(&[Section::Auth, Section::Lifetime]),
+    sections: Sections::of(&[Section::Auth, Section::Bots, Section::Lifetime]),
     errors: &[
         ErrorCode::InvalidDepositId,
         ErrorCode::InvalidReference,
@@ -34,7 +34,12 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     serve(&ROUTE, request, platform, status)
 }
 
-fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+fn status(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
     let lifetime = config.lifetime()?;
     let store = DepositStore::new(platform, lifetime);
     let query: StatusQuery = schema::query(request);
@@ -75,6 +80,8 @@ fn status(request: &Request, platform: &Platform, config: &Config) -> Result<Res
     let deposit = store
         .deposit(&id)?
         .filter(|d| era.is_none_or(|e| e == d.v.epoch))
+        // Another bot's deposit is not found: its id tells nothing.
+        .filter(|d| caller.is_some_and(|bot| *bot == d.v.bot))
         .ok_or(ApiError::DepositNotFound)?;
     let epoch = deposit.v.epoch;
     let credit = store.credit_view(&id)?.of_epoch(Some(epoch));

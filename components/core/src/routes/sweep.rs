@@ -5,13 +5,14 @@ use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::sweep::run_sweep;
 use crate::http::{Request, Response};
+use crate::ids::BotId;
 use crate::platform::Platform;
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {
     method: "POST",
     allow: "POST, OPTIONS",
-    auth: Some(Peer::Bot),
+    auth: Some(Peer::Operator),
     json_body: false,
     sections: Sections::of(&[
         Section::Auth,
@@ -24,6 +25,7 @@ pub const ROUTE: Route = Route {
         Section::Tripay,
         Section::Retired,
         Section::Reconcile,
+        Section::Bots,
     ]),
     errors: &[ErrorCode::CorruptRecord, ErrorCode::StoreUnavailable],
 };
@@ -33,14 +35,20 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     serve(&ROUTE, request, platform, sweep)
 }
 
-fn sweep(_: &Request, platform: &Platform, config: &Config) -> Result<Response, ApiError> {
+fn sweep(
+    _: &Request,
+    platform: &Platform,
+    config: &Config,
+    _: Option<&BotId>,
+) -> Result<Response, ApiError> {
     let report = run_sweep(platform, config)?;
     eprintln!(
-        "sweep attempted={} credited={} failed={} remaining={} recovered={} cleaned={} quarantined={}",
+        "sweep attempted={} credited={} failed={} remaining={} not_sent={} recovered={} cleaned={} quarantined={}",
         report.attempted,
         report.credited,
         report.failed,
         report.remaining,
+        report.not_sent,
         report.recovered,
         report.cleaned,
         report.quarantined

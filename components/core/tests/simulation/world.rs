@@ -18,8 +18,46 @@ use crate::rng::Rng;
 pub const SECRET: &str = "sim-secret";
 /// Where the simulated clock starts (Unix ms).
 pub const EPOCH: u64 = 1_800_000_000_000;
-/// Base URL of the bot.
+/// Base URL of the bot `default`.
 pub const BOT_URL: &str = "http://bot.sim";
+
+/// A bot behind the deployment: its id, its secret (its key and what signs its credits) and
+/// its credit URL.
+pub struct SimBot {
+    /// Its id.
+    pub id: &'static str,
+    /// Its secret.
+    pub secret: &'static str,
+    /// Where its credits go.
+    pub credit_url: &'static str,
+}
+
+/// The bots of every run: `default` (the single-bot variables) and two of `bots`.
+pub const BOTS: [SimBot; 3] = [
+    SimBot {
+        id: "default",
+        secret: SECRET,
+        credit_url: "http://bot.sim/internal/deposit-callback",
+    },
+    SimBot {
+        id: "shop",
+        secret: "sim-shop-secret",
+        credit_url: "http://shop.sim/credit",
+    },
+    SimBot {
+        id: "wa",
+        secret: "sim-wa-secret",
+        credit_url: "http://wa.sim:8080/hook/topup",
+    },
+];
+
+/// The bot whose user `user` is: a named bot's users carry its id (`shop:u1`), so that a
+/// credit shows whose it is even when the create's answer was lost.
+pub fn bot_of(user: &str) -> &'static SimBot {
+    user.split_once(':')
+        .and_then(|(prefix, _)| BOTS.iter().find(|b| b.id == prefix))
+        .unwrap_or(&BOTS[0])
+}
 
 /// The configuration of one run, as variables and as numbers the harness needs.
 #[derive(Debug, Clone)]
@@ -118,6 +156,13 @@ impl SimConfig {
             ),
         ];
         variables.extend(gateways::variables(&rules));
+        let named: Vec<Value> = BOTS[1..]
+            .iter()
+            .map(|b| json!({"id": b.id, "secret": b.secret, "creditUrl": b.credit_url}))
+            .collect();
+        variables.push(("bots", Value::Array(named).to_string()));
+        variables.push(("bot_origin_1", "http://shop.sim".into()));
+        variables.push(("bot_origin_2", "http://wa.sim:8080".into()));
         Self {
             lease_ms: lease_s * 1000,
             schedule_ms: schedule,
@@ -228,8 +273,11 @@ pub struct Counters {
 pub struct World {
     /// The seed.
     pub seed: u64,
-    /// All randomness.
+    /// All randomness but the bots'.
     pub rng: RefCell<Rng>,
+    /// Which bot makes each deposit: a stream of its own, so that a seed found before there
+    /// were several bots still plays its scenario.
+    pub bots_rng: RefCell<Rng>,
     /// Unix ms.
     pub clock: Cell<u64>,
     /// Label `default`.
@@ -266,6 +314,7 @@ impl World {
             config,
             faults,
             rng: RefCell::new(rng),
+            bots_rng: RefCell::new(Rng::new(seed ^ 0xB075_B075_B075_B075)),
             clock: Cell::new(EPOCH),
             records: MemoryStore::default(),
             claims: MemoryStore::default(),
@@ -445,11 +494,29 @@ impl World {
                 .push(format!("credit call without key or depositId: {body}"));
             return (ok(400, json!({"ok": false})), 5);
         };
-        if !authentic(request) || key != deposit {
+        // The bot this call reached: the one whose credit URL it is.
+        let Some(receiver) = BOTS.iter().find(|b| request.url == b.credit_url) else {
             self.bot.borrow_mut().violations.push(format!(
-                "unauthentic credit call or key {key} != depositId {deposit}"
+                "credit call to {}, no bot's credit URL",
+                request.url
+            ));
+            return (Err(TransportError::Denied), 1);
+        };
+        if !authentic(request, receiver.secret) || key != deposit {
+            self.bot.borrow_mut().violations.push(format!(
+                "credit call to {} not signed with its secret, or key {key} != depositId {deposit}",
+                receiver.id
             ));
             return (ok(401, json!({"ok": false})), 5);
+        }
+        let owner = bot_of(body["userId"].as_str().unwrap_or_default());
+        let named = body.get("botId").and_then(Value::as_str);
+        if owner.id != receiver.id || named != (receiver.id != "default").then_some(receiver.id) {
+            self.bot.borrow_mut().violations.push(format!(
+                "the credit of {deposit} (user {}, botId {named:?}) reached bot {}",
+                body["userId"], receiver.id
+            ));
+            return (ok(403, json!({"ok": false})), 5);
         }
         let now = self.now();
         self.bot
@@ -528,7 +595,7 @@ fn timeout_ms(request: &OutboundRequest) -> u64 {
     u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn authentic(request: &OutboundRequest) -> bool {
+fn authentic(request: &OutboundRequest, secret: &str) -> bool {
     let header = |name: &str| {
         request
             .headers
@@ -536,9 +603,9 @@ fn authentic(request: &OutboundRequest) -> bool {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
-    header("authorization") == Some(&format!("Bearer {SECRET}"))
+    header("authorization") == Some(&format!("Bearer {secret}"))
         && header("x-signature")
-            .is_some_and(|sig| verify_signature([&Secret::new(SECRET)], &request.body, sig))
+            .is_some_and(|sig| verify_signature([&Secret::new(secret)], &request.body, sig))
 }
 
 fn ok(status: u16, body: Value) -> Result<OutboundResponse, TransportError> {

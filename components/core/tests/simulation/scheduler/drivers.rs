@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::gateways::{self, notice_of, Gw, Notice, TxnState};
-use crate::world::{EPOCH, SECRET};
+use crate::world::{bot_of, BOTS, EPOCH, SECRET};
 
 use super::*;
 
@@ -19,6 +19,26 @@ impl Sim {
             return Gw::Central;
         }
         gateways[self.rng(|r| r.below(gateways.len() as u64)) as usize]
+    }
+
+    /// A user of a bot picked at random: `default`'s as `u1`, a named bot's as `shop:u1`.
+    fn user_of_some_bot(&self, name: String) -> String {
+        let pick = self.world.bots_rng.borrow_mut().below(BOTS.len() as u64);
+        match &BOTS[pick as usize] {
+            bot if bot.id == "default" => name,
+            bot => format!("{}:{name}", bot.id),
+        }
+    }
+
+    /// `Authorization` of the bot that made deposit `id` (as last shown), else `default`'s.
+    fn bearer_of_deposit(&self, id: &str) -> String {
+        let user = self
+            .shown
+            .iter()
+            .rev()
+            .find(|s| s.deposit_id == id)
+            .map_or("", |s| s.user.as_str());
+        format!("Bearer {}", bot_of(user).secret)
     }
 
     fn add_plan(
@@ -59,9 +79,10 @@ impl Sim {
         for k in 0..deposits {
             let chosen = self.rng(|r| r.chance(0.8));
             let amount = amounts[self.rng(|r| r.below(3)) as usize];
-            let mut requesters = vec![(format!("u{k}"), amount)];
+            let mut requesters = vec![(self.user_of_some_bot(format!("u{k}")), amount)];
             if chosen && self.rng(|r| r.chance(0.2)) {
-                requesters.push((format!("x{k}"), amount + 1_000));
+                // Another user, maybe of another bot, wants the same id.
+                requesters.push((self.user_of_some_bot(format!("x{k}")), amount + 1_000));
             }
             let gateway = self.pick_gateway();
             let n = requesters.len();
@@ -113,7 +134,7 @@ impl Sim {
                 let requester = if self.rng(|r| r.chance(0.5)) {
                     self.plans[k].requesters[0].clone()
                 } else {
-                    (format!("r{k}"), 7_000)
+                    (self.user_of_some_bot(format!("r{k}")), 7_000)
                 };
                 let gateway = if self.rng(|r| r.chance(0.6)) {
                     self.plans[k].gateway
@@ -159,8 +180,9 @@ impl Sim {
                 if let Some(id) = &plan.id {
                     body["depositId"] = json!(id);
                 }
+                // Each bot creates with its own key.
                 Request::new("POST", "/deposit/create")
-                    .with_header("authorization", &bearer)
+                    .with_header("authorization", &format!("Bearer {}", bot_of(user).secret))
                     .with_header("content-type", "application/json")
                     .with_body(body.to_string())
             }
@@ -191,10 +213,10 @@ impl Sim {
             }
             Call::ManualRetry(id) => {
                 Request::new("POST", &format!("/deposit/retry-credit?depositId={id}"))
-                    .with_header("authorization", &bearer)
+                    .with_header("authorization", &self.bearer_of_deposit(id))
             }
             Call::Status(id) => Request::new("GET", &format!("/deposit/status?depositId={id}"))
-                .with_header("authorization", &bearer),
+                .with_header("authorization", &self.bearer_of_deposit(id)),
         })
     }
 
