@@ -96,11 +96,15 @@ export function signedByApp(rawBody, headers, secret) {
 }
 
 /**
- * Handles one credit call. Answers 2xx when the credit is stored (or was already), and
- * otherwise a status the app retries later. `credited` is set the first time a key is applied.
+ * Handles one credit call for bot `botId` (`default` when the app has one bot). `secrets` are
+ * SHARED_SECRET and, while it rotates, SHARED_SECRET_PREVIOUS. Answers 2xx when the credit is
+ * stored (or was already), and otherwise a status the app retries later. `credited` is set the
+ * first time a key is applied.
  */
-export function receiveCredit(rawBody, headers, { secret, store }) {
-  if (!signedByApp(rawBody, headers, secret)) {
+export function receiveCredit(rawBody, headers, { secrets, botId = "default", store }) {
+  // Every secret is checked (no early exit), so the time taken does not say which one matched.
+  const signed = secrets.map((secret) => signedByApp(rawBody, headers, secret));
+  if (!signed.includes(true)) {
     return { status: 401, body: { ok: false, error: "BAD_SIGNATURE" } };
   }
   let credit;
@@ -117,9 +121,14 @@ export function receiveCredit(rawBody, headers, { secret, store }) {
     typeof credit.userId === "string" &&
     Number.isSafeInteger(credit.amount) &&
     credit.amount > 0 &&
-    credit.status === "PAID";
+    credit.status === "PAID" &&
+    (credit.botId == null || typeof credit.botId === "string");
   if (!valid) {
     return { status: 400, body: { ok: false, error: "BAD_CREDIT" } };
+  }
+  // Another bot's credit (no `botId` = `default`): refused, nothing stored.
+  if ((credit.botId ?? "default") !== botId) {
+    return { status: 403, body: { ok: false, error: "WRONG_BOT" } };
   }
   const applied = store.apply(key, credit.userId, credit.amount, credit.reference);
   return {

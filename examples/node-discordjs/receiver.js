@@ -6,6 +6,10 @@ import { logNotifier, openStore, receiveCredit } from "./credits.js";
 
 const secret = process.env.SHARED_SECRET;
 if (!secret) throw new Error("SHARED_SECRET is required");
+// While the secret rotates, credits signed with the previous one are accepted too.
+const secrets = [secret, process.env.SHARED_SECRET_PREVIOUS].filter(Boolean);
+// The bot this receiver serves: its credits carry `"botId"` (none for `default`).
+const botId = process.env.BOT_ID || "default";
 const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 8080);
 const creditPath = process.env.CREDIT_PATH ?? "/internal/deposit-callback";
@@ -30,7 +34,7 @@ const app = express();
 // express.raw keeps the bytes as sent: the signature is over them, never over re-serialised JSON.
 app.post(creditPath, express.raw({ type: () => true, limit: "64kb" }), (req, res) => {
   const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-  const answer = receiveCredit(raw, req.headers, { secret, store });
+  const answer = receiveCredit(raw, req.headers, { secrets, botId, store });
   res.status(answer.status).json(answer.body);
   if (answer.credited) {
     // The credit is stored: a failed message must not undo or repeat it.

@@ -18,6 +18,10 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 SECRET = os.environ["SHARED_SECRET"]
+# While the secret rotates, credits signed with the previous one are accepted too.
+SECRETS = [s for s in (SECRET, os.environ.get("SHARED_SECRET_PREVIOUS")) if s]
+# The bot this receiver serves: its credits carry "botId" (none for `default`).
+BOT_ID = os.environ.get("BOT_ID") or "default"
 DB_PATH = os.environ.get("DB_PATH", "receiver.db")
 CREDIT_PATH = os.environ.get("CREDIT_PATH", "/internal/deposit-callback")
 MAX_BODY = 64 * 1024
@@ -90,12 +94,17 @@ def apply_credit(key: str, user_id: str, amount: int, reference: str) -> bool:
         db.close()
 
 
-def signed_by_app(raw_body: bytes, signature: str, authorization: str) -> bool:
+def signed_with(secret: str, raw_body: bytes, signature: str, authorization: str) -> bool:
     """Checks the bearer token and the HMAC of the bytes received, in constant time."""
-    expected = hmac.new(SECRET.encode(), raw_body, hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
     signature_ok = hmac.compare_digest(signature.encode(), expected.encode())
-    bearer_ok = hmac.compare_digest(authorization.encode(), f"Bearer {SECRET}".encode())
+    bearer_ok = hmac.compare_digest(authorization.encode(), f"Bearer {secret}".encode())
     return signature_ok and bearer_ok
+
+
+def signed_by_app(raw_body: bytes, signature: str, authorization: str) -> bool:
+    # Every secret is checked (no early exit), so the time taken does not say which one matched.
+    return any([signed_with(s, raw_body, signature, authorization) for s in SECRETS])
 
 
 def error(status: int, code: str) -> JSONResponse:
@@ -117,13 +126,16 @@ async def credit(request: Request, background: BackgroundTasks):
     try:
         body = json.loads(raw)
         key = headers["idempotency-key"]
-        user_id, amount = body["userId"], body["amount"]
+        user_id, amount, bot_id = body["userId"], body["amount"], body.get("botId")
         valid = (key == body["depositId"] and isinstance(user_id, str)
-                 and type(amount) is int and amount > 0 and body["status"] == "PAID")
+                 and type(amount) is int and amount > 0 and body["status"] == "PAID"
+                 and (bot_id is None or isinstance(bot_id, str)))
     except (ValueError, KeyError, TypeError):
         valid = False
     if not valid:
         return error(400, "BAD_CREDIT")
+    if ("default" if bot_id is None else bot_id) != BOT_ID:
+        return error(403, "WRONG_BOT")  # another bot's credit: nothing stored
     applied = await asyncio.to_thread(apply_credit, key, user_id, amount, body.get("reference"))
     if applied:
         background.add_task(tell_user, user_id, amount, key)

@@ -1,8 +1,11 @@
 //! The example receivers under `examples/`, each run as a child process against the real app:
 //! a paid deposit credits the receiver's balance once, a replayed credit changes nothing, a
 //! tampered credit is refused and delivered later by the sweep, and a receiver that was down
-//! is credited once by the sweep when it is back. `scripts/receivers.sh` installs their
-//! dependencies first; a receiver whose toolchain is absent is reported as skipped.
+//! is credited once by the sweep when it is back. Beside it, a second instance serves the bot
+//! `shop` of `bots` (`BOT_ID=shop`, its own secret, a previous one): it is credited the deposits
+//! `shop` creates, refuses another bot's credit, and accepts its previous secret while it
+//! rotates. `scripts/receivers.sh` installs their dependencies first; a receiver whose
+//! toolchain is absent is reported as skipped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::support::{free_port, manifest, paid_body, Backend, Http, TempDir, TestApp, SECRET};
+use crate::support::{
+    bearer, free_port, manifest, paid_body, sign, Backend, Http, Reply, TempDir, TestApp, SECRET,
+};
+
+/// The named bot `shop`: its secret (its key and its signing secret) and the one it rotates from.
+const SHOP_SECRET: &str = "receiver-shop-secret-0123456789";
+const SHOP_PREVIOUS: &str = "receiver-shop-previous-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn python_fastapi_aiogram() {
@@ -73,8 +82,9 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Starts it on a free port with its SQLite file at `db`, once it says it is listening.
-    async fn start(command: &[String], db: &Path) -> Self {
+    /// Starts it on a free port with its SQLite file at `db`, `SHARED_SECRET` = [`SECRET`] and
+    /// `env` on top, once it says it is listening.
+    async fn start(command: &[String], db: &Path, env: &[(&str, &str)]) -> Self {
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&command[0])
@@ -84,6 +94,7 @@ impl Receiver {
                 .env("PORT", port.to_string())
                 .env("DB_PATH", db)
                 .env("NOTIFIER", "log")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -354,6 +365,38 @@ async fn replay(receiver: &Receiver, call: &Forwarded) -> crate::support::Reply 
         .await
 }
 
+/// A credit call's body as the app makes it, for `bot` (`None`: `default`, no `botId`).
+fn credit_body(id: &str, user: &str, amount: u64, bot: Option<&str>) -> Value {
+    let mut body = json!({
+        "depositId": id, "userId": user, "amount": amount, "reference": format!("REF-{id}"),
+        "status": "PAID", "paidAt": 1_700_000_000_000_u64, "paymentMethod": "BC",
+    });
+    if let Some(bot) = bot {
+        body["botId"] = json!(bot);
+    }
+    body
+}
+
+/// Sends `body` to the receiver as a credit call whose bearer and signature are `secret`'s.
+async fn send_credit(receiver: &Receiver, secret: &str, body: &Value) -> Reply {
+    let raw = body.to_string();
+    let key = body["depositId"].as_str().unwrap_or_default();
+    let signature = sign(secret, raw.as_bytes());
+    Http::new(&format!("http://{}", receiver.addr))
+        .send(
+            "POST",
+            "/internal/deposit-callback",
+            &[
+                ("authorization", &bearer(secret)),
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+                ("x-signature", &signature),
+            ],
+            raw,
+        )
+        .await
+}
+
 /// The whole story for one receiver.
 async fn exercise(name: &str) {
     let Some(command) = prepared(name) else {
@@ -361,14 +404,33 @@ async fn exercise(name: &str) {
     };
     let dir = TempDir::new();
     let ledger = Ledger(dir.path().join("receiver.db"));
-    let mut receiver = Receiver::start(&command, &ledger.0).await;
+    let shop_ledger = Ledger(dir.path().join("shop.db"));
+    let shop_env = [
+        ("BOT_ID", "shop"),
+        ("SHARED_SECRET", SHOP_SECRET),
+        ("SHARED_SECRET_PREVIOUS", SHOP_PREVIOUS),
+    ];
+    let (mut receiver, mut shop) = tokio::join!(
+        Receiver::start(&command, &ledger.0, &[]),
+        Receiver::start(&command, &shop_ledger.0, &shop_env),
+    );
     let proxy = Proxy::start().await;
     proxy.set_upstream(Some(receiver.addr));
+    // `shop`'s credits go through a proxy of their own, on an origin only a slot allows.
+    let shop_proxy = Proxy::start().await;
+    shop_proxy.set_upstream(Some(shop.addr));
+    let bots = json!([{
+        "id": "shop", "secret": SHOP_SECRET, "previousSecret": SHOP_PREVIOUS,
+        "creditUrl": format!("{}/internal/deposit-callback", shop_proxy.url()),
+    }])
+    .to_string();
     // The whole inline budget (2 s) for one answer: a loaded CI machine is slow, not failing.
     let app = TestApp::start(
         Backend::Sqlite,
         &[
             ("bot_backend_url", &proxy.url()),
+            ("bots", &bots),
+            ("bot_origin_1", &shop_proxy.url()),
             ("bot_timeout_ms", "2000"),
             ("credit_lease_seconds", "5"),
         ],
@@ -456,7 +518,7 @@ async fn exercise(name: &str) {
         .all(|c| c.status.is_none()));
 
     // Up again on the same file; the sweep delivers both owed credits, each once.
-    let mut receiver = Receiver::start(&command, &ledger.0).await;
+    let mut receiver = Receiver::start(&command, &ledger.0, &[]).await;
     proxy.set_upstream(Some(receiver.addr));
     let due = [&tampered_view, &down_view]
         .iter()
@@ -494,5 +556,113 @@ async fn exercise(name: &str) {
     let mut owed = vec![tampered, while_down];
     owed.sort();
     assert_eq!(told, owed, "each user told once");
+
+    // The bot `shop` has a receiver of its own: the default bot's secret is not its secret
+    // (also its first request, so later ones are warm).
+    let not_its_secret =
+        send_credit(&shop, SECRET, &credit_body("X", "tg:201", 1, Some("shop"))).await;
+    assert_eq!(not_its_secret.status, 401, "{}", not_its_secret.json());
+    assert!(shop_ledger.keys().is_empty());
+
+    // A deposit `shop` creates is credited to its receiver, once, signed with its secret.
+    let shop_key = bearer(SHOP_SECRET);
+    let created = app
+        .http
+        .send(
+            "POST",
+            "/deposit/create",
+            &[
+                ("authorization", &shop_key),
+                ("content-type", "application/json"),
+            ],
+            json!({"userId": "tg:201", "amount": 40_000}).to_string(),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.json());
+    let created = created.json();
+    let shop_paid = created["depositId"]
+        .as_str()
+        .expect("depositId")
+        .to_string();
+    let reference = created["reference"].as_str().expect("reference");
+    assert_eq!(
+        app.callback(&paid_body(&shop_paid, reference, 40_000))
+            .await
+            .status,
+        200
+    );
+    let shop_view = app
+        .http
+        .send(
+            "GET",
+            &format!("/deposit/status?depositId={shop_paid}"),
+            &[("authorization", &shop_key)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(shop_view.status, 200, "{}", shop_view.json());
+    assert_eq!(
+        shop_view.json()["credited"],
+        json!(true),
+        "{}",
+        shop_view.json()
+    );
+    assert_eq!(shop_ledger.balance("tg:201"), 40_000);
+    assert_eq!(shop_ledger.keys(), vec![shop_paid.clone()]);
+    let calls = shop_proxy.forwarded(&shop_paid);
+    assert_eq!(calls.len(), 1, "one delivery");
+    let sent: Value = serde_json::from_slice(&calls[0].body).expect("credit body is JSON");
+    assert_eq!(sent["botId"], json!("shop"), "{sent}");
+    assert_eq!(header(&calls[0].headers, "authorization"), Some(&*shop_key));
+    let signature = sign(SHOP_SECRET, &calls[0].body);
+    assert_eq!(header(&calls[0].headers, "x-signature"), Some(&*signature));
+    assert!(
+        proxy.forwarded(&shop_paid).is_empty(),
+        "not to the default bot"
+    );
+    assert_eq!(ledger.keys(), keys, "nothing for the default receiver");
+    shop.until_notified(1).await;
+
+    // Another bot's credit (`wa`, or `default`'s without `botId`), signed with shop's own
+    // secret: refused with 403, nothing stored.
+    for bot in [Some("wa"), None] {
+        let refused = send_credit(
+            &shop,
+            SHOP_SECRET,
+            &credit_body("other-bot", "tg:201", 5_000, bot),
+        )
+        .await;
+        let answer = refused.json();
+        assert_eq!(refused.status, 403, "{bot:?}: {answer}");
+        assert_eq!(answer["ok"], json!(false), "{answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(shop_ledger.balance("tg:201"), 40_000);
+    assert_eq!(shop_ledger.keys(), vec![shop_paid.clone()]);
+
+    // Signed with its previous secret while it rotates (SHARED_SECRET_PREVIOUS): credited.
+    let rotated = send_credit(
+        &shop,
+        SHOP_PREVIOUS,
+        &credit_body("rotated", "tg:202", 7_000, Some("shop")),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.json());
+    assert_eq!(rotated.json()["ok"], json!(true), "{}", rotated.json());
+    assert_eq!(shop_ledger.balance("tg:202"), 7_000);
+    assert_eq!(shop_ledger.balance("tg:201"), 40_000);
+    let mut shop_keys = vec![shop_paid.clone(), "rotated".to_string()];
+    shop_keys.sort();
+    assert_eq!(shop_ledger.keys(), shop_keys);
+    shop.until_notified(2).await;
+    assert_eq!(
+        shop.notified(),
+        vec![
+            json!({"userId": "tg:201", "amount": 40_000, "depositId": shop_paid}),
+            json!({"userId": "tg:202", "amount": 7_000, "depositId": "rotated"}),
+        ],
+        "the refused credits told nobody"
+    );
+    shop.kill().await;
     receiver.kill().await;
 }

@@ -30,6 +30,8 @@ struct CreditCall {
     amount: i64,
     reference: Option<String>,
     status: String,
+    /// The bot credited; absent for `default`.
+    bot_id: Option<String>,
 }
 
 /// How the user is told about a credit.
@@ -68,7 +70,10 @@ impl Notifier {
 
 #[derive(Clone)]
 struct AppState {
-    secret: Arc<str>,
+    /// `SHARED_SECRET` and, while it rotates, `SHARED_SECRET_PREVIOUS`.
+    secrets: Arc<[String]>,
+    /// The bot this receiver serves (`BOT_ID`, `default` when unset).
+    bot_id: Arc<str>,
     db: Arc<Mutex<Connection>>,
     notifier: Arc<Notifier>,
 }
@@ -124,7 +129,11 @@ async fn credit(
     headers: HeaderMap,
     raw_body: Bytes, // the bytes as sent: never re-serialise before verifying
 ) -> (StatusCode, Json<Value>) {
-    if !signed_by_app(&state.secret, &raw_body, &headers) {
+    // Every secret is checked (no early exit), so the time taken does not say which one matched.
+    let signed = state.secrets.iter().fold(false, |any, secret| {
+        signed_by_app(secret, &raw_body, &headers) | any
+    });
+    if !signed {
         return answer(
             StatusCode::UNAUTHORIZED,
             json!({"ok": false, "error": "BAD_SIGNATURE"}),
@@ -142,6 +151,13 @@ async fn credit(
         return answer(
             StatusCode::BAD_REQUEST,
             json!({"ok": false, "error": "BAD_CREDIT"}),
+        );
+    }
+    // Another bot's credit: refused, nothing stored.
+    if call.bot_id.as_deref().unwrap_or("default") != &*state.bot_id {
+        return answer(
+            StatusCode::FORBIDDEN,
+            json!({"ok": false, "error": "WRONG_BOT"}),
         );
     }
     let key = key.to_string();
@@ -183,7 +199,12 @@ fn env(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let secret = std::env::var("SHARED_SECRET").map_err(|_| "SHARED_SECRET is required")?;
+    let set = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let secret = set("SHARED_SECRET").ok_or("SHARED_SECRET is required")?;
+    // While the secret rotates, credits signed with the previous one are accepted too.
+    let secrets: Vec<String> = std::iter::once(secret)
+        .chain(set("SHARED_SECRET_PREVIOUS"))
+        .collect();
     let db = Connection::open(env("DB_PATH", "receiver.db"))?;
     db.busy_timeout(std::time::Duration::from_secs(5))?;
     db.execute_batch(SCHEMA)?;
@@ -196,7 +217,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     };
     let state = AppState {
-        secret: secret.into(),
+        secrets: secrets.into(),
+        bot_id: set("BOT_ID").unwrap_or_else(|| "default".into()).into(),
         db: Arc::new(Mutex::new(db)),
         notifier: Arc::new(notifier),
     };
