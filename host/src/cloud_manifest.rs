@@ -27,8 +27,9 @@ pub fn cloud_manifest(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
             };
             let origin = expand_template(template, &lookup)
                 .with_context(|| format!("component {id}: {template}"))?;
-            // Spin skips an entry whose variable is empty (an unused slot such as
-            // `bot_origin_4`); a literal empty entry would be an error.
+            // An entry whose variable is empty is left out: a literal empty entry would stop
+            // the app from loading, where a template that expands to nothing only denies the
+            // component its outbound calls (Spin 3.x and 4.0) or is skipped (later Spin).
             if matches!(origin.trim(), "" | "http://" | "https://") {
                 unused.push(index);
                 continue;

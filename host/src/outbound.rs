@@ -88,10 +88,11 @@ pub enum AllowedHosts {
 }
 
 impl AllowedHosts {
-    /// Resolves already-expanded entries; empty entries add nothing.
+    /// Resolves already-expanded entries. An empty one (a variable set to "") is invalid, as
+    /// in Spin 3.x and 4.0, which deny the component everything then (only later Spin skips it).
     pub fn from_entries(entries: &[String]) -> Self {
         let mut hosts = Vec::new();
-        for entry in entries.iter().filter(|e| !e.trim().is_empty()) {
+        for entry in entries {
             match AllowedHost::parse(entry.trim()) {
                 Ok(host) => hosts.push(host),
                 Err(error) => return Self::Invalid(error.to_string()),
@@ -428,7 +429,7 @@ mod tests {
 
     #[test]
     fn matching_follows_spin() {
-        let hosts = list(&["http://127.0.0.1:3902", "", "https://api.example.com"]);
+        let hosts = list(&["http://127.0.0.1:3902", "https://api.example.com"]);
         assert!(permits(&hosts, "http://127.0.0.1:3902/x"));
         assert!(!permits(&hosts, "http://127.0.0.1:3903/x"), "other port");
         assert!(
@@ -452,7 +453,13 @@ mod tests {
 
     #[test]
     fn bad_entries_deny_everything() {
-        for bad in ["http://127.0.0.1:3903/api", "127.0.0.1:3903", "http://:80"] {
+        for bad in [
+            "http://127.0.0.1:3903/api",
+            "127.0.0.1:3903",
+            "http://:80",
+            "",
+            " ",
+        ] {
             let hosts = list(&["http://127.0.0.1:3902", bad]);
             assert!(matches!(hosts, AllowedHosts::Invalid(_)), "{bad}");
             assert!(!permits(&hosts, "http://127.0.0.1:3902/"));

@@ -208,6 +208,7 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
             .arg(&out)
             .env("SPIN_VARIABLE_CENTRAL_PG_BASE_URL", pg)
             .env("SPIN_VARIABLE_BOT_BACKEND_URL", bot)
+            .env("SPIN_VARIABLE_BOT_ORIGIN_1", "https://wa-bot.example.net")
             .output()
             .expect("run topup-host cloud-manifest")
     };
@@ -236,8 +237,11 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         &r#"allowed_outbound_hosts = ["https://pg.example.com", "https://api-sandbox.duitku.com", "https://app.sandbox.midtrans.com", "https://api.xendit.co", "https://tripay.co.id"]"#
             .to_string()
     ));
-    assert!(changed
-        .contains(&r#"allowed_outbound_hosts = ["https://bot.example.com:8443"]"#.to_string()));
+    // The bots' slots: one set, the others at their reserved defaults.
+    assert!(changed.contains(
+        &r#"allowed_outbound_hosts = ["https://bot.example.com:8443", "https://wa-bot.example.net", "https://bot-origin-2.invalid", "https://bot-origin-3.invalid", "https://bot-origin-4.invalid"]"#
+            .to_string()
+    ), "{changed:?}");
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
     let loaded = Manifest::parse(&cloud, root());
@@ -311,4 +315,34 @@ fn single_label_manifest_is_spin_toml_on_one_label() {
         assert_eq!(component.variables, two.components[id].variables, "{id}");
         assert_eq!(component.source, two.components[id].source, "{id}");
     }
+}
+
+/// Spin 3.x and 4.0 check every templated `allowed_outbound_hosts` entry against the variables'
+/// defaults when they load the app, and refuse to start it if one is not a host (an empty
+/// default among them): every default must be an origin.
+#[test]
+fn every_templated_outbound_host_is_an_origin_with_the_defaults() {
+    let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
+    let mut checked = 0;
+    for (id, component) in &manifest.components {
+        for template in component
+            .allowed_outbound_hosts
+            .iter()
+            .filter(|t| t.contains("{{"))
+        {
+            let lookup = |name: &str| manifest.variables.get(name)?.default.clone();
+            // A required variable has no default: Spin checks that entry only at run time.
+            let Ok(expanded) = topup_host::manifest::expand_template(template, lookup) else {
+                continue;
+            };
+            checked += 1;
+            if let Err(error) = topup_host::outbound::AllowedHost::parse(&expanded) {
+                panic!("{id}: {template} with its default is {expanded:?}, not a host: {error:#}");
+            }
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} templated entries have defaults"
+    );
 }

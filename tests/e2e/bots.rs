@@ -330,8 +330,9 @@ async fn a_bot_rotates_its_secret(backend: Backend) {
 
 async fn a_bot_whose_origin_the_manifest_does_not_allow_is_refused(backend: Backend) {
     let ThreeBots { mut app, .. } = ThreeBots::start(backend).await;
-    // wa's slot is emptied: its origin is no longer in allowed_outbound_hosts.
-    app.restart_with(&[("bot_origin_3", "")]).await;
+    // wa's slot goes back to its default: its origin is no longer in allowed_outbound_hosts.
+    app.restart_with(&[("bot_origin_3", "https://bot-origin-3.invalid")])
+        .await;
     let before = app.stores.snapshot();
     let reply = send(
         &app,

@@ -440,10 +440,10 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ),
     ("reconcile_max_per_sweep", Some("20")),
     (BOTS, Some("[]")),
-    ("bot_origin_1", Some("")),
-    ("bot_origin_2", Some("")),
-    ("bot_origin_3", Some("")),
-    ("bot_origin_4", Some("")),
+    ("bot_origin_1", Some("https://bot-origin-1.invalid")),
+    ("bot_origin_2", Some("https://bot-origin-2.invalid")),
+    ("bot_origin_3", Some("https://bot-origin-3.invalid")),
+    ("bot_origin_4", Some("https://bot-origin-4.invalid")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
