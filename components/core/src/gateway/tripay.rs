@@ -66,15 +66,18 @@ fn order_amount(fields: &Map<String, Value>) -> Result<Option<(String, Option<u6
             .map(|raw| parse_amount(name, raw))
             .transpose()
     };
-    let (total_raw, total) = match (read("total_amount")?, read("amount")?) {
+    // Every amount field is read (so checked) before any is used.
+    let (total, amount, fee) = (
+        read("total_amount")?,
+        read("amount")?,
+        read("fee_customer")?,
+    );
+    let (total_raw, total) = match (total, amount) {
         (Some(total), _) => total,
         (None, Some(amount)) => amount,
         (None, None) => return Ok(None),
     };
-    let fee = match text(fields, "fee_customer")? {
-        None => Some(0),
-        Some(raw) => parse_amount("fee_customer", raw)?.1,
-    };
+    let fee = fee.map_or(Some(0), |(_, fee)| fee);
     let value = total.zip(fee).and_then(|(t, f)| t.checked_sub(f));
     Ok(Some((value.map_or(total_raw, |v| v.to_string()), value)))
 }
@@ -264,6 +267,9 @@ mod tests {
         for body in [
             r#"{"merchant_ref":"DEP1","status":"REFUND","total_amount":5000,"amount":7.3e-51}"#,
             r#"{"merchant_ref":"DEP1","status":"PAID","total_amount":5000,"amount":"abc"}"#,
+            // A fee is checked even when no total came with it (schemathesis, seed 16).
+            r#"{"merchant_ref":"DEP1","status":"REFUND","total_amount":null,"fee_customer":[]}"#,
+            r#"{"merchant_ref":"DEP1","status":"UNPAID","fee_customer":"x"}"#,
         ] {
             let signature = sign(&Secret::new("private-key-123"), body.as_bytes());
             let error = tripay()
