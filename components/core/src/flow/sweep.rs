@@ -350,7 +350,13 @@ impl Sweep<'_, '_> {
             AttemptKind::Scheduled,
         )?;
         for credit in done {
-            if self.routes.target(&credit.bot).is_err() {
+            if let Err(why) = self.routes.target(&credit.bot) {
+                // Reported where the operator looks: the bot whose credits are held.
+                eprintln!(
+                    "sweep: credit of {} held: {}",
+                    credit.deposit_id,
+                    why.config_error()
+                );
                 self.report.not_sent += 1;
                 self.report.remaining += 1;
                 continue;
