@@ -45,6 +45,15 @@ fn spin_toml_declares_exactly_the_core_variables() {
     }
 }
 
+/// The hosts a component that sends credits may reach: `default`'s origin and the slots.
+const BOT_HOSTS: [&str; 5] = [
+    "{{ bot_backend_url }}",
+    "{{ bot_origin_1 }}",
+    "{{ bot_origin_2 }}",
+    "{{ bot_origin_3 }}",
+    "{{ bot_origin_4 }}",
+];
+
 #[test]
 fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs() {
     let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml loads");
@@ -93,12 +102,15 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
         assert_eq!(mapped, expected, "{component} maps what {path} reads");
     }
     for (id, component) in &manifest.components {
-        let (stores, hosts): (&[&str], &[&str]) = match id.as_str() {
+        // Whether it sends credits (then it may reach each bot's origin: `default`'s, and a
+        // slot per bot of `bots`), and the gateways it calls.
+        let (stores, credits, gateways): (&[&str], bool, &[&str]) = match id.as_str() {
             // /health probes both labels (a read of each) to name the one that is down.
-            "health" | "deposit-status" => (&["default", "claims"], &[]),
-            "openapi" => (&[], &[]),
+            "health" | "deposit-status" => (&["default", "claims"], false, &[]),
+            "openapi" => (&[], false, &[]),
             "deposit-create" => (
                 &["default", "claims"],
+                false,
                 &[
                     "{{ central_pg_base_url }}",
                     "{{ duitku_base_url }}",
@@ -110,12 +122,8 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             // The sweep also asks the gateways about late deposits.
             "sweep" => (
                 &["default", "claims"],
+                true,
                 &[
-                    "{{ bot_backend_url }}",
-                    "{{ bot_origin_1 }}",
-                    "{{ bot_origin_2 }}",
-                    "{{ bot_origin_3 }}",
-                    "{{ bot_origin_4 }}",
                     "{{ duitku_base_url }}",
                     "{{ midtrans_api_url }}",
                     "{{ xendit_base_url }}",
@@ -123,51 +131,13 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
                 ],
             ),
             // A notice these gateways do not sign in full is confirmed with their status API.
-            "callback-duitku" => (
-                &["default", "claims"],
-                &[
-                    "{{ bot_backend_url }}",
-                    "{{ bot_origin_1 }}",
-                    "{{ bot_origin_2 }}",
-                    "{{ bot_origin_3 }}",
-                    "{{ bot_origin_4 }}",
-                    "{{ duitku_base_url }}",
-                ],
-            ),
-            "callback-midtrans" => (
-                &["default", "claims"],
-                &[
-                    "{{ bot_backend_url }}",
-                    "{{ bot_origin_1 }}",
-                    "{{ bot_origin_2 }}",
-                    "{{ bot_origin_3 }}",
-                    "{{ bot_origin_4 }}",
-                    "{{ midtrans_api_url }}",
-                ],
-            ),
-            "callback-xendit" => (
-                &["default", "claims"],
-                &[
-                    "{{ bot_backend_url }}",
-                    "{{ bot_origin_1 }}",
-                    "{{ bot_origin_2 }}",
-                    "{{ bot_origin_3 }}",
-                    "{{ bot_origin_4 }}",
-                    "{{ xendit_base_url }}",
-                ],
-            ),
-            // Each bot's credit origin: `default`'s, and a slot per bot of `bots`.
-            _ => (
-                &["default", "claims"],
-                &[
-                    "{{ bot_backend_url }}",
-                    "{{ bot_origin_1 }}",
-                    "{{ bot_origin_2 }}",
-                    "{{ bot_origin_3 }}",
-                    "{{ bot_origin_4 }}",
-                ],
-            ),
+            "callback-duitku" => (&["default", "claims"], true, &["{{ duitku_base_url }}"]),
+            "callback-midtrans" => (&["default", "claims"], true, &["{{ midtrans_api_url }}"]),
+            "callback-xendit" => (&["default", "claims"], true, &["{{ xendit_base_url }}"]),
+            _ => (&["default", "claims"], true, &[]),
         };
+        let bots: &[&str] = if credits { &BOT_HOSTS } else { &[] };
+        let hosts: Vec<&str> = bots.iter().chain(gateways).copied().collect();
         assert_eq!(component.key_value_stores, stores, "{id} stores");
         assert_eq!(
             component.allowed_outbound_hosts, hosts,
