@@ -2,7 +2,7 @@
 //! of an orphaned payment have in common.
 
 use crate::bot::{credit_request, DeliveryOutcome};
-use crate::config::{BotRoutes, Delivery};
+use crate::config::{BotRoutes, Delivery, Unroutable};
 use crate::credit::{AttemptKind, Credit, CreditLog, PaymentFacts};
 use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::Invoice;
@@ -95,14 +95,15 @@ pub fn take_over(
 }
 
 /// Sends owned credits concurrently, each to its own bot, and records each outcome (a credit
-/// whose bot cannot be reached is not sent and stays owed); returns them as recorded.
+/// whose bot cannot be reached is not sent and stays owed); returns them as recorded, each
+/// with why it was not sent, if it was not.
 pub fn deliver(
     store: &DepositStore,
     platform: &Platform,
     routes: BotRoutes,
     owned: Vec<Credit>,
     kind: AttemptKind,
-) -> Result<Vec<Credit>, StoreError> {
+) -> Result<Vec<(Credit, Option<Unroutable>)>, StoreError> {
     let delivery = routes.delivery;
     let now = platform.clock.now_ms();
     // Per credit: where it goes, or why it cannot be sent.
@@ -127,6 +128,7 @@ pub fn deliver(
     let done = platform.clock.now_ms();
     let mut recorded = Vec::with_capacity(owned.len());
     for (mut credit, target) in owned.into_iter().zip(targets) {
+        let held = target.as_ref().err().cloned();
         let (outcome, deliveries) = match target {
             Err(why) => (DeliveryOutcome::NotSent(why), 0),
             Ok(_) => {
@@ -138,7 +140,7 @@ pub fn deliver(
         };
         credit.record(&outcome, deliveries, kind, done, delivery);
         save_outcome(store, &credit)?;
-        recorded.push(credit);
+        recorded.push((credit, held));
     }
     Ok(recorded)
 }

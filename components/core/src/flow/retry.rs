@@ -114,7 +114,7 @@ pub fn retry_one(
         vec![owned],
         AttemptKind::Manual,
     )?;
-    let credit = delivered.into_iter().next();
+    let credit = delivered.into_iter().next().map(|(credit, _)| credit);
     let result = credit.as_ref().and_then(|c| c.last_result.clone());
     if credit.as_ref().is_some_and(|c| c.is_credited()) {
         Ok(answer(true, false, result))

@@ -349,8 +349,8 @@ impl Sweep<'_, '_> {
             batch,
             AttemptKind::Scheduled,
         )?;
-        for credit in done {
-            if let Err(why) = self.routes.target(&credit.bot) {
+        for (credit, held) in done {
+            if let Some(why) = held {
                 // Reported where the operator looks: the bot whose credits are held.
                 eprintln!(
                     "sweep: credit of {} held: {}",
