@@ -71,6 +71,10 @@ error_codes! {
     InvalidCallback = "INVALID_CALLBACK", 400;
     /// `X-Nonce` has the wrong form.
     InvalidNonce = "INVALID_NONCE", 400;
+    /// A console query parameter (filter, page size, cursor) is invalid.
+    InvalidFilter = "INVALID_FILTER", 400;
+    /// An operator's `reason` is missing, empty or too long.
+    InvalidReason = "INVALID_REASON", 400;
     /// Missing or wrong bearer token.
     Unauthorized = "UNAUTHORIZED", 401;
     /// Missing or wrong `X-Signature`, or a gateway's own signature or token.
@@ -81,6 +85,8 @@ error_codes! {
     DepositNotFound = "DEPOSIT_NOT_FOUND", 404;
     /// A gateway's callback route while that gateway's credentials are not set.
     GatewayNotConfigured = "GATEWAY_NOT_CONFIGURED", 404;
+    /// No console route at this path.
+    NotFound = "NOT_FOUND", 404;
     /// Method not served by the route.
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405;
     /// `X-Nonce` already used.
@@ -99,6 +105,8 @@ error_codes! {
     DepositExpired = "DEPOSIT_EXPIRED", 409;
     /// A delivery of this credit is in progress.
     CreditInProgress = "CREDIT_IN_PROGRESS", 409;
+    /// An operator action on a deposit in a state it does not apply to (nothing changed).
+    WrongState = "WRONG_STATE", 409;
     /// Body over the limit.
     BodyTooLarge = "BODY_TOO_LARGE", 413;
     /// Body is not `application/json`.

@@ -11,6 +11,7 @@
 
 pub mod bot;
 pub mod config;
+pub mod console;
 pub mod credit;
 pub mod deposit;
 pub mod envelope;

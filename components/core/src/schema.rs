@@ -63,6 +63,38 @@ pub struct RetryQuery {
     pub deposit_id: Option<String>,
 }
 
+/// The console's `/admin/deposits` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    /// State filter (see [`crate::console::StatusFilter`]).
+    pub status: Option<String>,
+    /// Gateway.
+    pub gateway: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// Bot id.
+    pub bot: Option<String>,
+    /// Created at or after (Unix ms).
+    pub from: Option<String>,
+    /// Created at or before (Unix ms).
+    pub to: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+}
+
+/// The body of `/admin/action/refund-handled`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundHandledBody {
+    /// The invoice refunded.
+    pub reference: String,
+    /// Why, for the record (1 to 500 characters).
+    pub reason: String,
+}
+
 /// The wire names of the fields of struct `T` (as its `Deserialize` declares them).
 pub fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
     let mut recorder = FieldRecorder(None);

@@ -79,7 +79,8 @@ pub fn digest_matches(expected: &[u8], signature_hex: &str) -> bool {
     expected.ct_eq(&given[..]).into()
 }
 
-fn bearer_token(value: &str) -> Option<&str> {
+/// The token of an `Authorization: Bearer …` value.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

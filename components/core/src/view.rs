@@ -5,9 +5,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::credit::Credit;
-use crate::deposit::note::{Note, NoteKind};
+use crate::deposit::note::{Note, NoteKind, OperatorAction};
 use crate::deposit::{Deposit, Invoice};
+use crate::envelope::Envelope;
+use crate::flow::life::life_of;
 use crate::ids::{DepositId, Reference};
+use crate::platform::StoreError;
+use crate::store::DepositStore;
 
 /// Where a deposit stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +47,22 @@ pub struct RefundDue {
     pub credited_reference: Reference,
     /// When its PAID callback arrived (Unix ms).
     pub at: u64,
+    /// When an operator marked it refunded, who, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handled: Option<Handled>,
+}
+
+/// An operator's mark on a refund: done by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    /// The operator.
+    pub by: String,
+    /// When (Unix ms).
+    pub at: u64,
+    /// Why, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A payment with the wrong amount: not credited, for a human to settle.
@@ -137,6 +157,71 @@ pub fn status_of(
     }
 }
 
+/// The operator's mark on the refund of invoice `reference`, if there is one.
+fn handled_refund(notes: &[Note], reference: &Reference) -> Option<Handled> {
+    notes.iter().find_map(|n| match &n.kind {
+        NoteKind::Operator {
+            action: OperatorAction::RefundHandled,
+            by,
+            reason,
+        } if n.reference == *reference => Some(Handled {
+            by: by.clone(),
+            at: n.at,
+            reason: reason.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// A deposit as its readers show it: its view, and the facts it was made from.
+pub struct Shown {
+    /// The view.
+    pub view: DepositView,
+    /// The record.
+    pub deposit: Deposit,
+    /// Its notes (of its epoch), oldest first.
+    pub notes: Vec<Note>,
+    /// Its credit as last written.
+    pub credit: Option<Credit>,
+}
+
+/// Reads what `/deposit/status` and the console show of `deposit`; `None` while a create
+/// waits for its invoice, or once its life has ended (it is about to be removed).
+pub fn read_shown(
+    store: &DepositStore,
+    deposit: Envelope<Deposit>,
+) -> Result<Option<Shown>, StoreError> {
+    let id = &deposit.v.deposit_id;
+    let epoch = deposit.v.epoch;
+    let credit = store.credit_view(id)?.of_epoch(Some(epoch));
+    let notes: Vec<_> = store
+        .notes(id)?
+        .into_iter()
+        .filter(|n| n.epoch == epoch)
+        .collect();
+    // A create still waiting for its invoice is not shown; a record whose create failed after
+    // taking over from one that handed out its invoice in its last instant shows that one.
+    let shown = match deposit.v.invoice() {
+        Some(invoice) => Some(invoice),
+        None => store.invoices(&deposit.v)?.pop(),
+    };
+    if shown.is_none() && credit.current().is_none() && notes.is_empty() {
+        return Ok(None);
+    }
+    let now = store.now();
+    if now >= deposit.exp && !life_of(store, &deposit, &credit, &notes)?.is_alive(now) {
+        return Ok(None);
+    }
+    let current = credit.current().cloned();
+    let view = DepositView::new(deposit.v.clone(), shown.as_ref(), current.clone(), &notes);
+    Ok(Some(Shown {
+        view,
+        deposit: deposit.v,
+        notes,
+        credit: current,
+    }))
+}
+
 impl DepositView {
     /// Merges the record, the invoice it shows (its own, or one its creates handed out), its
     /// credit and its notes (all of this deposit's epoch).
@@ -167,6 +252,7 @@ impl DepositView {
                                 reference: note.reference.clone(),
                                 credited_reference: credited.clone(),
                                 at: note.at,
+                                handled: handled_refund(notes, &note.reference),
                             });
                         }
                     }
@@ -176,7 +262,7 @@ impl DepositView {
                     reason: "PAID is final",
                     at: note.at,
                 }),
-                NoteKind::Failed { .. } => {}
+                NoteKind::Failed { .. } | NoteKind::Operator { .. } => {}
             }
         }
         let review_result = reviews.last().map(|r| {

@@ -36,6 +36,7 @@ impl Config {
             tripay: None,
             reconcile: None,
             bots: None,
+            console: None,
         };
         if wants(Section::Auth) {
             let shared_secret = get("shared_secret")?;
@@ -180,6 +181,10 @@ impl Config {
         }
         if wants(Section::Bots) {
             config.bots = Some(Bots::parse(&get(BOTS)?, |name| read(vars, name))?);
+        }
+        if wants(Section::Console) {
+            // Parsed by the console's routes alone (`Config::console`): no other links it.
+            config.console = Some(Secret::new(get(ADMIN_TOKEN)?));
         }
         let retired = wants(Section::Retired);
         for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {

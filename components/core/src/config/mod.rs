@@ -3,6 +3,7 @@
 
 mod auth;
 mod bots;
+mod console;
 mod gateways;
 mod labels;
 mod load;
@@ -11,6 +12,7 @@ mod secret;
 
 pub use auth::{Auth, SignatureScheme};
 pub use bots::{shared_key, Bot, Bots, Unroutable, BOTS, BOT_ORIGIN_SLOTS};
+pub use console::{Console, Operator, ADMIN_TOKEN};
 pub use gateways::{Duitku, DuitkuSignature, Midtrans, Tripay, Xendit};
 pub use labels::{StoreLabels, KV_LABELS};
 pub use secret::Secret;
@@ -61,6 +63,8 @@ pub enum Section {
     /// The bots besides `default` and the manifest's slots for their origins (the slots are
     /// read only while `bots` names one).
     Bots,
+    /// The operator console's tokens.
+    Console,
 }
 
 impl Section {
@@ -105,6 +109,7 @@ impl Section {
                 BOT_ORIGIN_SLOTS[2],
                 BOT_ORIGIN_SLOTS[3],
             ],
+            Section::Console => &[ADMIN_TOKEN],
             Section::Duitku => &[
                 "duitku_base_url",
                 "duitku_merchant_code",
@@ -193,6 +198,7 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Reconcile,
     Section::Retired,
     Section::Bots,
+    Section::Console,
 ];
 
 /// Every gateway's credentials section.
@@ -382,6 +388,7 @@ pub struct Config {
     tripay: Option<Tripay>,
     reconcile: Option<Reconcile>,
     bots: Option<Bots>,
+    console: Option<Secret>,
 }
 
 /// Every variable the service reads, with its default (`None` = required).
@@ -444,6 +451,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("bot_origin_2", Some("https://bot-origin-2.invalid")),
     ("bot_origin_3", Some("https://bot-origin-3.invalid")),
     ("bot_origin_4", Some("https://bot-origin-4.invalid")),
+    (ADMIN_TOKEN, Some("")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
@@ -567,6 +575,24 @@ impl Config {
     /// The bots besides `default`.
     pub fn bots(&self) -> Result<&Bots, ConfigError> {
         self.bots.as_ref().ok_or_else(|| not_read(Section::Bots))
+    }
+
+    /// The operator console's tokens, checked against every bot's key (an operator token
+    /// opens every bot's deposits).
+    pub fn console(&self) -> Result<Console, ConfigError> {
+        let raw = self
+            .console
+            .as_ref()
+            .ok_or_else(|| not_read(Section::Console))?;
+        let console = Console::parse(raw)?;
+        let bots = self.bots()?;
+        let keys: Vec<&Secret> = self
+            .auth()?
+            .inbound_secrets()
+            .chain(bots.named.iter().flat_map(|b| &b.keys))
+            .collect();
+        console.distinct_from(&keys)?;
+        Ok(console)
     }
 
     /// Where each bot's credits go and what signs them.

@@ -16,6 +16,22 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// Whether `given` is this secret: both hashed first (the time tells nothing of either's
+    /// length), then compared in constant time.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        subtle::ConstantTimeEq::ct_eq(
+            &Sha256::digest(self.0.as_bytes())[..],
+            &Sha256::digest(given.as_bytes())[..],
+        )
+        .into()
+    }
+
+    /// Whether two secrets are the same, compared in constant time.
+    pub fn same_as(&self, other: &Secret) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.0.as_bytes()).into()
+    }
 }
 
 impl fmt::Debug for Secret {

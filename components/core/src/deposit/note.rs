@@ -53,6 +53,29 @@ pub enum NoteKind {
         /// Gateway result code.
         result_code: Option<String>,
     },
+    /// An operator acted on the deposit from the console (the note's reference is the
+    /// invoice acted on).
+    #[serde(rename_all = "camelCase")]
+    Operator {
+        /// What was done.
+        action: OperatorAction,
+        /// The operator's name (`admin_token`).
+        by: String,
+        /// Why, as the operator wrote it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// What an operator did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OperatorAction {
+    /// Asked for the credit to be delivered again now.
+    Resend,
+    /// Refunded a payment that was not credited (the invoice of the note): it no longer keeps
+    /// the deposit.
+    RefundHandled,
 }
 
 impl Note {
@@ -64,6 +87,10 @@ impl Note {
                 (NoteKind::Paid { .. }, NoteKind::Paid { .. }) => true,
                 (NoteKind::WrongAmount { received: a }, NoteKind::WrongAmount { received: b }) => {
                     a == b
+                }
+                // A refund is handled once; every resend is an action of its own.
+                (NoteKind::Operator { action: a, .. }, NoteKind::Operator { action: b, .. }) => {
+                    a == b && *a == OperatorAction::RefundHandled
                 }
                 _ => false,
             }

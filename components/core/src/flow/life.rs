@@ -3,7 +3,7 @@
 //! whether a deposit is still there; the sweep uses it to decide when to remove it.
 
 use crate::credit::{Credit, CreditLog};
-use crate::deposit::note::{Note, NoteKind};
+use crate::deposit::note::{Note, NoteKind, OperatorAction};
 use crate::deposit::Deposit;
 use crate::envelope::Envelope;
 use crate::ids::Reference;
@@ -89,24 +89,48 @@ pub fn life(facts: &LifeFacts) -> Life {
         None => {}
     }
     let credited_reference = credit.map(|c| &c.reference);
-    let unresolved = facts
-        .notes
-        .iter()
-        .filter(|n| n.epoch == facts.epoch)
-        .any(|n| match n.kind {
-            NoteKind::Failed { .. } => false,
-            NoteKind::WrongAmount { .. } => true,
-            // A payment not credited: to recover, or to refund.
-            NoteKind::Paid { .. } => credited_reference != Some(&n.reference),
-        });
+    let notes = || facts.notes.iter().filter(|n| n.epoch == facts.epoch);
+    let unresolved = notes().any(|n| match n.kind {
+        NoteKind::Failed { .. } | NoteKind::Operator { .. } => false,
+        NoteKind::WrongAmount { .. } => true,
+        // A payment not credited: to recover, or to refund (until an operator refunded it;
+        // only a payment beside a credit can be marked so).
+        NoteKind::Paid { .. } => {
+            credited_reference != Some(&n.reference)
+                && !(credited_reference.is_some() && refund_handled(facts.notes, n))
+        }
+    });
     if unresolved {
         return Life::Owed;
+    }
+    // What an operator did stays on record a retention period after.
+    if let Some(last) = notes()
+        .filter(|n| matches!(n.kind, NoteKind::Operator { .. }))
+        .map(|n| n.at)
+        .max()
+    {
+        end = end.max(last.saturating_add(facts.ttl_ms));
     }
     if facts.unsettled {
         // Its gateway has not yet said how an invoice ended: reconciliation keeps asking.
         end = end.max(unsettled_until(facts.record_expiry, facts.ttl_ms));
     }
     Life::Until(end)
+}
+
+/// Whether an operator marked the payment `paid` (a note) as refunded.
+pub fn refund_handled(notes: &[Note], paid: &Note) -> bool {
+    notes.iter().any(|n| {
+        n.epoch == paid.epoch
+            && n.reference == paid.reference
+            && matches!(
+                n.kind,
+                NoteKind::Operator {
+                    action: OperatorAction::RefundHandled,
+                    ..
+                }
+            )
+    })
 }
 
 /// How long past its record's end a deposit whose gateway has not said how its invoices

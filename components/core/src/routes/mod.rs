@@ -2,7 +2,10 @@
 //! shared checks (CORS, preflight, method, auth, body size, content type) live in
 //! [`route::serve`].
 
+pub mod admin;
+pub mod admin_action;
 pub mod callback;
+pub mod console;
 pub mod create;
 pub mod gateway_callback;
 pub mod health;
@@ -26,4 +29,11 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/callback/midtrans", &gateway_callback::MIDTRANS),
     ("/callback/xendit", &gateway_callback::XENDIT),
     ("/callback/tripay", &gateway_callback::TRIPAY),
+    ("/admin/deposits", &admin::ROUTE),
+    ("/admin/action/resend", &admin_action::RESEND),
+    (
+        "/admin/action/refund-handled",
+        &admin_action::REFUND_HANDLED,
+    ),
+    ("/console", &console::ROUTE),
 ];

@@ -60,6 +60,8 @@ pub enum Peer {
     Operator,
     /// The Central PG: `pg_shared_secret`, or the bot's secrets when it is unset.
     CentralPg,
+    /// An operator of the console: one of the `admin_token` tokens, never a bot's key.
+    Admin,
 }
 
 /// What a route accepts.
@@ -140,6 +142,7 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<Option<B
             Peer::CentralPg => {
                 verify_bearer(config.central_auth()?.inbound_secrets(), authorization)
             }
+            Peer::Admin => operator(config, request)?.is_some(),
         };
         if !known {
             return Err(ApiError::Unauthorized);
@@ -156,6 +159,15 @@ fn checked(route: &Route, request: &Request, config: &Config) -> Result<Option<B
         }
     }
     Ok(caller)
+}
+
+/// The operator whose token the request carries; refused as a configuration error while
+/// `admin_token` names none (the console is off).
+pub fn operator(config: &Config, request: &Request) -> Result<Option<String>, ApiError> {
+    let console = config.console()?;
+    let token = header(request, "authorization")?.and_then(crate::signature::bearer_token);
+    let operator = console.operator(token)?;
+    Ok(operator.map(|o| o.name.clone()))
 }
 
 /// The bot whose key `authorization` (`Bearer …`) carries: `default` for the single-bot

@@ -3,13 +3,12 @@
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section, Sections};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::life::life_of;
 use crate::http::{Request, Response};
 use crate::ids::{BotId, DepositId, Reference};
 use crate::platform::Platform;
 use crate::schema::{self, StatusQuery};
 use crate::store::DepositStore;
-use crate::view::DepositView;
+use crate::view::read_shown;
 
 /// What this route accepts and reads.
 pub const ROUTE: Route = Route {
@@ -83,29 +82,6 @@ fn status(
         // Another bot's deposit is not found: its id tells nothing.
         .filter(|d| caller.is_some_and(|bot| *bot == d.v.bot))
         .ok_or(ApiError::DepositNotFound)?;
-    let epoch = deposit.v.epoch;
-    let credit = store.credit_view(&id)?.of_epoch(Some(epoch));
-    let notes: Vec<_> = store
-        .notes(&id)?
-        .into_iter()
-        .filter(|n| n.epoch == epoch)
-        .collect();
-    // A create still waiting for its invoice is not shown; a record whose create failed after
-    // taking over from one that handed out its invoice in its last instant shows that one.
-    let shown = match deposit.v.invoice() {
-        Some(invoice) => Some(invoice),
-        None => store.invoices(&deposit.v)?.pop(),
-    };
-    if shown.is_none() && credit.current().is_none() && notes.is_empty() {
-        return Err(ApiError::DepositNotFound);
-    }
-    let now = store.now();
-    if now >= deposit.exp && !life_of(&store, &deposit, &credit, &notes)?.is_alive(now) {
-        return Err(ApiError::DepositNotFound);
-    }
-    let current = credit.current().cloned();
-    Ok(Response::json(
-        200,
-        &DepositView::new(deposit.v, shown.as_ref(), current, &notes),
-    ))
+    let shown = read_shown(&store, deposit)?.ok_or(ApiError::DepositNotFound)?;
+    Ok(Response::json(200, &shown.view))
 }

@@ -119,6 +119,16 @@ pub struct Cursor {
     pub slot: u64,
 }
 
+/// Where a newest-first reading goes on: the slots below `slot` in `bucket`, then the
+/// buckets below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Before {
+    /// Bucket.
+    pub bucket: u64,
+    /// The slot above the next one to read (`u64::MAX`: the whole bucket).
+    pub slot: u64,
+}
+
 /// A bucket's tasks, as the sweep reads them.
 pub struct Bucket {
     /// Bucket number.
@@ -201,7 +211,8 @@ impl Schedule {
         self.block * self.day
     }
 
-    fn bucket_of(&self, at_ms: u64) -> u64 {
+    /// The bucket of a task due at `at_ms`.
+    pub fn bucket_of(&self, at_ms: u64) -> u64 {
         at_ms / self.width_ms
     }
 
@@ -328,6 +339,98 @@ impl Schedule {
                 }));
             }
             *from += 1;
+        }
+        Ok(None)
+    }
+
+    /// Reads tasks newest first: the slots below `from`, then
+    /// every lower bucket down to `floor`, skipping a day or block whose marker is absent
+    /// with one read. Each key read costs one of `budget`; `visit` returns false to stop
+    /// (after its task). Returns where to go on from, or `None` once `floor` is passed. Only
+    /// reads: markers are the sweep's to remove.
+    pub fn walk_back(
+        &self,
+        claims: &dyn KeyValue,
+        store: &dyn KeyValue,
+        from: Before,
+        floor: u64,
+        budget: &mut u32,
+        mut visit: impl FnMut(u64, Task, &mut u32) -> Result<bool, StoreError>,
+    ) -> Result<Option<Before>, StoreError> {
+        let (day_len, block_len) = (self.day_len(), self.block);
+        let (mut bucket, mut below) = (from.bucket, from.slot);
+        let (mut day_seen, mut block_seen) = (None, None);
+        // Moves to the last bucket before `first` (`false` once that is under `floor`).
+        let step_below = |first: u64, bucket: &mut u64, below: &mut u64| {
+            *below = u64::MAX;
+            match first.checked_sub(1) {
+                Some(b) if b >= floor => {
+                    *bucket = b;
+                    true
+                }
+                _ => false,
+            }
+        };
+        while bucket >= floor {
+            if *budget == 0 {
+                return Ok(Some(Before {
+                    bucket,
+                    slot: below,
+                }));
+            }
+            let day = bucket / day_len;
+            if day_seen != Some(day) {
+                *budget -= 1;
+                if claims.get(&keys::day(self.name, day))?.is_none() {
+                    if !step_below(day * day_len, &mut bucket, &mut below) {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                day_seen = Some(day);
+            }
+            let block = bucket / block_len;
+            if block_seen != Some(block) {
+                *budget = budget.saturating_sub(1);
+                if claims.get(&keys::block(self.name, block))?.is_none() {
+                    if !step_below(block * block_len, &mut bucket, &mut below) {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                block_seen = Some(block);
+            }
+            *budget = budget.saturating_sub(1);
+            let key = keys::slot_count(self.name, bucket);
+            let count = match claims.get(&key)? {
+                Some(bytes) => u64::try_from(counter::decode(&key, &bytes)?).unwrap_or(0),
+                None => 0,
+            };
+            let mut n = count.min(below.saturating_sub(1));
+            while n >= 1 {
+                if *budget == 0 {
+                    return Ok(Some(Before {
+                        bucket,
+                        slot: n + 1,
+                    }));
+                }
+                *budget -= 1;
+                // A hole, or a slot that is not a task, is passed over: reading never fails
+                // on one record.
+                let task = self.task(store, bucket, n).ok().flatten();
+                n -= 1;
+                if let Some(task) = task {
+                    if !visit(bucket, task, budget)? {
+                        return Ok(Some(Before {
+                            bucket,
+                            slot: n + 1,
+                        }));
+                    }
+                }
+            }
+            if !step_below(bucket, &mut bucket, &mut below) {
+                return Ok(None);
+            }
         }
         Ok(None)
     }
