@@ -52,7 +52,7 @@ const BUILDS: [Build; 3] = [
 ];
 
 /// The shipped components, as their `.wasm` files are named.
-const COMPONENTS: [&str; 11] = [
+const COMPONENTS: [&str; 14] = [
     "health",
     "deposit_create",
     "payment_callback",
@@ -60,6 +60,9 @@ const COMPONENTS: [&str; 11] = [
     "sweep",
     "manual_retry",
     "openapi",
+    "admin",
+    "admin_action",
+    "console",
     "callback_duitku",
     "callback_midtrans",
     "callback_xendit",

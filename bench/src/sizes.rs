@@ -15,7 +15,7 @@ use crate::report::{Fact, Report};
 use crate::stack::{root, used_memory, Backend, Stack};
 
 /// The shipped components, as their `.wasm` files are named.
-const COMPONENTS: [&str; 11] = [
+const COMPONENTS: [&str; 14] = [
     "health",
     "deposit_create",
     "payment_callback",
@@ -23,6 +23,9 @@ const COMPONENTS: [&str; 11] = [
     "sweep",
     "manual_retry",
     "openapi",
+    "admin",
+    "admin_action",
+    "console",
     "callback_duitku",
     "callback_midtrans",
     "callback_xendit",

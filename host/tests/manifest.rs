@@ -76,6 +76,9 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             ("/callback/xendit", "callback-xendit"),
             ("/callback/tripay", "callback-tripay"),
             ("/openapi.json", "openapi"),
+            ("/admin/...", "admin"),
+            ("/admin/action/...", "admin-action"),
+            ("/console", "console"),
         ]
     );
     assert!(
@@ -83,11 +86,18 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
         "the document's component reads no variable"
     );
     for (path, route) in topup_core::routes::ALL {
-        let component = manifest
+        // Found as Spin routes a request (the console's routes are wildcards).
+        let table: Vec<topup_host::routing::Route> = manifest
             .routes
             .iter()
-            .find(|r| r.route == *path)
-            .map(|r| r.component.clone())
+            .enumerate()
+            .map(|(i, r)| topup_host::routing::Route {
+                pattern: r.route.clone(),
+                component: i,
+            })
+            .collect();
+        let component = topup_host::routing::find(&table, path)
+            .map(|m| manifest.routes[m.component].component.clone())
             .expect("every core route is in spin.toml");
         let mapped: std::collections::BTreeMap<String, String> = manifest.components[&component]
             .variables
@@ -107,7 +117,9 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
         let (stores, credits, gateways): (&[&str], bool, &[&str]) = match id.as_str() {
             // /health probes both labels (a read of each) to name the one that is down.
             "health" | "deposit-status" => (&["default", "claims"], false, &[]),
-            "openapi" => (&[], false, &[]),
+            "openapi" | "console" => (&[], false, &[]),
+            // The console's reads list deposits and read their records; its actions resend.
+            "admin" => (&["default", "claims"], false, &[]),
             "deposit-create" => (
                 &["default", "claims"],
                 false,
@@ -197,8 +209,8 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         .collect();
     assert_eq!(original.lines().count(), cloud.lines().count());
     // Every component with outbound hosts: create, the Central PG's callback, the sweep, the
-    // manual retry and the four gateway callbacks.
-    assert_eq!(changed.len(), 8, "{changed:?}");
+    // manual retry, the console's actions and the four gateway callbacks.
+    assert_eq!(changed.len(), 9, "{changed:?}");
     assert!(changed
         .iter()
         .all(|l| l.starts_with("allowed_outbound_hosts") && !l.contains("{{")));
@@ -215,7 +227,7 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
     let loaded = Manifest::parse(&cloud, root());
-    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 11);
+    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 14);
 
     let refused = run("https://pg.example.com/api", "https://bot.example.com");
     assert!(
