@@ -7,7 +7,9 @@
 # example receivers (examples/) against the app, with their dependencies cached in target/,
 # generates a Python client and TypeScript types from openapi.json and uses them
 # (scripts/clients.sh), then fuzzes the app from openapi.json (scripts/fuzz.sh; both install
-# Python's venv, and clients.sh Node's npm, if missing).
+# Python's venv, and clients.sh Node's npm, if missing). The operator console's page is
+# driven in Debian's headless Chromium with playwright-core (scripts/browser-setup.sh
+# installs both) within the first end-to-end run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -29,8 +31,11 @@ cargo clippy --quiet --locked --manifest-path examples/rust-axum/Cargo.toml \
 echo "== build: components (wasm32-wasip2: release, and release-p3 for WASIp3) and native binaries"
 build_app
 
-echo "== tests: core natively, host, end to end on SQLite and Redis, example receivers"
-cargo test --workspace --profile host
+echo "== operator console's browser test: Chromium (Debian) and playwright-core (npm)"
+scripts/browser-setup.sh
+
+echo "== tests: core natively, host, end to end on SQLite and Redis (the console in Chromium too), example receivers"
+CONSOLE_BROWSER=1 cargo test --workspace --profile host
 
 echo "== tests: the end-to-end suite again, on the WASIp3 build (spin.p3.toml; same test binary)"
 E2E_BUILD=p3 cargo test --workspace --profile host --test e2e

@@ -13,6 +13,7 @@
 
 mod api;
 mod bots;
+mod console;
 mod create_race;
 mod faults;
 mod gateways;
