@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes the app from openapi.json with schemathesis (pinned below; installed into
 # target/schemathesis/venv when absent): the real components on the test host, SQLite store
-# files in a temporary directory, the mock Central PG and bot, the bearer token, every
-# operation, and signed callbacks (tests/fuzz/hooks.py). Every check is on, with
-# schemathesis' default expectations (positive data accepted, negative data refused, 405 with
-# Allow for a method the document does not list). Fails on a 5xx other than the documented
+# files in a temporary directory, the mock Central PG and bot, the bearer token (and the
+# console's operator token, `admin_token`, for the /admin/... routes), every operation, and
+# signed callbacks (tests/fuzz/hooks.py). Every check is on, with schemathesis' default
+# expectations (positive data accepted, negative data refused, 405 with Allow for a method the
+# document does not list). Fails on a 5xx other than the documented
 # 502/503, a response the document does not describe, or a refused request that changed the
 # store. All five gateways are enabled with throwaway credentials the hooks sign
 # with; Duitku's, Midtrans's, Xendit's and Tripay's APIs point at a closed port, so a create
@@ -47,6 +48,10 @@ closed_port=$(port)  # nothing listens here: the four gateways' APIs
 
 secret=$(openssl rand -hex 32)
 export SPIN_VARIABLE_SHARED_SECRET="$secret"
+# The console's one operator token: 48 hex digits, so no bot key or shared secret here (64
+# and 32 digits) can equal it, which the app refuses.
+admin_token=$(openssl rand -hex 24)
+export SPIN_VARIABLE_ADMIN_TOKEN="$admin_token"
 export SPIN_VARIABLE_CENTRAL_PG_BASE_URL="http://127.0.0.1:$pg_port"
 export SPIN_VARIABLE_BOT_BACKEND_URL="http://127.0.0.1:$bot_port"
 export SPIN_VARIABLE_PUBLIC_BASE_URL="http://127.0.0.1:$app_port"
@@ -88,7 +93,7 @@ for _ in range(300):
 sys.exit("fuzz: the app did not answer /health")
 PY
 
-export FUZZ_BEARER="$secret" FUZZ_SECRET="$secret"
+export FUZZ_BEARER="$secret" FUZZ_SECRET="$secret" FUZZ_ADMIN_TOKEN="$admin_token"
 export FUZZ_DUITKU_MERCHANT_CODE="$SPIN_VARIABLE_DUITKU_MERCHANT_CODE"
 export FUZZ_DUITKU_API_KEY="$SPIN_VARIABLE_DUITKU_API_KEY"
 export FUZZ_MIDTRANS_SERVER_KEY="$SPIN_VARIABLE_MIDTRANS_SERVER_KEY"

@@ -7,9 +7,10 @@
   by the Central PG, so the gateway's notice must be refused with GATEWAY_MISMATCH).
 - Steers some callbacks to deposits the run created, so PAID and FAILED reach real records,
   and gives `duitkuData.merchantOrderId` the value of `orderId` when both are sent.
-- Makes the cases satisfy the two rules the document states only in words: a positive status
-  lookup names exactly one of `depositId` and `reference`, and every Duitku notice carries the
-  merchant code the app was given. Other negative cases are left as generated.
+- Makes the cases satisfy the rules the document states only in words: a positive status
+  lookup names exactly one of `depositId` and `reference`, a positive console list asks for
+  `from` no later than `to`, and every Duitku notice carries the merchant code the app was
+  given. Other negative cases are left as generated.
 - Check `nothing_stored_by_a_refused_request`: a 4xx answer leaves both store files as they
   were (requests run one at a time: the fuzz step uses one worker).
 """
@@ -115,6 +116,18 @@ def one_lookup(case):
     case.query = query
 
 
+def ordered_range(case):
+    """A positive console list asks for `from` no later than `to`."""
+    query = dict(case.query or {})
+    low, high = query.get("from"), query.get("to")
+    try:
+        if low and high and int(low) > int(high):
+            query["from"], query["to"] = high, low
+    except ValueError:
+        pass
+    case.query = query
+
+
 def sign_gateway_callback(case):
     path = case.operation.path
     body = case.body = copy.deepcopy(case.body)
@@ -149,6 +162,8 @@ def before_call(context, case, kwargs):
     operation = case.operation
     if operation.path == "/deposit/status" and is_positive(case):
         one_lookup(case)
+    if operation.path == "/admin/deposits" and is_positive(case):
+        ordered_range(case)
     if operation.path in ORDER_FIELD and operation.method.upper() == "POST":
         sign_gateway_callback(case)
     if operation.path == CALLBACK and operation.method.upper() == "POST":

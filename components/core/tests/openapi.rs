@@ -3,27 +3,33 @@
 //! once for every path), the same request fields and query parameters, the same headers, and
 //! per route exactly the error codes the route declares, each under its status. The code side is read from the
 //! code: `routes::ALL`, `ErrorCode::ALL`, `Route::error_codes`, the field names of the structs
-//! that read bodies and queries, and the credit call as `bot::credit_request` builds it.
-//! Every difference is listed in the failure message.
+//! that read bodies and queries, the credit call as `bot::credit_request` builds it, and the
+//! console's answers as they serialise. Every difference is listed in the failure message.
 
 #![allow(clippy::expect_used, reason = "a test fails by panicking")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use topup_core::bot::credit_request;
 use topup_core::config::Config;
+use topup_core::console::{Detail, Page, State, StatusFilter, Summary};
+use topup_core::credit::CreditState;
+use topup_core::deposit::note::{Note, NoteKind, OperatorAction};
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
 use topup_core::error::ApiError;
 use topup_core::error::ErrorCode;
 use topup_core::gateway::notification::{CallbackBody, GatewayData};
 use topup_core::http::Request;
-use topup_core::ids::BotId;
+use topup_core::ids::{BotId, DepositId, GatewayName, Reference};
 use topup_core::routes::route::{Peer, CORS_ALLOW_HEADERS};
 use topup_core::routes::{self, Route};
-use topup_core::schema::{field_names, RetryQuery, StatusQuery};
-use topup_core::testing::{sample_credit, test_config, test_variables, TestPlatform};
+use topup_core::schema::{field_names, ListQuery, RefundHandledBody, RetryQuery, StatusQuery};
+use topup_core::testing::{
+    sample_credit, sample_deposit, test_config, test_variables, TestPlatform,
+};
+use topup_core::view::{DepositStatus, DepositView, Shown};
 
 const DOCUMENT: &str = include_str!("../../../openapi.json");
 
@@ -163,11 +169,47 @@ const GATEWAY_HEADERS: [&str; 3] = [
     "X-Callback-Event",
 ];
 
+/// Paths a route of `routes::ALL` also serves, under its own path (first), as the document
+/// writes them: `routes::admin` reads one deposit at `/admin/deposits/{id}`.
+const SUBPATHS: [(&str, &str); 1] = [(routes::admin::DEPOSITS, "/admin/deposits/{depositId}")];
+
 /// Every path the app serves, with its route declaration (none for `/openapi.json`).
 fn code_paths() -> Vec<(&'static str, Option<&'static Route>)> {
     let mut paths: Vec<_> = routes::ALL.iter().map(|(p, r)| (*p, Some(*r))).collect();
+    for (base, path) in SUBPATHS {
+        let route = routes::ALL
+            .iter()
+            .find(|(p, _)| *p == base)
+            .map(|(_, r)| *r);
+        paths.push((
+            path,
+            Some(route.expect("a subpath's route is in routes::ALL")),
+        ));
+    }
     paths.push((routes::openapi::PATH, None));
     paths
+}
+
+/// A path the document writes as a template, with each `{parameter}` filled in.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "D-1"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The `{parameter}` names of a path template.
+fn template_parameters(path: &str) -> BTreeSet<String> {
+    names(
+        path.split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')),
+    )
 }
 
 #[test]
@@ -181,10 +223,40 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
         &names(code_paths().iter().map(|(p, _)| p)),
         &doc_paths,
     );
+    for (base, path) in SUBPATHS {
+        if !path.starts_with(&format!("{base}/")) {
+            problems.push(format!("{path} is not under its route's path {base}"));
+        }
+    }
     for (path, route) in code_paths() {
         let Some(item) = doc["paths"][path].as_object() else {
             continue;
         };
+        // Each `{name}` of the path is a required path parameter of every operation, and no
+        // other path parameter is documented.
+        for (method, op) in operations(&doc["paths"][path]) {
+            let parameters: Vec<&Value> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| resolve(&doc, p))
+                .filter(|p| p["in"] == "path")
+                .collect();
+            compare(
+                &mut problems,
+                &format!("path parameters of {method} {path}"),
+                &template_parameters(path),
+                &names(parameters.iter().map(|p| p["name"].as_str().unwrap_or("?"))),
+            );
+            for parameter in parameters {
+                if parameter["required"] != true {
+                    problems.push(format!(
+                        "{method} {path}: path parameter {} is not required",
+                        parameter["name"]
+                    ));
+                }
+            }
+        }
         let allow = route.map_or(routes::openapi::ALLOW, |r| r.allow);
         // HEAD only ever comes with GET (route::checked serves HEAD on GET routes alone).
         let methods = served(allow);
@@ -202,7 +274,8 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
             let Some(op) = item.get(&method) else {
                 continue;
             };
-            // Whose bearer token: a bot's key, the deployment's secret, or the Central PG's.
+            // Whose bearer token: a bot's key, the deployment's secret, the Central PG's, or
+            // an operator's of the console.
             let scheme = |name: &str| {
                 op["security"]
                     .as_array()
@@ -212,6 +285,7 @@ fn the_document_describes_every_route_and_method_and_nothing_else() {
                 ("bearerAuth", Peer::Bot),
                 ("operatorAuth", Peer::Operator),
                 ("pgBearerAuth", Peer::CentralPg),
+                ("adminAuth", Peer::Admin),
             ];
             let mut required = schemes.iter().filter(|(name, _)| scheme(name));
             let bearer = required.next().map(|(_, peer)| *peer);
@@ -322,10 +396,11 @@ fn the_documented_preflight_is_the_one_the_routes_answer() {
         routes::openapi::PATH,
         routes::openapi::handle(&Request::new("OPTIONS", routes::openapi::PATH), "{}"),
     )];
-    for (path, route) in routes::ALL {
+    for (path, route) in code_paths() {
+        let Some(route) = route else { continue };
         let answer = routes::route::serve(
             route,
-            &Request::new("OPTIONS", path),
+            &Request::new("OPTIONS", &concrete(path)),
             &platform.platform(),
             |_, _, _, _| Err(ApiError::Unauthorized),
         );
@@ -390,18 +465,20 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
         ]),
         &names(everywhere.iter().map(|(_, code)| code)),
     );
+    // A route may serve more than one documented path (the console's list and one deposit):
+    // each path documents the shared checks' codes, and its paths together exactly the
+    // route's. Every route answers 405 to a method it does not serve: documented once, above.
+    let route_codes = |route: &Route| {
+        names(
+            route
+                .error_codes()
+                .iter()
+                .filter(|c| **c != ErrorCode::MethodNotAllowed)
+                .map(|c| c.as_str()),
+        )
+    };
+    let mut groups: Vec<(Option<&Route>, Vec<&str>, BTreeSet<String>)> = Vec::new();
     for (path, route) in code_paths() {
-        // Every route answers 405 to a method it does not serve: documented once, above.
-        let code_side = match route {
-            Some(route) => names(
-                route
-                    .error_codes()
-                    .iter()
-                    .filter(|c| **c != ErrorCode::MethodNotAllowed)
-                    .map(|c| c.as_str()),
-            ),
-            None => BTreeSet::new(),
-        };
         let mut doc_side = BTreeSet::new();
         for (method, op) in operations(&doc["paths"][path]) {
             for (status, code) in documented_errors(&doc, op) {
@@ -418,13 +495,39 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
                 doc_side.insert(code);
             }
         }
+        if let Some(route) = route {
+            let shared = route_codes(&Route {
+                errors: &[],
+                ..*route
+            });
+            let missing: Vec<_> = shared.difference(&doc_side).collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "error codes of {path}: the shared checks' are not all in openapi.json: {missing:?}"
+                ));
+            }
+        }
+        all_documented.extend(doc_side.iter().cloned());
+        let same = |other: &Option<&Route>| match (other, route) {
+            (Some(a), Some(b)) => std::ptr::eq(*a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        match groups.iter_mut().find(|(r, _, _)| same(r)) {
+            Some((_, paths, codes)) => {
+                paths.push(path);
+                codes.extend(doc_side);
+            }
+            None => groups.push((route, vec![path], doc_side)),
+        }
+    }
+    for (route, paths, doc_side) in groups {
         compare(
             &mut problems,
-            &format!("error codes of {path}"),
-            &code_side,
+            &format!("error codes of {}", paths.join(" and ")),
+            &route.map(route_codes).unwrap_or_default(),
             &doc_side,
         );
-        all_documented.extend(doc_side);
     }
     compare(
         &mut problems,
@@ -473,6 +576,27 @@ fn query_parameters(doc: &Value, path: &str, method: &str) -> BTreeSet<String> {
     )
 }
 
+/// The schema of the query parameter `name` of an operation.
+fn parameter_schema<'d>(doc: &'d Value, path: &str, method: &str, name: &str) -> &'d Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| resolve(doc, p))
+        .find(|p| p["in"] == "query" && p["name"] == name)
+        .map_or(&Value::Null, |p| &p["schema"])
+}
+
+/// The values a schema names (`enum`), its own and its `anyOf` alternatives'.
+fn choices(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut values = enum_values(doc, schema);
+    for alternative in schema["anyOf"].as_array().into_iter().flatten() {
+        values.extend(enum_values(doc, alternative));
+    }
+    values
+}
+
 #[test]
 fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
     let doc = document();
@@ -503,12 +627,89 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
         &names(field_names::<StatusQuery>()),
         &query_parameters(&doc, "/deposit/status", "get"),
     );
+    for path in [
+        "/deposit/retry-credit",
+        "/admin/action/resend",
+        "/admin/action/refund-handled",
+    ] {
+        compare(
+            &mut problems,
+            &format!("query of post {path}"),
+            &names(field_names::<RetryQuery>()),
+            &query_parameters(&doc, path, "post"),
+        );
+    }
     compare(
         &mut problems,
-        "query of post /deposit/retry-credit",
-        &names(field_names::<RetryQuery>()),
-        &query_parameters(&doc, "/deposit/retry-credit", "post"),
+        "query of get /admin/deposits",
+        &names(field_names::<ListQuery>()),
+        &query_parameters(&doc, "/admin/deposits", "get"),
     );
+    // The console's filters take the names the code parses.
+    compare(
+        &mut problems,
+        "values of status on get /admin/deposits (StatusFilter::ALL)",
+        &names(StatusFilter::ALL.iter().map(|(name, _)| name)),
+        &choices(
+            &doc,
+            parameter_schema(&doc, "/admin/deposits", "get", "status"),
+        ),
+    );
+    compare(
+        &mut problems,
+        "values of gateway on get /admin/deposits (GatewayName::ALL)",
+        &names(GatewayName::ALL.iter().map(|g| g.as_str())),
+        &choices(
+            &doc,
+            parameter_schema(&doc, "/admin/deposits", "get", "gateway"),
+        ),
+    );
+
+    // The refund mark's body: its fields, all required, and no other (deny_unknown_fields).
+    let refund = body_schema(&doc, "/admin/action/refund-handled");
+    compare(
+        &mut problems,
+        "fields of POST /admin/action/refund-handled",
+        &names(field_names::<RefundHandledBody>()),
+        &properties(&doc, refund),
+    );
+    let parses = |body: &serde_json::Map<String, Value>| {
+        serde_json::from_value::<RefundHandledBody>(Value::Object(body.clone())).is_ok()
+    };
+    let mut full = serde_json::Map::new();
+    full.insert("reference".into(), json!("REF-1"));
+    full.insert("reason".into(), json!("refunded by bank transfer"));
+    assert!(parses(&full), "the sample refund mark parses");
+    let required_in_code: BTreeSet<String> = full
+        .keys()
+        .filter(|field| {
+            let mut body = full.clone();
+            body.remove(*field);
+            !parses(&body)
+        })
+        .cloned()
+        .collect();
+    compare(
+        &mut problems,
+        "required fields of POST /admin/action/refund-handled",
+        &required_in_code,
+        &names(
+            refund["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap_or("?")),
+        ),
+    );
+    let mut extra = full.clone();
+    extra.insert("note".into(), json!("x"));
+    let closed_in_code = !parses(&extra);
+    let closed_in_doc = refund["additionalProperties"] == false;
+    if closed_in_code != closed_in_doc {
+        problems.push(format!(
+            "POST /admin/action/refund-handled: other fields refused in code: {closed_in_code}, in openapi.json (additionalProperties false): {closed_in_doc}"
+        ));
+    }
 
     // Required create fields, found by leaving each out of a valid body.
     let full: serde_json::Map<String, Value> = serde_json::from_str(
@@ -639,4 +840,305 @@ fn every_declared_code_has_one_status_and_distinct_text() {
         .map(|c| (c.as_str(), c.status()))
         .collect();
     assert_eq!(texts.len(), ErrorCode::ALL.len(), "two codes share a text");
+}
+
+/// The property names of an object schema, through `$ref` and `allOf`.
+fn all_properties(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut found = names(
+        schema["properties"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.keys()),
+    );
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        found.extend(all_properties(doc, part));
+    }
+    found
+}
+
+/// The required property names of an object schema, through `$ref` and `allOf`.
+fn all_required(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut found = names(
+        schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap_or("?")),
+    );
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        found.extend(all_required(doc, part));
+    }
+    found
+}
+
+/// Records `what` when `value` has a field `schema` does not list, or lacks one it requires.
+fn check_fields(
+    problems: &mut Vec<String>,
+    what: &str,
+    doc: &Value,
+    schema: &Value,
+    value: &Value,
+) {
+    let sent = names(value.as_object().into_iter().flat_map(|o| o.keys()));
+    if sent.is_empty() {
+        problems.push(format!("{what}: no object sent ({value})"));
+    }
+    let documented = all_properties(doc, schema);
+    let undocumented: Vec<_> = sent.difference(&documented).collect();
+    if !undocumented.is_empty() {
+        problems.push(format!(
+            "{what}: sent but not in openapi.json: {undocumented:?}"
+        ));
+    }
+    let required = all_required(doc, schema);
+    let unsent: Vec<_> = required.difference(&sent).collect();
+    if !unsent.is_empty() {
+        problems.push(format!(
+            "{what}: required by openapi.json but not sent: {unsent:?}"
+        ));
+    }
+}
+
+/// The documented schema of an operation's 200 JSON answer.
+fn answer_schema<'d>(doc: &'d Value, path: &str, method: &str) -> &'d Value {
+    resolve(
+        doc,
+        &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"],
+    )
+}
+
+/// A documented `enum` holds `value`.
+fn check_value(problems: &mut Vec<String>, what: &str, doc: &Value, schema: &Value, value: &Value) {
+    let allowed = enum_values(doc, schema);
+    if !value.as_str().is_some_and(|v| allowed.contains(v)) {
+        problems.push(format!("{what}: {value} is not one of {allowed:?}"));
+    }
+}
+
+/// The console's answers carry the fields the document lists: a page of rows, and one
+/// deposit (its status view with bot, gateway and state, a refund marked handled, a review,
+/// an ignored callback) with a timeline holding every kind of event.
+#[test]
+fn the_console_answers_have_the_documented_fields() {
+    let doc = document();
+    let mut problems = Vec::new();
+    let reference = |r: &str| Reference::parse(r).expect("reference");
+    let deposit = sample_deposit("DEP1", 50_000);
+    let mut credit = sample_credit(1_000);
+    credit.attempts = 1;
+    credit.last_result = Some(json!({"ok": true}));
+    credit.credited_at = Some(1_500);
+    credit.state = CreditState::Credited;
+    let note = |at, invoice: &str, kind| Note {
+        epoch: deposit.epoch,
+        reference: reference(invoice),
+        at,
+        kind,
+        nonce: None,
+    };
+    let notes = vec![
+        note(
+            2_000,
+            "REF-OTHER",
+            NoteKind::Paid {
+                payment_method: Some("VC".into()),
+                result_code: Some("00".into()),
+            },
+        ),
+        note(
+            2_500,
+            "REF-DEP1",
+            NoteKind::Failed {
+                result_code: Some("01".into()),
+                closed: true,
+            },
+        ),
+        note(
+            3_000,
+            "REF-THIRD",
+            NoteKind::WrongAmount {
+                received: "1000".into(),
+            },
+        ),
+        note(
+            4_000,
+            "REF-OTHER",
+            NoteKind::Operator {
+                action: OperatorAction::RefundHandled,
+                by: "admin".into(),
+                reason: Some("refunded by bank transfer".into()),
+            },
+        ),
+        note(
+            5_000,
+            "REF-DEP1",
+            NoteKind::Operator {
+                action: OperatorAction::Resend,
+                by: "admin".into(),
+                reason: None,
+            },
+        ),
+    ];
+    let view = DepositView::new(
+        deposit.clone(),
+        deposit.invoice().as_ref(),
+        Some(credit.clone()),
+        &notes,
+    );
+    let shown = Shown {
+        view,
+        deposit,
+        notes,
+        credit: Some(credit),
+    };
+    let detail = serde_json::to_value(Detail::of(shown)).expect("detail");
+    let schema = answer_schema(&doc, "/admin/deposits/{depositId}", "get");
+    check_fields(&mut problems, "a deposit's detail", &doc, schema, &detail);
+    let deposit_schema = resolve(&doc, &schema["properties"]["deposit"]);
+    check_fields(
+        &mut problems,
+        "a detail's deposit",
+        &doc,
+        deposit_schema,
+        &detail["deposit"],
+    );
+    // Its state and refunds: through the allOf, the status view's own schema.
+    let parts: Vec<&Value> = deposit_schema["allOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|part| resolve(&doc, part))
+        .collect();
+    let part_with = |name: &str| {
+        parts
+            .iter()
+            .find(|p| p["properties"].get(name).is_some())
+            .map_or(&Value::Null, |p| &p["properties"][name])
+    };
+    check_value(
+        &mut problems,
+        "a detail's state",
+        &doc,
+        part_with("state"),
+        &detail["deposit"]["state"],
+    );
+    let refund_schema = resolve(&doc, &part_with("refundsDue")["items"]);
+    let refund = &detail["deposit"]["refundsDue"][0];
+    check_fields(&mut problems, "a refund due", &doc, refund_schema, refund);
+    check_fields(
+        &mut problems,
+        "a refund's handled mark",
+        &doc,
+        &refund_schema["properties"]["handled"],
+        &refund["handled"],
+    );
+    let event_schema = resolve(&doc, &schema["properties"]["timeline"]["items"]);
+    let mut kinds = BTreeSet::new();
+    for event in detail["timeline"].as_array().into_iter().flatten() {
+        check_fields(&mut problems, "a timeline event", &doc, event_schema, event);
+        check_value(
+            &mut problems,
+            "a timeline event's kind",
+            &doc,
+            &event_schema["properties"]["kind"],
+            &event["kind"],
+        );
+        kinds.insert(event["kind"].as_str().unwrap_or("?").to_string());
+    }
+    compare(
+        &mut problems,
+        "kinds of timeline events",
+        &kinds,
+        &enum_values(&doc, &event_schema["properties"]["kind"]),
+    );
+
+    let page = Page {
+        ok: true,
+        deposits: vec![Summary {
+            deposit_id: DepositId::parse("DEP1").expect("id"),
+            user_id: "user-1".into(),
+            bot: BotId::default(),
+            gateway: GatewayName::Central,
+            amount: 50_000,
+            state: State::Owed,
+            status: DepositStatus::Paid,
+            credited: false,
+            credit_attempts: Some(1),
+            created_at: 0,
+            reference: Some(reference("REF-DEP1")),
+            refunds_due: 0,
+            reviews: 0,
+        }],
+        next: Some("1.2".into()),
+    };
+    let page = serde_json::to_value(page).expect("page");
+    let schema = answer_schema(&doc, "/admin/deposits", "get");
+    check_fields(&mut problems, "a page of deposits", &doc, schema, &page);
+    let row_schema = resolve(&doc, &schema["properties"]["deposits"]["items"]);
+    check_fields(
+        &mut problems,
+        "a page's row",
+        &doc,
+        row_schema,
+        &page["deposits"][0],
+    );
+    compare(
+        &mut problems,
+        "fields of a page's row (every one always sent)",
+        &names(
+            page["deposits"][0]
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys()),
+        ),
+        &all_properties(&doc, row_schema),
+    );
+    fail_on(problems);
+}
+
+/// `/console` answers the documented HTML, with the documented headers.
+#[test]
+fn the_console_page_is_the_documented_html() {
+    let doc = document();
+    let platform = TestPlatform::new();
+    let answer = routes::console::handle(&Request::new("GET", "/console"), &platform.platform());
+    assert_eq!(answer.status, 200);
+    let documented = &doc["paths"]["/console"]["get"]["responses"]["200"];
+    let mut problems = Vec::new();
+    let media = answer
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .unwrap_or("none")
+        .trim()
+        .to_string();
+    compare(
+        &mut problems,
+        "media types of GET /console",
+        &names([media]),
+        &names(
+            documented["content"]
+                .as_object()
+                .into_iter()
+                .flat_map(|c| c.keys()),
+        ),
+    );
+    for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+        let header = resolve(&doc, header);
+        let sent = answer.header(&name.to_ascii_lowercase());
+        let allowed = enum_values(&doc, &header["schema"]);
+        match sent {
+            None if header["required"] == true => {
+                problems.push(format!("GET /console: {name} is documented, not sent"));
+            }
+            Some(value) if !allowed.is_empty() && !allowed.contains(value) => {
+                problems.push(format!(
+                    "GET /console: {name} is {value:?}, openapi.json allows {allowed:?}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    fail_on(problems);
 }
