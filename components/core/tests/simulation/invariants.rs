@@ -215,6 +215,16 @@ pub fn check(sim: &Sim) -> Result<u64, Vec<String>> {
                     }
                 }
             }
+            // Every payment but the credited one marked refunded: it may have ended since.
+            _ if invoices
+                .iter()
+                .filter(|s| {
+                    sim.refunds_handled
+                        .contains(&(id.clone(), s.reference.clone()))
+                })
+                .count()
+                + 1
+                >= invoices.len() => {}
             other => broken.push(format!(
                 "{id} owes a refund but its record is gone: {other:?}"
             )),

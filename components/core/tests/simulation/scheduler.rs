@@ -60,6 +60,24 @@ pub enum Call {
     ManualRetry(String),
     /// `GET /deposit/status`.
     Status(String),
+    /// An operator at the console.
+    Console(Operator),
+}
+
+/// What an operator does at the console.
+#[derive(Debug, Clone)]
+pub enum Operator {
+    /// `POST /admin/action/resend` of a deposit.
+    Resend(String),
+    /// `POST /admin/action/refund-handled` of a deposit's invoice.
+    RefundHandled {
+        /// The deposit.
+        id: String,
+        /// The invoice said to be refunded.
+        reference: String,
+    },
+    /// `GET /admin/deposits` (a page, perhaps filtered).
+    List(&'static str),
 }
 
 /// A deposit a bot wants: its id (chosen, or left to the app), user and amount.
@@ -188,6 +206,8 @@ pub struct Sim {
     pub observations: Vec<Observation>,
     /// Deposits whose records a fault corrupted.
     pub corrupted: BTreeSet<String>,
+    /// Invoices an operator marked refunded (answered 200).
+    pub refunds_handled: BTreeSet<(String, String)>,
     /// Nonces named only by a record a fault corrupted, and that record's key.
     lost_nonces: BTreeMap<String, String>,
     /// Last sweep answer.
@@ -235,6 +255,7 @@ impl Sim {
             chains: Vec::new(),
             observations: Vec::new(),
             corrupted: BTreeSet::new(),
+            refunds_handled: BTreeSet::new(),
             lost_nonces: BTreeMap::new(),
             last_sweep: Value::Null,
             problems: Vec::new(),
@@ -323,6 +344,8 @@ impl Sim {
             Call::Sweep { .. } => routes::sweep::handle,
             Call::ManualRetry(_) => routes::manual_retry::handle,
             Call::Status(_) => routes::status::handle,
+            Call::Console(Operator::List(_)) => routes::admin::handle,
+            Call::Console(_) => routes::admin_action::handle,
         };
         let world = self.world.clone();
         #[allow(
@@ -533,6 +556,7 @@ impl Sim {
                 }
             }
             Call::ManualRetry(_) => {}
+            Call::Console(operator) => self.on_console(&operator, response, faulted),
             Call::Status(id) => {
                 if let Some(response) = response {
                     self.observations.push(Observation {
@@ -562,7 +586,13 @@ impl Sim {
             let owed: Vec<String> = self.owed_ids();
             if round >= 2 {
                 for id in &owed {
-                    self.spawn(Call::ManualRetry(id.clone()));
+                    // Now and then the operator resends it from the console instead.
+                    let call = if self.world.operator_rng.borrow_mut().chance(0.3) {
+                        Call::Console(Operator::Resend(id.clone()))
+                    } else {
+                        Call::ManualRetry(id.clone())
+                    };
+                    self.spawn(call);
                 }
                 self.run_until_idle();
             }
@@ -576,6 +606,31 @@ impl Sim {
                 break;
             }
         }
+        // The operator marks some invoices refunded (only a second payment of a credited
+        // deposit can be; the others are refused and change nothing).
+        // Those a status read showed as due first, then any invoice.
+        let due = self.observations.iter().flat_map(|o| {
+            o.body["refundsDue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["reference"].as_str())
+                .map(|r| (o.deposit_id.clone(), r.to_string()))
+        });
+        let mut invoices: Vec<(String, String)> = due
+            .chain(
+                self.shown
+                    .iter()
+                    .map(|s| (s.deposit_id.clone(), s.reference.clone())),
+            )
+            .collect();
+        invoices.dedup();
+        for (id, reference) in invoices {
+            if self.world.operator_rng.borrow_mut().chance(0.5) {
+                self.spawn(Call::Console(Operator::RefundHandled { id, reference }));
+            }
+        }
+        self.run_until_idle();
         for id in self.deposit_ids() {
             self.spawn(Call::Status(id));
         }

@@ -163,6 +163,7 @@ impl SimConfig {
         variables.push(("bots", Value::Array(named).to_string()));
         variables.push(("bot_origin_1", "http://shop.sim".into()));
         variables.push(("bot_origin_2", "http://wa.sim:8080".into()));
+        variables.push(("admin_token", OPERATOR_TOKEN.into()));
         Self {
             lease_ms: lease_s * 1000,
             schedule_ms: schedule,
@@ -269,6 +270,9 @@ pub struct Counters {
     pub adversary: u64,
 }
 
+/// The operator console's token in every run.
+pub const OPERATOR_TOKEN: &str = "sim-operator-token-0123456789";
+
 /// Everything one run shares.
 pub struct World {
     /// The seed.
@@ -278,6 +282,8 @@ pub struct World {
     /// Which bot makes each deposit: a stream of its own, so that a seed found before there
     /// were several bots still plays its scenario.
     pub bots_rng: RefCell<Rng>,
+    /// What the operator does from the console: a stream of its own too.
+    pub operator_rng: RefCell<Rng>,
     /// Unix ms.
     pub clock: Cell<u64>,
     /// Label `default`.
@@ -315,6 +321,7 @@ impl World {
             faults,
             rng: RefCell::new(rng),
             bots_rng: RefCell::new(Rng::new(seed ^ 0xB075_B075_B075_B075)),
+            operator_rng: RefCell::new(Rng::new(seed ^ 0x0BE2_A702_0BE2_A702)),
             clock: Cell::new(EPOCH),
             records: MemoryStore::default(),
             claims: MemoryStore::default(),

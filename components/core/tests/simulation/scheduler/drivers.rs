@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::gateways::{self, notice_of, Gw, Notice, TxnState};
-use crate::world::{bot_of, BOTS, EPOCH, SECRET};
+use crate::world::{bot_of, BOTS, EPOCH, OPERATOR_TOKEN, SECRET};
 
 use super::*;
 
@@ -217,7 +217,56 @@ impl Sim {
             }
             Call::Status(id) => Request::new("GET", &format!("/deposit/status?depositId={id}"))
                 .with_header("authorization", &self.bearer_of_deposit(id)),
+            Call::Console(operator) => {
+                let token = format!("Bearer {OPERATOR_TOKEN}");
+                match operator {
+                    Operator::Resend(id) => {
+                        Request::new("POST", &format!("/admin/action/resend?depositId={id}"))
+                            .with_header("authorization", &token)
+                    }
+                    Operator::RefundHandled { id, reference } => Request::new(
+                        "POST",
+                        &format!("/admin/action/refund-handled?depositId={id}"),
+                    )
+                    .with_header("authorization", &token)
+                    .with_header("content-type", "application/json")
+                    .with_body(
+                        json!({"reference": reference, "reason": "refunded by the operator"})
+                            .to_string(),
+                    ),
+                    Operator::List(query) => {
+                        Request::new("GET", &format!("/admin/deposits?{query}"))
+                            .with_header("authorization", &token)
+                    }
+                }
+            }
         })
+    }
+
+    /// An operator's answer: a refund marked is remembered (its deposit may then end); a
+    /// refusal without a fault behind it is a problem.
+    pub(super) fn on_console(
+        &mut self,
+        operator: &Operator,
+        response: Option<Response>,
+        faulted: bool,
+    ) {
+        let Some(response) = response else { return };
+        if let (Operator::RefundHandled { id, reference }, 200) = (operator, response.status) {
+            self.refunds_handled.insert((id.clone(), reference.clone()));
+        }
+        let corrupted = match operator {
+            Operator::Resend(id) | Operator::RefundHandled { id, .. } => {
+                self.corrupted.contains(id)
+            }
+            Operator::List(_) => !self.corrupted.is_empty(),
+        };
+        if response.status == 500 && !faulted && !corrupted {
+            self.problems.push(format!(
+                "an operator's {operator:?} without faults answered 500: {}",
+                String::from_utf8_lossy(&response.body)
+            ));
+        }
     }
 
     pub(super) fn on_create(
@@ -448,6 +497,36 @@ impl Sim {
             let at = when + self.rng(|r| r.range(0, 200_000));
             self.at(at, Event::Spawn(Call::Status(shown.deposit_id.clone())));
         }
+        // The operator, from a stream of its own: resends, marks this invoice refunded
+        // (whether or not a refund is due), lists.
+        let world = self.world.clone();
+        let operator = |f: &mut dyn FnMut(&mut crate::rng::Rng) -> u64| {
+            f(&mut world.operator_rng.borrow_mut())
+        };
+        let mut acts = Vec::new();
+        if operator(&mut |r| u64::from(r.chance(0.15))) == 1 {
+            acts.push(Operator::Resend(shown.deposit_id.clone()));
+        }
+        if operator(&mut |r| u64::from(r.chance(0.15))) == 1 {
+            acts.push(Operator::RefundHandled {
+                id: shown.deposit_id.clone(),
+                reference: shown.reference.clone(),
+            });
+        }
+        if operator(&mut |r| u64::from(r.chance(0.05))) == 1 {
+            const QUERIES: [&str; 4] = [
+                "",
+                "status=owed",
+                "status=attention&limit=5",
+                "status=refund_due",
+            ];
+            let pick = operator(&mut |r| r.below(QUERIES.len() as u64));
+            acts.push(Operator::List(QUERIES[pick as usize]));
+        }
+        for act in acts {
+            let at = when + operator(&mut |r| r.range(0, 300_000));
+            self.at(at, Event::Spawn(Call::Console(act)));
+        }
     }
 
     pub(super) fn on_callback(&mut self, chain: usize, response: Option<Response>, faulted: bool) {
@@ -564,5 +643,6 @@ pub(super) fn describe(call: &Call) -> String {
         Call::Sweep { .. } => "sweep".into(),
         Call::ManualRetry(id) => format!("retry-credit({id})"),
         Call::Status(id) => format!("status({id})"),
+        Call::Console(operator) => format!("console({operator:?})"),
     }
 }
