@@ -150,6 +150,31 @@ fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     out
 }
 
+/// `value` with its envelope's expiry (`{"exp":…`) `by_ms` earlier; a value without one, or
+/// that never expires, as it is.
+fn shift_expiry(value: Vec<u8>, by_ms: u64) -> Vec<u8> {
+    const HEAD: &[u8] = b"{\"exp\":";
+    let Some(rest) = value.strip_prefix(HEAD) else {
+        return value;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let exp: Option<u64> = std::str::from_utf8(&rest[..digits])
+        .ok()
+        .and_then(|d| d.parse().ok());
+    match exp {
+        Some(exp) if exp != u64::MAX => {
+            let mut out = HEAD.to_vec();
+            out.extend_from_slice(exp.saturating_sub(by_ms).to_string().as_bytes());
+            out.extend_from_slice(&rest[digits..]);
+            out
+        }
+        _ => value,
+    }
+}
+
+/// Width of an expiry bucket (the `exp` schedule's), ms.
+const EXPIRY_BUCKET_MS: u64 = 10_000;
+
 fn parse_slot(key: &str) -> Option<(String, u64)> {
     let mut parts = key.strip_prefix("slot:")?.split(':');
     let schedule = parts.next()?.to_string();
@@ -242,7 +267,8 @@ impl Cloner {
 
     /// Writes clones `from..to` of `template`; clone `i` gets the names `name(i)` (one per
     /// template name) and its slots move `1 + i / per_bucket` buckets earlier than the
-    /// template's (its life began that much earlier, so it ends that much sooner).
+    /// template's (its life began that much earlier, so it ends that much sooner: its
+    /// records' expiries move as much, so each deposit's record names its own expiry bucket).
     pub fn clone_range(
         &mut self,
         template: &Template,
@@ -266,9 +292,10 @@ impl Cloner {
                     }
                     b
                 };
+                let earlier_ms = (1 + i / per_bucket) * EXPIRY_BUCKET_MS;
                 for (l, k, v) in &template.records {
                     let key = String::from_utf8(sub(k.as_bytes())).context("key")?;
-                    chunk.push((l.clone(), key, sub(v)));
+                    chunk.push((l.clone(), key, shift_expiry(sub(v), earlier_ms)));
                 }
                 for (l, schedule, bucket, v) in &template.slots {
                     let b = bucket

@@ -23,6 +23,10 @@ use measure::{all_writes, delta, machine_busy, machine_snapshot, slow_report, sl
 use routes::{round_trips, scale_out};
 
 const NONCE0: &str = "hn-000000000000";
+/// The console's operator token in these runs.
+const ADMIN: &str = "bench-operator-token-0123456789";
+/// Requests per console measurement.
+const PAGES: usize = 20;
 const SWEEPS: usize = 20;
 /// Target: a sweep with nothing due, every history size.
 const NOTHING_DUE_MS: f64 = 20.0;
@@ -259,6 +263,94 @@ async fn nothing_due(
     })
 }
 
+/// The console's pages against the same histories: a first page, and a filter no deposit
+/// matches (it reads until its budget runs out, then hands out a cursor).
+fn console_table(rows: &[(u64, Pages, Pages)], label: &str, md: &mut String) -> Result<()> {
+    writeln!(md, "\n#### Console pages against history: {label}\n")?;
+    writeln!(md, "`GET /admin/deposits?limit=50` (the newest 50) and `?limit=50&userId=nobody` (matches none), {PAGES} times each, on the same stores. Reads are keys read per request (`default` + `claims`).\n")?;
+    writeln!(md, "| deposits | page: rows | median ms | p99 ms | reads | matching none: rows, next | median ms | p99 ms | reads |")?;
+    writeln!(md, "|---:|---:|---:|---:|---:|---|---:|---:|---:|")?;
+    for (size, first, none) in rows {
+        writeln!(
+            md,
+            "| {size} | {} | {:.2} | {:.2} | {:.0} | {}, {} | {:.2} | {:.2} | {:.0} |",
+            first.rows,
+            first.pick(0.5),
+            first.pick(0.99),
+            first.reads,
+            none.rows,
+            if none.next { "cursor" } else { "none" },
+            none.pick(0.5),
+            none.pick(0.99),
+            none.reads
+        )?;
+    }
+    let medians: Vec<f64> = rows.iter().map(|(_, f, _)| f.pick(0.5)).collect();
+    let reads: Vec<f64> = rows.iter().map(|(_, f, _)| f.reads).collect();
+    let ratio = |v: &[f64]| {
+        v.iter().copied().fold(0.0, f64::max)
+            / v.iter().copied().fold(f64::MAX, f64::min).max(0.001)
+    };
+    writeln!(md, "\n- {}: a page flat across sizes (largest median / smallest = {:.2}, reads largest / smallest = {:.2}; flat taken as <= 1.5)",
+        mark(ratio(&medians) <= 1.5 && ratio(&reads) <= 1.5), ratio(&medians), ratio(&reads))?;
+    Ok(())
+}
+
+/// One console request, measured `PAGES` times: times (ms, sorted), rows of the last answer,
+/// whether it had a `next` cursor, store reads per request (default + claims).
+struct Pages {
+    times: Vec<f64>,
+    rows: usize,
+    next: bool,
+    reads: f64,
+}
+
+impl Pages {
+    fn pick(&self, q: f64) -> f64 {
+        self.times[((self.times.len() as f64 * q) as usize).min(self.times.len() - 1)]
+    }
+}
+
+async fn console_pages(
+    stack: &Stack,
+    rc: &std::path::Path,
+    env: &HashMap<String, String>,
+    path: &str,
+) -> Result<Pages> {
+    let env = with(env, &[("ADMIN_TOKEN", ADMIN)]);
+    let base = baseline(stack, rc, &env).await?;
+    let app = start(stack, rc, &env).await?;
+    let bearer = format!("Bearer {ADMIN}");
+    let (mut times, mut last) = (Vec::new(), Value::Null);
+    for _ in 0..PAGES {
+        let t = Instant::now();
+        let reply = load::call(
+            &app.http,
+            "GET",
+            path,
+            &[("authorization", &bearer)],
+            bytes::Bytes::new(),
+        )
+        .await;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let Some((200, body)) = reply else {
+            app.stop();
+            anyhow::bail!("{path} failed: {reply:?}");
+        };
+        last = serde_json::from_slice(&body)?;
+    }
+    let stats = app.stop();
+    times.sort_by(f64::total_cmp);
+    let n = PAGES as u64;
+    Ok(Pages {
+        times,
+        rows: last["deposits"].as_array().map_or(0, Vec::len),
+        next: last["next"].is_string(),
+        reads: delta(&stats, &base, "default", "reads", n)
+            + delta(&stats, &base, "claims", "reads", n),
+    })
+}
+
 async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result<()> {
     let label = backend.label();
     let stack = Stack::new(backend).await?;
@@ -300,6 +392,7 @@ async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result
         vec![format!("hn-{i:012}")]
     })?;
     let (mut done, mut medians, mut slowest) = (0, Vec::new(), 0);
+    let mut console = Vec::new();
     for &size in &plan.sizes {
         cloner.clone_range(&deposit, done, size, 4, |i| {
             vec![
@@ -326,6 +419,11 @@ async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result
         writeln!(md, "| {size} | {} | {keys} | {bytes} | {cloned:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} | {slow_cmd} | {latency} | {:.0}% |",
             plan.nonces, m.first_ms, pick(0.5), pick(0.99), pick(1.0), m.reads.0, m.reads.1, m.writes, m.busy)?;
         medians.push((pick(0.5), pick(0.99)));
+        let first = console_pages(&stack, &rc, &env, "/admin/deposits?limit=50").await?;
+        let none =
+            console_pages(&stack, &rc, &env, "/admin/deposits?limit=50&userId=nobody").await?;
+        println!("{label} history {size}: console page median {:.2} ms ({} rows, {:.0} reads), filter matching none median {:.2} ms ({:.0} reads)", first.pick(0.5), first.rows, first.reads, none.pick(0.5), none.reads);
+        console.push((size, first, none));
     }
     let worst = medians.iter().map(|m| m.1).fold(0.0, f64::max);
     let spread = medians.iter().map(|m| m.0).fold(0.0, f64::max)
@@ -340,6 +438,7 @@ async fn sweep_history(backend: Backend, plan: &Plan, md: &mut String) -> Result
         mark(worst <= NOTHING_DUE_MS)
     )?;
     writeln!(md, "- {}: flat across sizes (largest median / smallest median = {spread:.2}, flat taken as <= 1.5)", mark(spread <= 1.5))?;
+    console_table(&console, label, md)?;
     slowest = slowest.max(owed(&stack, &rc, &env, label, md).await?);
     if backend == Backend::Redis {
         writeln!(
