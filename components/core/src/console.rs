@@ -61,7 +61,7 @@ pub enum StatusFilter {
     Exhausted,
     /// A payment beside the credited one, not marked refunded.
     RefundDue,
-    /// A payment with the wrong amount.
+    /// A payment with the wrong amount, not yet closed.
     Review,
     /// [`State::Failed`].
     Failed,
@@ -94,6 +94,7 @@ impl StatusFilter {
     fn admits(self, shown: &Shown, state: State) -> bool {
         let view = &shown.view;
         let refund_due = view.refunds_due.iter().any(|r| r.handled.is_none());
+        let review = view.reviews.iter().any(|r| r.closed.is_none());
         match self {
             Self::Pending => state == State::Pending,
             Self::Paid => matches!(state, State::Owed | State::Credited | State::Exhausted),
@@ -101,13 +102,13 @@ impl StatusFilter {
             Self::Owed => state == State::Owed,
             Self::Exhausted => state == State::Exhausted,
             Self::RefundDue => refund_due,
-            Self::Review => !view.reviews.is_empty(),
+            Self::Review => review,
             Self::Failed => state == State::Failed,
             Self::Expired => state == State::Expired,
             Self::Attention => {
                 state == State::Exhausted
                     || refund_due
-                    || !view.reviews.is_empty()
+                    || review
                     || (state == State::Owed
                         && view.credit_attempts.unwrap_or(0) >= ATTENTION_ATTEMPTS)
             }
@@ -165,7 +166,7 @@ pub struct Summary {
     pub reference: Option<Reference>,
     /// Payments to refund, not yet marked handled.
     pub refunds_due: usize,
-    /// Payments with the wrong amount.
+    /// Payments with the wrong amount, not yet closed.
     pub reviews: usize,
 }
 
@@ -189,7 +190,7 @@ impl Summary {
                 .iter()
                 .filter(|r| r.handled.is_none())
                 .count(),
-            reviews: view.reviews.len(),
+            reviews: view.reviews.iter().filter(|r| r.closed.is_none()).count(),
         }
     }
 }
@@ -325,6 +326,59 @@ pub fn list(store: &DepositStore, query: &Query) -> Result<Page, StoreError> {
         deposits: rows,
         next: next.map(|before| PageCursor(before).to_string()),
     })
+}
+
+/// The rows of `page` as CSV (RFC 4180, a header line first). A cell a spreadsheet would
+/// read as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`: user ids come
+/// from the bots.
+pub fn csv(page: &Page) -> String {
+    fn cell(out: &mut String, value: &str) {
+        let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{value}")
+        } else {
+            value.to_string()
+        };
+        if guarded.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&guarded.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&guarded);
+        }
+    }
+    let mut out = String::from(
+        "depositId,userId,bot,gateway,amount,state,status,credited,creditAttempts,createdAt,reference,refundsDue,reviews\r\n",
+    );
+    for row in &page.deposits {
+        let cells = [
+            row.deposit_id.to_string(),
+            row.user_id.clone(),
+            row.bot.to_string(),
+            row.gateway.as_str().to_string(),
+            row.amount.to_string(),
+            json!(row.state).as_str().unwrap_or_default().to_string(),
+            json!(row.status).as_str().unwrap_or_default().to_string(),
+            row.credited.to_string(),
+            row.credit_attempts
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            row.created_at.to_string(),
+            row.reference
+                .as_ref()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
+            row.refunds_due.to_string(),
+            row.reviews.to_string(),
+        ];
+        for (i, value) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            cell(&mut out, value);
+        }
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// One event of a deposit's story.

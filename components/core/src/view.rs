@@ -79,6 +79,9 @@ pub struct Review {
     pub received_amount: String,
     /// When it arrived (Unix ms).
     pub at: u64,
+    /// When an operator closed it (settled by hand), who, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Handled>,
 }
 
 /// The status view.
@@ -157,14 +160,15 @@ pub fn status_of(
     }
 }
 
-/// The operator's mark on the refund of invoice `reference`, if there is one.
-fn handled_refund(notes: &[Note], reference: &Reference) -> Option<Handled> {
+/// The operator's `action` on invoice `reference` (a refund handled, a review closed), if
+/// there is one.
+fn operator_mark(notes: &[Note], reference: &Reference, action: OperatorAction) -> Option<Handled> {
     notes.iter().find_map(|n| match &n.kind {
         NoteKind::Operator {
-            action: OperatorAction::RefundHandled,
+            action: a,
             by,
             reason,
-        } if n.reference == *reference => Some(Handled {
+        } if *a == action && n.reference == *reference => Some(Handled {
             by: by.clone(),
             at: n.at,
             reason: reason.clone(),
@@ -244,6 +248,7 @@ impl DepositView {
                     expected_amount: deposit.amount,
                     received_amount: received.clone(),
                     at: note.at,
+                    closed: operator_mark(notes, &note.reference, OperatorAction::ReviewClosed),
                 }),
                 NoteKind::Paid { .. } => {
                     if let Some(credited) = &credited_reference {
@@ -252,7 +257,11 @@ impl DepositView {
                                 reference: note.reference.clone(),
                                 credited_reference: credited.clone(),
                                 at: note.at,
-                                handled: handled_refund(notes, &note.reference),
+                                handled: operator_mark(
+                                    notes,
+                                    &note.reference,
+                                    OperatorAction::RefundHandled,
+                                ),
                             });
                         }
                     }

@@ -503,3 +503,166 @@ fn an_unhandled_refund_keeps_its_deposit() {
     assert_eq!(status(&p, "depositId=CRED").status, 404);
     assert_eq!(ids(&list(&p, "status=refund_due")), ["REFD"]);
 }
+
+fn action(p: &TestPlatform, path: &str, body: Option<Value>) -> Response {
+    let mut request = admin("POST", path, ADMIN);
+    if let Some(body) = body {
+        request = request
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string());
+    }
+    routes::admin_action::handle(&request, &p.platform())
+}
+
+#[test]
+fn a_review_closed_by_hand_is_recorded_once_and_releases_the_deposit() {
+    let p = console_platform();
+    deposit_for(&p, "WRONG", "u9");
+    assert_eq!(callback(&p, &paid_body("WRONG", 4000)).status, 200);
+    assert_eq!(ids(&list(&p, "status=review")), ["WRONG"]);
+    assert_eq!(ids(&list(&p, "status=attention")), ["WRONG"]);
+    let path = "/admin/action/review-closed?depositId=WRONG";
+    let before = store_snapshot(&p);
+    let wrong = action(
+        &p,
+        path,
+        Some(json!({"reference": "REF-NONE", "reason": "x"})),
+    );
+    assert_eq!(wrong.json_body()["error"], "WRONG_STATE");
+    assert_eq!(store_snapshot(&p), before);
+
+    let body = json!({"reference": "REF-WRONG", "reason": "user topped up the 1,000 by hand"});
+    let closed = action(&p, path, Some(body.clone()));
+    assert_eq!(closed.status, 200, "{}", closed.json_body());
+    assert_eq!(closed.json_body()["alreadyHandled"], false);
+    let after = store_snapshot(&p);
+    assert_eq!(
+        action(&p, path, Some(body)).json_body()["alreadyHandled"],
+        true
+    );
+    assert_eq!(store_snapshot(&p), after);
+    let d = detail(&p, "WRONG");
+    assert_eq!(d["deposit"]["reviews"][0]["closed"]["by"], "admin", "{d}");
+    assert_eq!(list(&p, "status=review")["deposits"], json!([]));
+    // Not credited, ever; it ends a lifetime after the close, where an open review stays.
+    assert!(credits_sent(&p, "WRONG").is_empty());
+    p.clock.advance(Duration::from_secs(31 * 86_400));
+    sweep(&p);
+    assert_eq!(status(&p, "depositId=WRONG").status, 404);
+}
+
+#[test]
+fn an_open_review_keeps_its_deposit() {
+    let p = console_platform();
+    deposit_for(&p, "WRONG", "u9");
+    assert_eq!(callback(&p, &paid_body("WRONG", 4000)).status, 200);
+    p.clock.advance(Duration::from_secs(31 * 86_400));
+    sweep(&p);
+    assert_eq!(status(&p, "depositId=WRONG").status, 200);
+}
+
+#[test]
+fn bulk_resend_goes_through_a_filter_a_page_at_a_time_and_sends_nothing_twice() {
+    let p = console_platform();
+    set_bot(&p, 500);
+    for i in 0..7 {
+        let id = format!("OW{i}");
+        deposit_for(&p, &id, "u1");
+        assert_eq!(callback(&p, &paid_body(&id, 5000)).status, 200);
+    }
+    deposit_for(&p, "PEND", "u1");
+    p.http.set_handler(happy_upstreams);
+    let sent_before: usize = (0..7)
+        .map(|i| credits_sent(&p, &format!("OW{i}")).len())
+        .sum();
+    let mut resent = Vec::new();
+    let mut query = "status=owed".to_string();
+    for _ in 0..5 {
+        let response = action(&p, &format!("/admin/action/bulk-resend?{query}"), None);
+        assert_eq!(response.status, 200, "{}", response.json_body());
+        let body = response.json_body();
+        for row in body["resent"].as_array().unwrap() {
+            assert_eq!(row["credited"], true, "{body}");
+            resent.push(row["depositId"].as_str().unwrap().to_string());
+        }
+        match body["next"].as_str() {
+            Some(next) => query = format!("status=owed&cursor={next}"),
+            None => break,
+        }
+    }
+    resent.sort();
+    assert_eq!(resent, ["OW0", "OW1", "OW2", "OW3", "OW4", "OW5", "OW6"]);
+    let sent: usize = (0..7)
+        .map(|i| credits_sent(&p, &format!("OW{i}")).len())
+        .sum();
+    assert_eq!(sent, sent_before + 7);
+    // Again: all credited, nothing is sent.
+    let again = action(&p, "/admin/action/bulk-resend?status=paid", None);
+    assert_eq!(
+        again.json_body()["resent"],
+        json!([]),
+        "{}",
+        again.json_body()
+    );
+    let sent_again: usize = (0..7)
+        .map(|i| credits_sent(&p, &format!("OW{i}")).len())
+        .sum();
+    assert_eq!(sent_again, sent);
+    let bad = action(&p, "/admin/action/bulk-resend?status=nope", None);
+    assert_eq!(bad.json_body()["error"], "INVALID_FILTER");
+}
+
+#[test]
+fn csv_export_is_the_page_with_formulas_defused() {
+    let p = console_platform();
+    deposit_for(&p, "PLAIN", "u1");
+    deposit_for(&p, "FORMULA", "=HYPERLINK(\"x\",\"y\")");
+    let response = routes::admin::handle(
+        &admin("GET", "/admin/deposits.csv?limit=1", ADMIN),
+        &p.platform(),
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    let next = response
+        .header("x-next-cursor")
+        .expect("a next page")
+        .to_string();
+    let text = String::from_utf8(response.body).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(lines[0].starts_with("depositId,userId,bot,gateway,amount,state"));
+    assert!(
+        lines[1].starts_with(
+            "FORMULA,\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",default,central,5000,PENDING"
+        ),
+        "{text}"
+    );
+    let rest = routes::admin::handle(
+        &admin(
+            "GET",
+            &format!("/admin/deposits.csv?limit=1&cursor={next}"),
+            ADMIN,
+        ),
+        &p.platform(),
+    );
+    let text = String::from_utf8(rest.body).unwrap();
+    assert!(
+        text.contains("\r\nPLAIN,u1,default,central,5000,PENDING"),
+        "{text}"
+    );
+}
+
+#[test]
+fn quarantined_records_are_listed() {
+    let p = console_platform();
+    let empty = routes::admin::handle(&admin("GET", "/admin/quarantine", ADMIN), &p.platform());
+    assert_eq!(empty.json_body(), json!({"ok": true, "quarantined": []}));
+    let platform = p.platform();
+    let lifetime = topup_core::testing::test_config();
+    let store = DepositStore::new(&platform, lifetime.lifetime().unwrap());
+    store.quarantine("credit:X", "not JSON").unwrap();
+    let listed = routes::admin::handle(&admin("GET", "/admin/quarantine", ADMIN), &p.platform());
+    assert_eq!(listed.json_body()["quarantined"][0]["what"], "credit:X");
+}

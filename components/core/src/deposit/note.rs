@@ -76,6 +76,11 @@ pub enum OperatorAction {
     /// Refunded a payment that was not credited (the invoice of the note): it no longer keeps
     /// the deposit.
     RefundHandled,
+    /// Settled by hand a payment of the wrong amount (the invoice of the note): it no longer
+    /// keeps the deposit.
+    ReviewClosed,
+    /// Asked the gateway about the deposit at the next sweep.
+    Reconcile,
 }
 
 impl Note {

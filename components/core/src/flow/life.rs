@@ -92,12 +92,15 @@ pub fn life(facts: &LifeFacts) -> Life {
     let notes = || facts.notes.iter().filter(|n| n.epoch == facts.epoch);
     let unresolved = notes().any(|n| match n.kind {
         NoteKind::Failed { .. } | NoteKind::Operator { .. } => false,
-        NoteKind::WrongAmount { .. } => true,
+        NoteKind::WrongAmount { .. } => {
+            !settled_by_operator(facts.notes, n, OperatorAction::ReviewClosed)
+        }
         // A payment not credited: to recover, or to refund (until an operator refunded it;
         // only a payment beside a credit can be marked so).
         NoteKind::Paid { .. } => {
             credited_reference != Some(&n.reference)
-                && !(credited_reference.is_some() && refund_handled(facts.notes, n))
+                && !(credited_reference.is_some()
+                    && settled_by_operator(facts.notes, n, OperatorAction::RefundHandled))
         }
     });
     if unresolved {
@@ -118,18 +121,13 @@ pub fn life(facts: &LifeFacts) -> Life {
     Life::Until(end)
 }
 
-/// Whether an operator marked the payment `paid` (a note) as refunded.
-pub fn refund_handled(notes: &[Note], paid: &Note) -> bool {
+/// Whether an operator settled the payment `payment` (a note) by hand with `action`
+/// (refunded it, or closed its review).
+pub fn settled_by_operator(notes: &[Note], payment: &Note, action: OperatorAction) -> bool {
     notes.iter().any(|n| {
-        n.epoch == paid.epoch
-            && n.reference == paid.reference
-            && matches!(
-                n.kind,
-                NoteKind::Operator {
-                    action: OperatorAction::RefundHandled,
-                    ..
-                }
-            )
+        n.epoch == payment.epoch
+            && n.reference == payment.reference
+            && matches!(&n.kind, NoteKind::Operator { action: a, .. } if *a == action)
     })
 }
 

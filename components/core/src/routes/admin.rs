@@ -1,5 +1,7 @@
 //! The operator console's reads, behind `admin_token`: `GET /admin/deposits` (a page of
-//! deposits, filtered, newest first) and `GET /admin/deposits/{id}` (one deposit's story).
+//! deposits, filtered, newest first), `GET /admin/deposits.csv` (the same page as CSV),
+//! `GET /admin/deposits/{id}` (one deposit's story) and `GET /admin/quarantine` (the records
+//! the sweep could not read).
 
 use super::route::{serve, Peer, Route};
 use crate::config::{Config, Section, Sections};
@@ -36,6 +38,10 @@ pub const ROUTE: Route = Route {
 
 /// The list's path; a deposit's is under it.
 pub const DEPOSITS: &str = "/admin/deposits";
+/// The list as CSV.
+pub const DEPOSITS_CSV: &str = "/admin/deposits.csv";
+/// The quarantined records.
+pub const QUARANTINE: &str = "/admin/quarantine";
 
 /// Serves `/admin/...`.
 pub fn handle(request: &Request, platform: &Platform) -> Response {
@@ -54,13 +60,37 @@ fn read(
         let query = list_query(schema::query(request))?;
         return Ok(Response::json(200, &console::list(&store, &query)?));
     }
+    if path == DEPOSITS_CSV {
+        // One page a call, like the list; the next page's cursor is in `X-Next-Cursor`.
+        let query = list_query(schema::query(request))?;
+        let page = console::list(&store, &query)?;
+        let mut response = Response::text(200, &console::csv(&page));
+        response.headers.clear();
+        response = response
+            .with_header("content-type", "text/csv; charset=utf-8")
+            .with_header(
+                "content-disposition",
+                "attachment; filename=\"deposits.csv\"",
+            );
+        if let Some(next) = &page.next {
+            response = response.with_header("x-next-cursor", next);
+        }
+        return Ok(response);
+    }
+    if path == QUARANTINE {
+        let records = store.quarantined()?;
+        return Ok(Response::json(
+            200,
+            &serde_json::json!({ "ok": true, "quarantined": records }),
+        ));
+    }
     let id = path
         .strip_prefix(DEPOSITS)
         .and_then(|rest| rest.strip_prefix('/'))
         .ok_or(ApiError::field(
             ErrorCode::NotFound,
             "path",
-            "no console route here: see /admin/deposits",
+            "no console route here: see /admin/deposits, /admin/deposits.csv, /admin/quarantine",
         ))?;
     let id = DepositId::parse(id).ok_or_else(ApiError::invalid_deposit_id)?;
     let deposit = store.deposit(&id)?.ok_or(ApiError::DepositNotFound)?;
@@ -82,7 +112,8 @@ fn time(field: &'static str, value: Option<String>) -> Result<Option<u64>, ApiEr
         .transpose()
 }
 
-fn list_query(raw: ListQuery) -> Result<Query, ApiError> {
+/// The list's query (also a bulk resend's), checked.
+pub fn list_query(raw: ListQuery) -> Result<Query, ApiError> {
     let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
     let status = nonempty(raw.status)
         .map(|s| {

@@ -6,12 +6,13 @@
 
 use serde_json::json;
 
+use super::admin::list_query;
 use super::route::{operator, serve, Peer, Route};
 use crate::config::{Config, Section, Sections};
-use crate::console::{state_of, State};
+use crate::console::{self, state_of, State};
 use crate::deposit::note::{Note, NoteKind, OperatorAction};
 use crate::error::{ApiError, ErrorCode};
-use crate::flow::retry::retry_one;
+use crate::flow::retry::{retry_one, ManualRetry};
 use crate::http::{Request, Response};
 use crate::ids::{BotId, DepositId, Reference};
 use crate::platform::Platform;
@@ -67,22 +68,54 @@ pub const REFUND_HANDLED: Route = Route {
     ],
 };
 
-/// The actions' paths.
-pub const PATHS: &[(&str, &Route)] = &[
-    ("/admin/action/resend", &RESEND),
-    ("/admin/action/refund-handled", &REFUND_HANDLED),
-];
+/// `POST /admin/action/bulk-resend?…` (the list's filters and cursor).
+pub const BULK_RESEND: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: Some(Peer::Admin),
+    json_body: false,
+    sections: SECTIONS,
+    errors: &[
+        ErrorCode::NotFound,
+        ErrorCode::InvalidFilter,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
+    ],
+};
+
+/// `POST /admin/action/review-closed?depositId=…` with `{"reference","reason"}`.
+pub const REVIEW_CLOSED: Route = Route { ..REFUND_HANDLED };
+
+/// `POST /admin/action/reconcile?depositId=…`.
+pub const RECONCILE: Route = Route {
+    method: "POST",
+    allow: "POST, OPTIONS",
+    auth: Some(Peer::Admin),
+    json_body: false,
+    sections: SECTIONS,
+    errors: &[
+        ErrorCode::NotFound,
+        ErrorCode::InvalidDepositId,
+        ErrorCode::DepositNotFound,
+        ErrorCode::WrongState,
+        ErrorCode::CorruptRecord,
+        ErrorCode::StoreUnavailable,
+    ],
+};
 
 /// Serves `/admin/action/...`.
 pub fn handle(request: &Request, platform: &Platform) -> Response {
     match request.path.as_str() {
         "/admin/action/resend" => serve(&RESEND, request, platform, resend),
+        "/admin/action/bulk-resend" => serve(&BULK_RESEND, request, platform, bulk_resend),
         "/admin/action/refund-handled" => serve(&REFUND_HANDLED, request, platform, refund_handled),
+        "/admin/action/review-closed" => serve(&REVIEW_CLOSED, request, platform, review_closed),
+        "/admin/action/reconcile" => serve(&RECONCILE, request, platform, reconcile),
         _ => serve(&RESEND, request, platform, |_, _, _, _| {
             Err(ApiError::field(
                 ErrorCode::NotFound,
                 "path",
-                "no console action here: resend or refund-handled",
+                "no console action here: resend, bulk-resend, refund-handled, review-closed or reconcile",
             ))
         }),
     }
@@ -134,15 +167,17 @@ fn action_note(
     }
 }
 
-fn resend(
-    request: &Request,
+/// Delivers `shown`'s owed credit now for operator `by`, recording the action once a
+/// delivery was made (whatever the bot answered; one refused before any, a delivery already
+/// in flight, leaves no trace).
+fn resend_one(
+    store: &DepositStore,
     platform: &Platform,
     config: &Config,
-    _caller: Option<&BotId>,
-) -> Result<Response, ApiError> {
-    let store = DepositStore::new(platform, config.lifetime()?);
-    let (shown, by) = target(request, config, &store)?;
-    let state = state_of(&shown);
+    shown: &Shown,
+    by: &str,
+) -> Result<ManualRetry, ApiError> {
+    let state = state_of(shown);
     let credit = match &shown.credit {
         Some(credit) if matches!(state, State::Owed | State::Exhausted) => credit,
         _ => {
@@ -152,23 +187,89 @@ fn resend(
             ))
         }
     };
-    let id = shown.deposit.deposit_id.clone();
-    let reference = credit.reference.clone();
-    let result = retry_one(platform, config, &id, &shown.deposit.bot);
-    // Recorded once a delivery was made, whatever the bot answered; a resend refused before
-    // any (a delivery already in flight) leaves no trace.
+    let id = &shown.deposit.deposit_id;
+    let result = retry_one(platform, config, id, &shown.deposit.bot);
     if matches!(result, Ok(_) | Err(ApiError::CreditFailed(_))) {
         let note = action_note(
-            &shown,
-            reference,
+            shown,
+            credit.reference.clone(),
             OperatorAction::Resend,
-            &by,
+            by,
             None,
             store.now(),
         );
-        store.add_note(&id, &note, &shown.notes, None)?;
+        store.add_note(id, &note, &shown.notes, None)?;
     }
-    Ok(Response::json(200, &result?))
+    result
+}
+
+fn resend(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    _caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
+    let store = DepositStore::new(platform, config.lifetime()?);
+    let (shown, by) = target(request, config, &store)?;
+    let result = resend_one(&store, platform, config, &shown, &by)?;
+    Ok(Response::json(200, &result))
+}
+
+/// Deposits one bulk resend goes through: each may wait `bot_timeout_ms` for its bot.
+pub const BULK_PAGE: usize = 5;
+
+/// Resends every owed or exhausted credit of one page of a filter (the list's query, at most
+/// [`BULK_PAGE`] deposits); `next` resumes it. Credited deposits are passed over, so running
+/// it again sends nothing twice.
+fn bulk_resend(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    _caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
+    let by = operator(config, request)?.ok_or(ApiError::Unauthorized)?;
+    let mut query = list_query(schema::query(request))?;
+    query.limit = query.limit.min(BULK_PAGE);
+    let store = DepositStore::new(platform, config.lifetime()?);
+    let page = console::list(&store, &query)?;
+    let mut resent = Vec::new();
+    let mut passed = 0;
+    for row in &page.deposits {
+        if !matches!(row.state, State::Owed | State::Exhausted) {
+            passed += 1;
+            continue;
+        }
+        let shown = match store.deposit(&row.deposit_id)? {
+            Some(deposit) => read_shown(&store, deposit)?,
+            None => None,
+        };
+        let Some(shown) = shown else {
+            passed += 1;
+            continue;
+        };
+        let outcome = match resend_one(&store, platform, config, &shown, &by) {
+            Ok(result) => json!({ "depositId": row.deposit_id, "credited": result.credited }),
+            // A store that fails stops the batch; the rest is the operator's next call.
+            Err(error @ ApiError::Store(_)) => return Err(error),
+            Err(error) => {
+                json!({ "depositId": row.deposit_id, "credited": false, "error": error.code().as_str() })
+            }
+        };
+        resent.push(outcome);
+    }
+    Ok(Response::json(
+        200,
+        &json!({ "ok": true, "resent": resent, "passed": passed, "next": page.next }),
+    ))
+}
+
+/// `settle`: which payments an operator settles by hand, and how a deposit lists them.
+#[derive(Clone, Copy)]
+enum Settled {
+    /// A second payment refunded.
+    Refund,
+    /// A payment of the wrong amount settled (refunded, or made good outside the app).
+    Review,
 }
 
 fn refund_handled(
@@ -176,6 +277,26 @@ fn refund_handled(
     platform: &Platform,
     config: &Config,
     _caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
+    settle(request, platform, config, Settled::Refund)
+}
+
+fn review_closed(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    _caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
+    settle(request, platform, config, Settled::Review)
+}
+
+/// Records that the operator settled payment `reference` by hand: it no longer keeps its
+/// deposit. Settling it again answers `alreadyHandled` and writes nothing.
+fn settle(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    what: Settled,
 ) -> Result<Response, ApiError> {
     let body: RefundHandledBody = schema::json_object(&request.body)?;
     let reference = Reference::parse(&body.reference).ok_or_else(|| {
@@ -195,24 +316,34 @@ fn refund_handled(
     }
     let store = DepositStore::new(platform, config.lifetime()?);
     let (shown, by) = target(request, config, &store)?;
-    let Some(refund) = shown
-        .view
-        .refunds_due
-        .iter()
-        .find(|r| r.reference == reference)
-    else {
-        return Err(wrong_state(
+    let view = &shown.view;
+    let (found, action, missing) = match what {
+        Settled::Refund => (
+            view.refunds_due
+                .iter()
+                .find(|r| r.reference == reference)
+                .map(|r| r.handled.is_some()),
+            OperatorAction::RefundHandled,
             "no refund is due for this reference",
-            state_of(&shown),
-        ));
+        ),
+        Settled::Review => (
+            view.reviews
+                .iter()
+                .find(|r| r.reference == reference)
+                .map(|r| r.closed.is_some()),
+            OperatorAction::ReviewClosed,
+            "no payment of this reference is under review",
+        ),
+    };
+    let Some(already) = found else {
+        return Err(wrong_state(missing, state_of(&shown)));
     };
     let id = &shown.deposit.deposit_id;
-    let already = refund.handled.is_some();
     if !already {
         let note = action_note(
             &shown,
             reference.clone(),
-            OperatorAction::RefundHandled,
+            action,
             &by,
             Some(reason.to_string()),
             store.now(),
@@ -222,5 +353,48 @@ fn refund_handled(
     Ok(Response::json(
         200,
         &json!({ "ok": true, "depositId": id, "reference": reference, "alreadyHandled": already }),
+    ))
+}
+
+/// Asks the deposit's gateway about it at the next sweep (a check of its own, beside its
+/// scheduled ones): for a deposit not paid yet at a gateway that can be asked.
+fn reconcile(
+    request: &Request,
+    platform: &Platform,
+    config: &Config,
+    _caller: Option<&BotId>,
+) -> Result<Response, ApiError> {
+    let store = DepositStore::new(platform, config.lifetime()?);
+    let (shown, by) = target(request, config, &store)?;
+    let state = state_of(&shown);
+    let deposit = &shown.deposit;
+    if deposit.gateway.is_central() {
+        return Err(wrong_state(
+            "the Central PG has no status API: its deposits cannot be asked about",
+            state,
+        ));
+    }
+    if !matches!(state, State::Pending | State::Failed | State::Expired) {
+        return Err(wrong_state(
+            "only a deposit not paid yet is asked about",
+            state,
+        ));
+    }
+    let Some(reference) = shown.view.reference.clone() else {
+        return Err(wrong_state("the deposit has no invoice yet", state));
+    };
+    let now = store.now();
+    let id = &deposit.deposit_id;
+    store.schedule(DepositStore::reconcile_task(
+        id,
+        deposit.epoch,
+        (0, true),
+        now,
+    ))?;
+    let note = action_note(&shown, reference, OperatorAction::Reconcile, &by, None, now);
+    store.add_note(id, &note, &shown.notes, None)?;
+    Ok(Response::json(
+        200,
+        &json!({ "ok": true, "depositId": id, "scheduled": true }),
     ))
 }

@@ -30,6 +30,8 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/callback/xendit", &gateway_callback::XENDIT),
     ("/callback/tripay", &gateway_callback::TRIPAY),
     ("/admin/deposits", &admin::ROUTE),
+    ("/admin/deposits.csv", &admin::ROUTE),
+    ("/admin/quarantine", &admin::ROUTE),
     ("/admin/action/resend", &admin_action::RESEND),
     (
         "/admin/action/refund-handled",

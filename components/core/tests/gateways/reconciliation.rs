@@ -204,3 +204,52 @@ fn a_gateway_without_credentials_is_asked_again_once_they_are_back() {
     assert_eq!(report["reconciliation"]["paid"], 1, "{report}");
     assert_eq!(credits_sent(&p, "DEP-D").len(), 1);
 }
+
+#[test]
+fn an_operator_asks_the_gateway_now_and_the_next_sweep_credits_the_lost_callback() {
+    for gateway in GATEWAYS {
+        let ledger = Shared::default();
+        let mut p = ledger_platform(&ledger);
+        p.variables = p
+            .variables
+            .clone()
+            .with("admin_token", "operator-token-0123456789");
+        let id = format!("DEP-{gateway}");
+        let reference = reference_of(&create_at(&p, gateway, &id, AMOUNT));
+        ledger.lock().unwrap().set(&reference, State::Paid);
+        let reconcile = |id: &str| {
+            routes::admin_action::handle(
+                &Request::new("POST", &format!("/admin/action/reconcile?depositId={id}"))
+                    .with_header("authorization", "Bearer operator-token-0123456789"),
+                &p.platform(),
+            )
+        };
+        let asked = reconcile(&id);
+        assert_eq!(asked.status, 200, "{gateway}: {}", asked.json_body());
+        // Well before its first scheduled check, the next sweep asks and credits it.
+        p.clock.advance(Duration::from_secs(5));
+        let report = sweep(&p);
+        assert_eq!(report["reconciliation"]["paid"], 1, "{gateway}: {report}");
+        assert_eq!(credits_sent(&p, &id).len(), 1, "{gateway}");
+        // Paid now: asking again is refused and schedules nothing.
+        let again = reconcile(&id);
+        assert_eq!(again.status, 409, "{gateway}");
+        assert_eq!(again.json_body()["error"], "WRONG_STATE");
+    }
+    // The Central PG cannot be asked.
+    let p = platform();
+    let mut p = p;
+    p.variables = p
+        .variables
+        .clone()
+        .with("admin_token", "operator-token-0123456789");
+    new_deposit(&p, "C1", 5000);
+    let before = store_snapshot(&p);
+    let refused = routes::admin_action::handle(
+        &Request::new("POST", "/admin/action/reconcile?depositId=C1")
+            .with_header("authorization", "Bearer operator-token-0123456789"),
+        &p.platform(),
+    );
+    assert_eq!(refused.status, 409);
+    assert_eq!(store_snapshot(&p), before);
+}

@@ -76,6 +76,17 @@ pub enum Operator {
         /// The invoice said to be refunded.
         reference: String,
     },
+    /// `POST /admin/action/review-closed` of a deposit's invoice.
+    ReviewClosed {
+        /// The deposit.
+        id: String,
+        /// The invoice whose payment of the wrong amount was settled by hand.
+        reference: String,
+    },
+    /// `POST /admin/action/reconcile` of a deposit.
+    Reconcile(String),
+    /// `POST /admin/action/bulk-resend` of a filter's first page.
+    BulkResend(&'static str),
     /// `GET /admin/deposits` (a page, perhaps filtered).
     List(&'static str),
 }
@@ -208,6 +219,8 @@ pub struct Sim {
     pub corrupted: BTreeSet<String>,
     /// Invoices an operator marked refunded (answered 200).
     pub refunds_handled: BTreeSet<(String, String)>,
+    /// Invoices whose review an operator closed (answered 200).
+    pub reviews_closed: BTreeSet<(String, String)>,
     /// Nonces named only by a record a fault corrupted, and that record's key.
     lost_nonces: BTreeMap<String, String>,
     /// Last sweep answer.
@@ -256,6 +269,7 @@ impl Sim {
             observations: Vec::new(),
             corrupted: BTreeSet::new(),
             refunds_handled: BTreeSet::new(),
+            reviews_closed: BTreeSet::new(),
             lost_nonces: BTreeMap::new(),
             last_sweep: Value::Null,
             problems: Vec::new(),
@@ -628,6 +642,25 @@ impl Sim {
         for (id, reference) in invoices {
             if self.world.operator_rng.borrow_mut().chance(0.5) {
                 self.spawn(Call::Console(Operator::RefundHandled { id, reference }));
+            }
+        }
+        // And closes some reviews a status read showed.
+        let mut reviews: Vec<(String, String)> = self
+            .observations
+            .iter()
+            .flat_map(|o| {
+                o.body["reviews"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["reference"].as_str())
+                    .map(|r| (o.deposit_id.clone(), r.to_string()))
+            })
+            .collect();
+        reviews.dedup();
+        for (id, reference) in reviews {
+            if self.world.operator_rng.borrow_mut().chance(0.5) {
+                self.spawn(Call::Console(Operator::ReviewClosed { id, reference }));
             }
         }
         self.run_until_idle();

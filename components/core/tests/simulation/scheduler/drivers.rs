@@ -234,6 +234,24 @@ impl Sim {
                         json!({"reference": reference, "reason": "refunded by the operator"})
                             .to_string(),
                     ),
+                    Operator::ReviewClosed { id, reference } => Request::new(
+                        "POST",
+                        &format!("/admin/action/review-closed?depositId={id}"),
+                    )
+                    .with_header("authorization", &token)
+                    .with_header("content-type", "application/json")
+                    .with_body(
+                        json!({"reference": reference, "reason": "settled by the operator"})
+                            .to_string(),
+                    ),
+                    Operator::Reconcile(id) => {
+                        Request::new("POST", &format!("/admin/action/reconcile?depositId={id}"))
+                            .with_header("authorization", &token)
+                    }
+                    Operator::BulkResend(query) => {
+                        Request::new("POST", &format!("/admin/action/bulk-resend?{query}"))
+                            .with_header("authorization", &token)
+                    }
                     Operator::List(query) => {
                         Request::new("GET", &format!("/admin/deposits?{query}"))
                             .with_header("authorization", &token)
@@ -243,8 +261,8 @@ impl Sim {
         })
     }
 
-    /// An operator's answer: a refund marked is remembered (its deposit may then end); a
-    /// refusal without a fault behind it is a problem.
+    /// An operator's answer: a refund marked or a review closed is remembered (its deposit
+    /// may then end); a 500 without a fault behind it is a problem.
     pub(super) fn on_console(
         &mut self,
         operator: &Operator,
@@ -252,14 +270,21 @@ impl Sim {
         faulted: bool,
     ) {
         let Some(response) = response else { return };
-        if let (Operator::RefundHandled { id, reference }, 200) = (operator, response.status) {
-            self.refunds_handled.insert((id.clone(), reference.clone()));
+        match (operator, response.status) {
+            (Operator::RefundHandled { id, reference }, 200) => {
+                self.refunds_handled.insert((id.clone(), reference.clone()));
+            }
+            (Operator::ReviewClosed { id, reference }, 200) => {
+                self.reviews_closed.insert((id.clone(), reference.clone()));
+            }
+            _ => {}
         }
         let corrupted = match operator {
-            Operator::Resend(id) | Operator::RefundHandled { id, .. } => {
-                self.corrupted.contains(id)
-            }
-            Operator::List(_) => !self.corrupted.is_empty(),
+            Operator::Resend(id)
+            | Operator::Reconcile(id)
+            | Operator::RefundHandled { id, .. }
+            | Operator::ReviewClosed { id, .. } => self.corrupted.contains(id),
+            Operator::List(_) | Operator::BulkResend(_) => !self.corrupted.is_empty(),
         };
         if response.status == 500 && !faulted && !corrupted {
             self.problems.push(format!(
@@ -512,6 +537,18 @@ impl Sim {
                 id: shown.deposit_id.clone(),
                 reference: shown.reference.clone(),
             });
+        }
+        if operator(&mut |r| u64::from(r.chance(0.1))) == 1 {
+            acts.push(Operator::ReviewClosed {
+                id: shown.deposit_id.clone(),
+                reference: shown.reference.clone(),
+            });
+        }
+        if operator(&mut |r| u64::from(r.chance(0.1))) == 1 {
+            acts.push(Operator::Reconcile(shown.deposit_id.clone()));
+        }
+        if operator(&mut |r| u64::from(r.chance(0.03))) == 1 {
+            acts.push(Operator::BulkResend("status=attention"));
         }
         if operator(&mut |r| u64::from(r.chance(0.05))) == 1 {
             const QUERIES: [&str; 4] = [
