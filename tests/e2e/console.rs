@@ -17,6 +17,8 @@ struct Seeded {
     owed: String,
     refund: String,
     refund_reference: String,
+    review: String,
+    review_reference: String,
 }
 
 async fn admin_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
@@ -96,6 +98,10 @@ async fn seed(app: &TestApp) -> Seeded {
     );
     let refund_reference = format!("{reference}-SECOND");
     plant_second_payment(app, &refund, &refund_reference);
+    // Paid with the wrong amount: under review, never credited.
+    let (review, review_reference) = app.new_deposit("u-review", 50_000).await;
+    let wrong = paid_body(&review, &review_reference, 49_000);
+    assert_eq!(app.callback(&wrong).await.status, 200);
     let (owed, _) = app.owed_credits(&[&app.api], 1, 40_000).await;
     // The bot is back: a resend now succeeds.
     app.bot.set_mode(BotMode::Accept);
@@ -105,6 +111,8 @@ async fn seed(app: &TestApp) -> Seeded {
         owed: owed[0].0.clone(),
         refund,
         refund_reference,
+        review,
+        review_reference,
     }
 }
 
@@ -147,6 +155,7 @@ async fn the_console_lists_shows_and_acts(backend: Backend) {
         ids(&all),
         [
             s.owed.clone(),
+            s.review.clone(),
             s.refund.clone(),
             s.credited.clone(),
             s.pending.clone()
@@ -154,7 +163,8 @@ async fn the_console_lists_shows_and_acts(backend: Backend) {
         "newest first: {all}"
     );
     let (_, pending) = admin_get(&app, "/admin/deposits?status=pending", ADMIN).await;
-    assert_eq!(ids(&pending), std::slice::from_ref(&s.pending));
+    // Not paid yet, the one under review too (it was paid the wrong amount, never credited).
+    assert_eq!(ids(&pending), [s.review.clone(), s.pending.clone()]);
     let (_, refunds) = admin_get(&app, "/admin/deposits?status=refund_due", ADMIN).await;
     assert_eq!(ids(&refunds), std::slice::from_ref(&s.refund));
     let (status, bad) = admin_get(&app, "/admin/deposits?limit=1000", ADMIN).await;
@@ -212,6 +222,46 @@ async fn the_console_lists_shows_and_acts(backend: Backend) {
     assert!(ids(&refunds).is_empty(), "{refunds}");
     let (_, detail) = admin_get(&app, &format!("/admin/deposits/{}", s.refund), ADMIN).await;
     assert_eq!(detail["deposit"]["refundsDue"][0]["handled"]["by"], "admin");
+
+    // A review closed by hand; the CSV of the list; the quarantine, empty.
+    let (_, reviews) = admin_get(&app, "/admin/deposits?status=review", ADMIN).await;
+    assert_eq!(ids(&reviews), std::slice::from_ref(&s.review));
+    let path = format!("/admin/action/review-closed?depositId={}", s.review);
+    let body = json!({"reference": s.review_reference, "reason": "topped up by hand"});
+    let (status, closed) = admin_post(&app, &path, Some(body)).await;
+    assert_eq!(
+        (status, closed["alreadyHandled"].as_bool()),
+        (200, Some(false)),
+        "{closed}"
+    );
+    let (_, reviews) = admin_get(&app, "/admin/deposits?status=review", ADMIN).await;
+    assert!(ids(&reviews).is_empty(), "{reviews}");
+    let csv = app
+        .http
+        .send(
+            "GET",
+            "/admin/deposits.csv?limit=2",
+            &[("authorization", &format!("Bearer {ADMIN}"))],
+            "",
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(
+        csv.header("x-next-cursor").is_some(),
+        "two rows of five: a next page"
+    );
+    let text = String::from_utf8_lossy(&csv.body).to_string();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.starts_with(&s.owed)),
+        "{text}"
+    );
+    let (status, quarantine) = admin_get(&app, "/admin/quarantine", ADMIN).await;
+    assert_eq!(
+        (status, quarantine["quarantined"].clone()),
+        (200, json!([]))
+    );
     report(
         "console: list, filter, detail, resend, refund handled",
         backend,
@@ -240,6 +290,8 @@ fn in_a_real_browser(app: &TestApp, s: &Seeded, backend: Backend) {
         .env("CREDITED_ID", &s.credited)
         .env("REFUND_ID", &s.refund)
         .env("REFUND_REF", &s.refund_reference)
+        .env("REVIEW_ID", &s.review)
+        .env("REVIEW_REF", &s.review_reference)
         .env("SCREENSHOT", screenshot)
         .output()
         .expect("node runs (scripts/browser-setup.sh installs what the browser test needs)");

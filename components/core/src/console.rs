@@ -424,9 +424,9 @@ pub fn timeline(shown: &Shown) -> Vec<Event> {
                 "notice",
                 json!({ "verdict": "PAID_NOT_RECORDED", "paymentMethod": payment_method, "resultCode": result_code }),
             ),
-            NoteKind::Operator { action, by, reason } => (
+            NoteKind::Operator(o) => (
                 "action",
-                json!({ "action": action, "by": by, "reason": reason }),
+                json!({ "action": o.action.as_str(), "by": o.by, "reason": o.reason }),
             ),
         };
         let mut detail = detail;

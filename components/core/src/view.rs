@@ -164,14 +164,10 @@ pub fn status_of(
 /// there is one.
 fn operator_mark(notes: &[Note], reference: &Reference, action: OperatorAction) -> Option<Handled> {
     notes.iter().find_map(|n| match &n.kind {
-        NoteKind::Operator {
-            action: a,
-            by,
-            reason,
-        } if *a == action && n.reference == *reference => Some(Handled {
-            by: by.clone(),
+        NoteKind::Operator(o) if o.action == action && n.reference == *reference => Some(Handled {
+            by: o.by.clone(),
             at: n.at,
-            reason: reason.clone(),
+            reason: o.reason.clone(),
         }),
         _ => None,
     })
@@ -271,7 +267,7 @@ impl DepositView {
                     reason: "PAID is final",
                     at: note.at,
                 }),
-                NoteKind::Failed { .. } | NoteKind::Operator { .. } => {}
+                NoteKind::Failed { .. } | NoteKind::Operator(_) => {}
             }
         }
         let review_result = reviews.last().map(|r| {

@@ -55,21 +55,51 @@ pub enum NoteKind {
     },
     /// An operator acted on the deposit from the console (the note's reference is the
     /// invoice acted on).
-    #[serde(rename_all = "camelCase")]
-    Operator {
-        /// What was done.
-        action: OperatorAction,
-        /// The operator's name (`admin_token`).
-        by: String,
-        /// Why, as the operator wrote it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
+    Operator(OperatorNote),
+}
+
+/// What an operator did, by whom and why: `{"action","by","reason"?}`. Read and written
+/// through `serde_json::Value`, which every component links already: a derived decoder of
+/// its own would cost the sweep 2 KB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorNote {
+    /// What was done.
+    pub action: OperatorAction,
+    /// The operator's name (`admin_token`).
+    pub by: String,
+    /// Why, as the operator wrote it.
+    pub reason: Option<String>,
+}
+
+impl Serialize for OperatorNote {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::json!({ "action": self.action.as_str(), "by": self.by });
+        if let (Some(reason), serde_json::Value::Object(map)) = (&self.reason, &mut value) {
+            map.insert("reason".into(), reason.clone().into());
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for OperatorNote {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+        let action = field("action")
+            .and_then(OperatorAction::parse)
+            .ok_or_else(|| serde::de::Error::custom("an operator note without a known action"))?;
+        let by = field("by")
+            .ok_or_else(|| serde::de::Error::custom("an operator note without its operator"))?;
+        Ok(Self {
+            action,
+            by: by.to_string(),
+            reason: field("reason").map(str::to_string),
+        })
+    }
 }
 
 /// What an operator did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorAction {
     /// Asked for the credit to be delivered again now.
     Resend,
@@ -83,6 +113,31 @@ pub enum OperatorAction {
     Reconcile,
 }
 
+impl OperatorAction {
+    const NAMES: [(OperatorAction, &'static str); 4] = [
+        (Self::Resend, "resend"),
+        (Self::RefundHandled, "refundHandled"),
+        (Self::ReviewClosed, "reviewClosed"),
+        (Self::Reconcile, "reconcile"),
+    ];
+
+    /// Its name in notes and timelines.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The action named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(a, _)| *a)
+    }
+}
+
 impl Note {
     /// Whether `other` says the same thing about the same invoice (a repeat).
     pub fn repeats(&self, other: &Note) -> bool {
@@ -93,9 +148,14 @@ impl Note {
                 (NoteKind::WrongAmount { received: a }, NoteKind::WrongAmount { received: b }) => {
                     a == b
                 }
-                // A refund is handled once; every resend is an action of its own.
-                (NoteKind::Operator { action: a, .. }, NoteKind::Operator { action: b, .. }) => {
-                    a == b && *a == OperatorAction::RefundHandled
+                // A refund is handled, a review closed, once; every other action is one of
+                // its own.
+                (NoteKind::Operator(a), NoteKind::Operator(b)) => {
+                    a.action == b.action
+                        && matches!(
+                            a.action,
+                            OperatorAction::RefundHandled | OperatorAction::ReviewClosed
+                        )
                 }
                 _ => false,
             }

@@ -91,7 +91,7 @@ pub fn life(facts: &LifeFacts) -> Life {
     let credited_reference = credit.map(|c| &c.reference);
     let notes = || facts.notes.iter().filter(|n| n.epoch == facts.epoch);
     let unresolved = notes().any(|n| match n.kind {
-        NoteKind::Failed { .. } | NoteKind::Operator { .. } => false,
+        NoteKind::Failed { .. } | NoteKind::Operator(_) => false,
         NoteKind::WrongAmount { .. } => {
             !settled_by_operator(facts.notes, n, OperatorAction::ReviewClosed)
         }
@@ -108,7 +108,7 @@ pub fn life(facts: &LifeFacts) -> Life {
     }
     // What an operator did stays on record a retention period after.
     if let Some(last) = notes()
-        .filter(|n| matches!(n.kind, NoteKind::Operator { .. }))
+        .filter(|n| matches!(n.kind, NoteKind::Operator(_)))
         .map(|n| n.at)
         .max()
     {
@@ -127,7 +127,7 @@ pub fn settled_by_operator(notes: &[Note], payment: &Note, action: OperatorActio
     notes.iter().any(|n| {
         n.epoch == payment.epoch
             && n.reference == payment.reference
-            && matches!(&n.kind, NoteKind::Operator { action: a, .. } if *a == action)
+            && matches!(&n.kind, NoteKind::Operator(o) if o.action == action)
     })
 }
 

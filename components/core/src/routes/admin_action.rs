@@ -10,7 +10,7 @@ use super::admin::list_query;
 use super::route::{operator, serve, Peer, Route};
 use crate::config::{Config, Section, Sections};
 use crate::console::{self, state_of, State};
-use crate::deposit::note::{Note, NoteKind, OperatorAction};
+use crate::deposit::note::{Note, NoteKind, OperatorAction, OperatorNote};
 use crate::error::{ApiError, ErrorCode};
 use crate::flow::retry::{retry_one, ManualRetry};
 use crate::http::{Request, Response};
@@ -158,11 +158,11 @@ fn action_note(
         epoch: shown.deposit.epoch,
         reference,
         at,
-        kind: NoteKind::Operator {
+        kind: NoteKind::Operator(OperatorNote {
             action,
             by: by.to_string(),
             reason,
-        },
+        }),
         nonce: None,
     }
 }
