@@ -16,7 +16,7 @@ use topup_core::bot::credit_request;
 use topup_core::config::Config;
 use topup_core::console::{Detail, Page, State, StatusFilter, Summary};
 use topup_core::credit::CreditState;
-use topup_core::deposit::note::{Note, NoteKind, OperatorAction};
+use topup_core::deposit::note::{Note, NoteKind, OperatorAction, OperatorNote};
 use topup_core::deposit::request::{CreateDeposit, CreateDepositBody};
 use topup_core::error::ApiError;
 use topup_core::error::ErrorCode;
@@ -965,20 +965,20 @@ fn the_console_answers_have_the_documented_fields() {
         note(
             4_000,
             "REF-OTHER",
-            NoteKind::Operator {
+            NoteKind::Operator(OperatorNote {
                 action: OperatorAction::RefundHandled,
                 by: "admin".into(),
                 reason: Some("refunded by bank transfer".into()),
-            },
+            }),
         ),
         note(
             5_000,
             "REF-DEP1",
-            NoteKind::Operator {
+            NoteKind::Operator(OperatorNote {
                 action: OperatorAction::Resend,
                 by: "admin".into(),
                 reason: None,
-            },
+            }),
         ),
     ];
     let view = DepositView::new(
