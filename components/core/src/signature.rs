@@ -65,9 +65,7 @@ pub fn verify_bearer<'a>(
 /// Whether `given` equals `secret` (a static token such as Xendit's `x-callback-token`),
 /// compared like [`verify_bearer`]: hashed first, then in constant time.
 pub fn token_matches(secret: &Secret, given: &str) -> bool {
-    Sha256::digest(given.as_bytes())
-        .ct_eq(&Sha256::digest(secret.expose()))
-        .into()
+    secret.matches(given)
 }
 
 /// Whether `signature_hex` (either case) is the hex of `expected`, a digest computed here

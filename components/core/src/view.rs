@@ -160,16 +160,12 @@ pub fn status_of(
     }
 }
 
-/// The operator's `action` on invoice `reference` (a refund handled, a review closed), if
-/// there is one.
-fn operator_mark(notes: &[Note], reference: &Reference, action: OperatorAction) -> Option<Handled> {
-    notes.iter().find_map(|n| match &n.kind {
-        NoteKind::Operator(o) if o.action == action && n.reference == *reference => Some(Handled {
-            by: o.by.clone(),
-            at: n.at,
-            reason: o.reason.clone(),
-        }),
-        _ => None,
+/// The operator's mark on payment `payment` (a refund handled, a review closed), if any.
+fn operator_mark(notes: &[Note], payment: &Note, action: OperatorAction) -> Option<Handled> {
+    payment.settled_by(notes, action).map(|(mark, o)| Handled {
+        by: o.by.clone(),
+        at: mark.at,
+        reason: o.reason.clone(),
     })
 }
 
@@ -244,7 +240,7 @@ impl DepositView {
                     expected_amount: deposit.amount,
                     received_amount: received.clone(),
                     at: note.at,
-                    closed: operator_mark(notes, &note.reference, OperatorAction::ReviewClosed),
+                    closed: operator_mark(notes, note, OperatorAction::ReviewClosed),
                 }),
                 NoteKind::Paid { .. } => {
                     if let Some(credited) = &credited_reference {
@@ -253,11 +249,7 @@ impl DepositView {
                                 reference: note.reference.clone(),
                                 credited_reference: credited.clone(),
                                 at: note.at,
-                                handled: operator_mark(
-                                    notes,
-                                    &note.reference,
-                                    OperatorAction::RefundHandled,
-                                ),
+                                handled: operator_mark(notes, note, OperatorAction::RefundHandled),
                             });
                         }
                     }

@@ -139,6 +139,23 @@ impl OperatorAction {
 }
 
 impl Note {
+    /// The operator's note among `notes` that settled this payment by hand with `action` (a
+    /// refund handled, a review closed), and what it says.
+    pub fn settled_by<'n>(
+        &self,
+        notes: &'n [Note],
+        action: OperatorAction,
+    ) -> Option<(&'n Note, &'n OperatorNote)> {
+        notes.iter().find_map(|n| match &n.kind {
+            NoteKind::Operator(o)
+                if o.action == action && n.epoch == self.epoch && n.reference == self.reference =>
+            {
+                Some((n, o))
+            }
+            _ => None,
+        })
+    }
+
     /// Whether `other` says the same thing about the same invoice (a repeat).
     pub fn repeats(&self, other: &Note) -> bool {
         self.epoch == other.epoch && self.reference == other.reference && {

@@ -92,15 +92,16 @@ pub fn life(facts: &LifeFacts) -> Life {
     let notes = || facts.notes.iter().filter(|n| n.epoch == facts.epoch);
     let unresolved = notes().any(|n| match n.kind {
         NoteKind::Failed { .. } | NoteKind::Operator(_) => false,
-        NoteKind::WrongAmount { .. } => {
-            !settled_by_operator(facts.notes, n, OperatorAction::ReviewClosed)
-        }
+        NoteKind::WrongAmount { .. } => n
+            .settled_by(facts.notes, OperatorAction::ReviewClosed)
+            .is_none(),
         // A payment not credited: to recover, or to refund (until an operator refunded it;
         // only a payment beside a credit can be marked so).
         NoteKind::Paid { .. } => {
             credited_reference != Some(&n.reference)
                 && !(credited_reference.is_some()
-                    && settled_by_operator(facts.notes, n, OperatorAction::RefundHandled))
+                    && n.settled_by(facts.notes, OperatorAction::RefundHandled)
+                        .is_some())
         }
     });
     if unresolved {
@@ -119,16 +120,6 @@ pub fn life(facts: &LifeFacts) -> Life {
         end = end.max(unsettled_until(facts.record_expiry, facts.ttl_ms));
     }
     Life::Until(end)
-}
-
-/// Whether an operator settled the payment `payment` (a note) by hand with `action`
-/// (refunded it, or closed its review).
-pub fn settled_by_operator(notes: &[Note], payment: &Note, action: OperatorAction) -> bool {
-    notes.iter().any(|n| {
-        n.epoch == payment.epoch
-            && n.reference == payment.reference
-            && matches!(&n.kind, NoteKind::Operator(o) if o.action == action)
-    })
 }
 
 /// How long past its record's end a deposit whose gateway has not said how its invoices

@@ -108,8 +108,14 @@ pub fn handle(request: &Request, platform: &Platform) -> Response {
     match request.path.as_str() {
         "/admin/action/resend" => serve(&RESEND, request, platform, resend),
         "/admin/action/bulk-resend" => serve(&BULK_RESEND, request, platform, bulk_resend),
-        "/admin/action/refund-handled" => serve(&REFUND_HANDLED, request, platform, refund_handled),
-        "/admin/action/review-closed" => serve(&REVIEW_CLOSED, request, platform, review_closed),
+        "/admin/action/refund-handled" => {
+            serve(&REFUND_HANDLED, request, platform, |r, p, c, _| {
+                settle(r, p, c, Settled::Refund)
+            })
+        }
+        "/admin/action/review-closed" => serve(&REVIEW_CLOSED, request, platform, |r, p, c, _| {
+            settle(r, p, c, Settled::Review)
+        }),
         "/admin/action/reconcile" => serve(&RECONCILE, request, platform, reconcile),
         _ => serve(&RESEND, request, platform, |_, _, _, _| {
             Err(ApiError::field(
@@ -270,24 +276,6 @@ enum Settled {
     Refund,
     /// A payment of the wrong amount settled (refunded, or made good outside the app).
     Review,
-}
-
-fn refund_handled(
-    request: &Request,
-    platform: &Platform,
-    config: &Config,
-    _caller: Option<&BotId>,
-) -> Result<Response, ApiError> {
-    settle(request, platform, config, Settled::Refund)
-}
-
-fn review_closed(
-    request: &Request,
-    platform: &Platform,
-    config: &Config,
-    _caller: Option<&BotId>,
-) -> Result<Response, ApiError> {
-    settle(request, platform, config, Settled::Review)
 }
 
 /// Records that the operator settled payment `reference` by hand: it no longer keeps its
