@@ -52,7 +52,7 @@ const BUILDS: [Build; 3] = [
 ];
 
 /// The shipped components, as their `.wasm` files are named.
-const COMPONENTS: [&str; 14] = [
+const COMPONENTS: [&str; 15] = [
     "health",
     "deposit_create",
     "payment_callback",
@@ -63,6 +63,7 @@ const COMPONENTS: [&str; 14] = [
     "admin",
     "admin_action",
     "console",
+    "alerts",
     "callback_duitku",
     "callback_midtrans",
     "callback_xendit",

@@ -15,7 +15,7 @@ use crate::report::{Fact, Report};
 use crate::stack::{root, used_memory, Backend, Stack};
 
 /// The shipped components, as their `.wasm` files are named.
-const COMPONENTS: [&str; 14] = [
+const COMPONENTS: [&str; 15] = [
     "health",
     "deposit_create",
     "payment_callback",
@@ -26,6 +26,7 @@ const COMPONENTS: [&str; 14] = [
     "admin",
     "admin_action",
     "console",
+    "alerts",
     "callback_duitku",
     "callback_midtrans",
     "callback_xendit",

@@ -71,6 +71,7 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             ("/deposit/status", "deposit-status"),
             ("/internal/credit-retry", "sweep"),
             ("/deposit/retry-credit", "manual-retry"),
+            ("/internal/alerts", "alerts"),
             ("/callback/duitku", "callback-duitku"),
             ("/callback/midtrans", "callback-midtrans"),
             ("/callback/xendit", "callback-xendit"),
@@ -120,6 +121,12 @@ fn every_component_maps_exactly_what_its_route_reads_and_gets_only_what_it_needs
             "openapi" | "console" => (&[], false, &[]),
             // The console's reads list deposits and read their records; its actions resend.
             "admin" => (&["default", "claims"], false, &[]),
+            // Alerts go to the operator's webhook and Telegram, nowhere else.
+            "alerts" => (
+                &["default", "claims"],
+                false,
+                &["{{ alert_origin }}", "{{ alert_telegram_api_url }}"],
+            ),
             "deposit-create" => (
                 &["default", "claims"],
                 false,
@@ -209,8 +216,8 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         .collect();
     assert_eq!(original.lines().count(), cloud.lines().count());
     // Every component with outbound hosts: create, the Central PG's callback, the sweep, the
-    // manual retry, the console's actions and the four gateway callbacks.
-    assert_eq!(changed.len(), 9, "{changed:?}");
+    // manual retry, the console's actions, the alerts and the four gateway callbacks.
+    assert_eq!(changed.len(), 10, "{changed:?}");
     assert!(changed
         .iter()
         .all(|l| l.starts_with("allowed_outbound_hosts") && !l.contains("{{")));
@@ -224,10 +231,14 @@ fn cloud_manifest_has_literal_hosts_and_nothing_else_changed() {
         &r#"allowed_outbound_hosts = ["https://bot.example.com:8443", "https://wa-bot.example.net", "https://bot-origin-2.invalid", "https://bot-origin-3.invalid", "https://bot-origin-4.invalid"]"#
             .to_string()
     ), "{changed:?}");
+    assert!(changed.contains(
+        &r#"allowed_outbound_hosts = ["https://alert-origin.invalid", "https://api.telegram.org"]"#
+            .to_string()
+    ), "{changed:?}");
 
     // Cloud's manifest sits next to spin.toml, so component sources resolve the same.
     let loaded = Manifest::parse(&cloud, root());
-    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 14);
+    assert_eq!(loaded.expect("cloud manifest loads").components.len(), 15);
 
     let refused = run("https://pg.example.com/api", "https://bot.example.com");
     assert!(

@@ -30,6 +30,8 @@ import schemathesis
 SECRET = os.environ["FUZZ_SECRET"].encode()
 STORES = [p for p in os.environ["FUZZ_STORES"].split(os.pathsep) if p]
 CALLBACK = "/internal/payment-callback"
+# The operations that read the console list's query (`from` no later than `to`).
+LIST_QUERIES = {"/admin/deposits", "/admin/deposits.csv", "/admin/action/bulk-resend"}
 DUITKU_CODE = os.environ["FUZZ_DUITKU_MERCHANT_CODE"]
 DUITKU_KEY = os.environ["FUZZ_DUITKU_API_KEY"].encode()
 MIDTRANS_KEY = os.environ["FUZZ_MIDTRANS_SERVER_KEY"]
@@ -162,7 +164,7 @@ def before_call(context, case, kwargs):
     operation = case.operation
     if operation.path == "/deposit/status" and is_positive(case):
         one_lookup(case)
-    if operation.path == "/admin/deposits" and is_positive(case):
+    if operation.path in LIST_QUERIES and is_positive(case):
         ordered_range(case)
     if operation.path in ORDER_FIELD and operation.method.upper() == "POST":
         sign_gateway_callback(case)

@@ -9,6 +9,7 @@
 //! case per file) → [`store`] (key layout, typed reads and writes, schedules) over the records
 //! in [`deposit`] and [`credit`]; [`gateway`] and [`bot`] speak the two upstream protocols.
 
+pub mod alert;
 pub mod bot;
 pub mod config;
 pub mod console;

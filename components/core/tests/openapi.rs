@@ -26,6 +26,7 @@ use topup_core::ids::{BotId, DepositId, GatewayName, Reference};
 use topup_core::routes::route::{Peer, CORS_ALLOW_HEADERS};
 use topup_core::routes::{self, Route};
 use topup_core::schema::{field_names, ListQuery, RefundHandledBody, RetryQuery, StatusQuery};
+use topup_core::store::DepositStore;
 use topup_core::testing::{
     sample_credit, sample_deposit, test_config, test_variables, TestPlatform,
 };
@@ -465,9 +466,10 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
         ]),
         &names(everywhere.iter().map(|(_, code)| code)),
     );
-    // A route may serve more than one documented path (the console's list and one deposit):
-    // each path documents the shared checks' codes, and its paths together exactly the
-    // route's. Every route answers 405 to a method it does not serve: documented once, above.
+    // A route may serve more than one documented path (the console's list, its CSV, the
+    // quarantine and one deposit): each path documents the shared checks' codes, and its
+    // paths together exactly the route's. Every route answers 405 to a method it does not
+    // serve: documented once, above.
     let route_codes = |route: &Route| {
         names(
             route
@@ -509,7 +511,7 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
         }
         all_documented.extend(doc_side.iter().cloned());
         let same = |other: &Option<&Route>| match (other, route) {
-            (Some(a), Some(b)) => std::ptr::eq(*a, b),
+            (Some(a), Some(b)) => same_declaration(a, b),
             (None, None) => true,
             _ => false,
         };
@@ -536,6 +538,20 @@ fn each_route_documents_exactly_its_error_codes_under_their_statuses() {
         &all_documented,
     );
     fail_on(problems);
+}
+
+/// Whether two entries of `routes::ALL` are one declaration. Not by address: each `&ROUTE`
+/// in a constant table may be an allocation of its own. Two declarations written alike (as
+/// `admin_action::REVIEW_CLOSED` is `REFUND_HANDLED`'s) count as one, their paths together.
+fn same_declaration(a: &Route, b: &Route) -> bool {
+    std::ptr::eq(a, b)
+        || (a.method == b.method
+            && a.allow == b.allow
+            && a.auth == b.auth
+            && a.json_body == b.json_body
+            && a.raises_alerts == b.raises_alerts
+            && a.sections == b.sections
+            && a.errors == b.errors)
 }
 
 /// The property names of a documented JSON body schema (of its object alternative, when it
@@ -631,6 +647,8 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
         "/deposit/retry-credit",
         "/admin/action/resend",
         "/admin/action/refund-handled",
+        "/admin/action/review-closed",
+        "/admin/action/reconcile",
     ] {
         compare(
             &mut problems,
@@ -639,40 +657,35 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
             &query_parameters(&doc, path, "post"),
         );
     }
-    compare(
-        &mut problems,
-        "query of get /admin/deposits",
-        &names(field_names::<ListQuery>()),
-        &query_parameters(&doc, "/admin/deposits", "get"),
-    );
-    // The console's filters take the names the code parses.
-    compare(
-        &mut problems,
-        "values of status on get /admin/deposits (StatusFilter::ALL)",
-        &names(StatusFilter::ALL.iter().map(|(name, _)| name)),
-        &choices(
-            &doc,
-            parameter_schema(&doc, "/admin/deposits", "get", "status"),
-        ),
-    );
-    compare(
-        &mut problems,
-        "values of gateway on get /admin/deposits (GatewayName::ALL)",
-        &names(GatewayName::ALL.iter().map(|g| g.as_str())),
-        &choices(
-            &doc,
-            parameter_schema(&doc, "/admin/deposits", "get", "gateway"),
-        ),
-    );
+    // The console's list, its CSV and a bulk resend read the same query (admin::list_query),
+    // and its filters take the names the code parses.
+    for (method, path) in [
+        ("get", "/admin/deposits"),
+        ("get", "/admin/deposits.csv"),
+        ("post", "/admin/action/bulk-resend"),
+    ] {
+        compare(
+            &mut problems,
+            &format!("query of {method} {path}"),
+            &names(field_names::<ListQuery>()),
+            &query_parameters(&doc, path, method),
+        );
+        compare(
+            &mut problems,
+            &format!("values of status on {method} {path} (StatusFilter::ALL)"),
+            &names(StatusFilter::ALL.iter().map(|(name, _)| name)),
+            &choices(&doc, parameter_schema(&doc, path, method, "status")),
+        );
+        compare(
+            &mut problems,
+            &format!("values of gateway on {method} {path} (GatewayName::ALL)"),
+            &names(GatewayName::ALL.iter().map(|g| g.as_str())),
+            &choices(&doc, parameter_schema(&doc, path, method, "gateway")),
+        );
+    }
 
-    // The refund mark's body: its fields, all required, and no other (deny_unknown_fields).
-    let refund = body_schema(&doc, "/admin/action/refund-handled");
-    compare(
-        &mut problems,
-        "fields of POST /admin/action/refund-handled",
-        &names(field_names::<RefundHandledBody>()),
-        &properties(&doc, refund),
-    );
+    // The body of a refund mark and of a review's close (both read as RefundHandledBody):
+    // its fields, all required, and no other (deny_unknown_fields).
     let parses = |body: &serde_json::Map<String, Value>| {
         serde_json::from_value::<RefundHandledBody>(Value::Object(body.clone())).is_ok()
     };
@@ -689,26 +702,38 @@ fn request_fields_and_query_parameters_match_the_structs_that_read_them() {
         })
         .cloned()
         .collect();
-    compare(
-        &mut problems,
-        "required fields of POST /admin/action/refund-handled",
-        &required_in_code,
-        &names(
-            refund["required"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| v.as_str().unwrap_or("?")),
-        ),
-    );
     let mut extra = full.clone();
     extra.insert("note".into(), json!("x"));
     let closed_in_code = !parses(&extra);
-    let closed_in_doc = refund["additionalProperties"] == false;
-    if closed_in_code != closed_in_doc {
-        problems.push(format!(
-            "POST /admin/action/refund-handled: other fields refused in code: {closed_in_code}, in openapi.json (additionalProperties false): {closed_in_doc}"
-        ));
+    for path in [
+        "/admin/action/refund-handled",
+        "/admin/action/review-closed",
+    ] {
+        let settled = body_schema(&doc, path);
+        compare(
+            &mut problems,
+            &format!("fields of POST {path}"),
+            &names(field_names::<RefundHandledBody>()),
+            &properties(&doc, settled),
+        );
+        compare(
+            &mut problems,
+            &format!("required fields of POST {path}"),
+            &required_in_code,
+            &names(
+                settled["required"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.as_str().unwrap_or("?")),
+            ),
+        );
+        let closed_in_doc = settled["additionalProperties"] == false;
+        if closed_in_code != closed_in_doc {
+            problems.push(format!(
+                "POST {path}: other fields refused in code: {closed_in_code}, in openapi.json (additionalProperties false): {closed_in_doc}"
+            ));
+        }
     }
 
     // Required create fields, found by leaving each out of a valid body.
@@ -1094,6 +1119,120 @@ fn the_console_answers_have_the_documented_fields() {
                 .flat_map(|o| o.keys()),
         ),
         &all_properties(&doc, row_schema),
+    );
+    fail_on(problems);
+}
+
+/// The console's operator token in the tests below.
+const ADMIN: &str = "operator-token-0123456789";
+
+fn as_admin(method: &str, path: &str) -> Request {
+    Request::new(method, path).with_header("authorization", &format!("Bearer {ADMIN}"))
+}
+
+/// The console's CSV (its media type, headers and header line), its quarantine and a bulk
+/// resend, and the alerts run (every field of `AlertReport`, always sent) answer as
+/// documented.
+#[test]
+fn the_csv_the_quarantine_a_bulk_resend_and_the_alerts_run_answer_as_documented() {
+    let doc = document();
+    let mut problems = Vec::new();
+    let mut platform = TestPlatform::new();
+    platform.variables = platform.variables.clone().with("admin_token", ADMIN);
+    let p = platform.platform();
+
+    let csv = routes::admin::handle(&as_admin("GET", "/admin/deposits.csv"), &p);
+    assert_eq!(csv.status, 200, "{}", String::from_utf8_lossy(&csv.body));
+    let documented = &doc["paths"]["/admin/deposits.csv"]["get"]["responses"]["200"];
+    let media = csv
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .unwrap_or("none")
+        .trim()
+        .to_string();
+    compare(
+        &mut problems,
+        "media types of GET /admin/deposits.csv",
+        &names([media]),
+        &names(
+            documented["content"]
+                .as_object()
+                .into_iter()
+                .flat_map(|c| c.keys()),
+        ),
+    );
+    for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+        let header = resolve(&doc, header);
+        let allowed = enum_values(&doc, &header["schema"]);
+        match csv.header(&name.to_ascii_lowercase()) {
+            None if header["required"] == true => {
+                problems.push(format!(
+                    "GET /admin/deposits.csv: {name} is documented, not sent"
+                ));
+            }
+            Some(value) if !allowed.is_empty() && !allowed.contains(value) => {
+                problems.push(format!(
+                    "GET /admin/deposits.csv: {name} is {value:?}, openapi.json allows {allowed:?}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&csv.body);
+    let columns = text.split("\r\n").next().unwrap_or_default();
+    let description = doc["paths"]["/admin/deposits.csv"]["get"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    if !description.contains(&format!("`{columns}`")) {
+        problems.push(format!(
+            "GET /admin/deposits.csv: its header line {columns:?} is not in its description"
+        ));
+    }
+
+    let store = DepositStore::new(&p, test_config().lifetime().expect("lifetime"));
+    store
+        .quarantine("deposit D2", "not JSON")
+        .expect("quarantined");
+    let answer = routes::admin::handle(&as_admin("GET", "/admin/quarantine"), &p);
+    assert_eq!(answer.status, 200, "{}", answer.json_body());
+    let quarantine = answer.json_body();
+    let schema = answer_schema(&doc, "/admin/quarantine", "get");
+    check_fields(&mut problems, "the quarantine", &doc, schema, &quarantine);
+    check_fields(
+        &mut problems,
+        "a quarantined record",
+        &doc,
+        resolve(&doc, &schema["properties"]["quarantined"]["items"]),
+        &quarantine["quarantined"][0],
+    );
+
+    let answer = routes::admin_action::handle(
+        &as_admin("POST", "/admin/action/bulk-resend?status=owed"),
+        &p,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json_body());
+    check_fields(
+        &mut problems,
+        "a bulk resend",
+        &doc,
+        answer_schema(&doc, "/admin/action/bulk-resend", "post"),
+        &answer.json_body(),
+    );
+
+    let answer = routes::alerts::handle(
+        &Request::new("POST", "/internal/alerts")
+            .with_header("authorization", "Bearer test-secret"),
+        &p,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json_body());
+    let report = answer.json_body();
+    let schema = answer_schema(&doc, "/internal/alerts", "post");
+    check_fields(&mut problems, "an alerts run", &doc, schema, &report);
+    compare(
+        &mut problems,
+        "fields of an alerts run (every one always sent)",
+        &names(report.as_object().into_iter().flat_map(|o| o.keys())),
+        &all_properties(&doc, schema),
     );
     fail_on(problems);
 }

@@ -30,6 +30,9 @@ pub const UNROUTED: &str = "unrouted";
 /// The route of the scheduled sweep.
 pub const SWEEP_ROUTE: &str = "/internal/credit-retry";
 
+/// The route of the alerts' run, scheduled after each round of sweeps.
+pub const ALERTS_ROUTE: &str = "/internal/alerts";
+
 /// Requests (and guest instances) still running.
 #[derive(Clone, Default)]
 pub struct InFlight(Arc<InFlightState>);
@@ -233,7 +236,8 @@ impl App {
     }
 
     /// Runs `POST /internal/credit-retry` through the app (routing, a fresh instance, the
-    /// access log and metrics, as for an external request) every `every`, with the resolved
+    /// access log and metrics, as for an external request), then `POST /internal/alerts`,
+    /// every `every`, with the resolved
     /// `shared_secret` as bearer token, until `stop` turns true. One sweep at a time: a tick
     /// that comes while one runs is skipped; a sweep answering `"more": true` is followed by
     /// the next at once. `host` is the `Host` the request carries (the listen address).
@@ -257,58 +261,81 @@ impl App {
                     break;
                 }
             }
+            while !*stop.borrow() {
+                if !self.alerts_once(&host).await {
+                    break;
+                }
+            }
         }
     }
 
     /// One scheduled sweep; whether it asked to be run again at once.
     async fn sweep_once(self: &Arc<Self>, host: &str) -> bool {
+        match self.call_internal(host, SWEEP_ROUTE).await {
+            Ok(answer) => {
+                let credited = answer["credited"].as_u64().unwrap_or(0);
+                self.metrics.sweep("ok", credited);
+                answer["more"].as_bool().unwrap_or(false)
+            }
+            Err((outcome, why)) => {
+                eprintln!("ERROR host: scheduled sweep {why}");
+                self.metrics.sweep(outcome, 0);
+                false
+            }
+        }
+    }
+
+    /// One scheduled run of the alerts after the sweeps (again at once while it answers
+    /// `"more": true`).
+    async fn alerts_once(self: &Arc<Self>, host: &str) -> bool {
+        match self.call_internal(host, ALERTS_ROUTE).await {
+            Ok(answer) => answer["more"].as_bool().unwrap_or(false),
+            Err((_, why)) => {
+                eprintln!("ERROR host: scheduled alerts run {why}");
+                false
+            }
+        }
+    }
+
+    /// `POST route` through the app with the resolved `shared_secret` as bearer token: its
+    /// JSON answer, or the metric outcome (`error`, `failed`) and why.
+    async fn call_internal(
+        self: &Arc<Self>,
+        host: &str,
+        route: &str,
+    ) -> Result<serde_json::Value, (&'static str, String)> {
         let mut request = hyper::Request::builder()
             .method(http::Method::POST)
-            .uri(SWEEP_ROUTE)
+            .uri(route)
             .header(http::header::HOST, host);
         if let Some(secret) = self.variable("shared_secret") {
             let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {secret}")) else {
                 // Never print the value itself.
-                eprintln!("ERROR host: scheduled sweep: shared_secret is not a valid header value");
-                self.metrics.sweep("error", 0);
-                return false;
+                return Err((
+                    "error",
+                    ": shared_secret is not a valid header value".into(),
+                ));
             };
             request = request.header(http::header::AUTHORIZATION, value);
         }
-        let request = match request.body(Full::new(Bytes::new())) {
-            Ok(request) => request,
-            Err(error) => {
-                eprintln!("ERROR host: scheduled sweep: cannot build the request: {error}");
-                self.metrics.sweep("error", 0);
-                return false;
-            }
-        };
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|error| ("error", format!(": cannot build the request: {error}")))?;
         let client = SocketAddr::from(([127, 0, 0, 1], 0));
-        let response = match self.observed(request, client).await {
-            Ok(response) => response,
-            Err(error) => {
-                eprintln!("ERROR host: scheduled sweep failed: {error}");
-                self.metrics.sweep("error", 0);
-                return false;
-            }
-        };
+        let response = self
+            .observed(request, client)
+            .await
+            .map_err(|error| ("error", format!("failed: {error}")))?;
         let status = response.status().as_u16();
-        let body = match response.into_body().collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                eprintln!("ERROR host: scheduled sweep: answer not read: {error:?}");
-                self.metrics.sweep("error", 0);
-                return false;
-            }
-        };
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|error| ("error", format!(": answer not read: {error:?}")))?
+            .to_bytes();
         if status != 200 {
-            eprintln!("ERROR host: scheduled sweep answered {status}");
-            self.metrics.sweep("failed", 0);
-            return false;
+            return Err(("failed", format!("answered {status}")));
         }
-        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let credited = answer["credited"].as_u64().unwrap_or(0);
-        self.metrics.sweep("ok", credited);
-        answer["more"].as_bool().unwrap_or(false)
+        Ok(serde_json::from_slice(&body).unwrap_or_default())
     }
 }

@@ -37,6 +37,7 @@ impl Config {
             reconcile: None,
             bots: None,
             console: None,
+            alerts: None,
         };
         if wants(Section::Auth) {
             let shared_secret = get("shared_secret")?;
@@ -185,6 +186,14 @@ impl Config {
         if wants(Section::Console) {
             // Parsed by the console's routes alone (`Config::console`): no other links it.
             config.console = Some(Secret::new(get(ADMIN_TOKEN)?));
+        }
+        if wants(Section::Alerts) {
+            // Parsed by the alerts' route alone (`Config::alerts`): no other links it.
+            let mut values = Vec::with_capacity(ALERT_VARIABLES.len());
+            for name in ALERT_VARIABLES {
+                values.push(Secret::new(get(name)?));
+            }
+            config.alerts = Some(values);
         }
         let retired = wants(Section::Retired);
         for section in GATEWAY_SECTIONS.iter().copied().filter(|s| wants(*s)) {

@@ -1,6 +1,7 @@
 //! Application configuration, read from Spin variables in sections, each route reading only
 //! the sections it uses (every variable is a host call through Spin's provider chain).
 
+mod alerts;
 mod auth;
 mod bots;
 mod console;
@@ -10,6 +11,7 @@ mod load;
 mod parse;
 mod secret;
 
+pub use alerts::{AlertTelegram, AlertWebhook, Alerts, ALERT_SWITCHES, ALERT_VARIABLES};
 pub use auth::{Auth, SignatureScheme};
 pub use bots::{shared_key, Bot, Bots, Unroutable, BOTS, BOT_ORIGIN_SLOTS};
 pub use console::{Console, Operator, ADMIN_TOKEN};
@@ -65,6 +67,8 @@ pub enum Section {
     Bots,
     /// The operator console's tokens.
     Console,
+    /// Where the operator is alerted.
+    Alerts,
 }
 
 impl Section {
@@ -110,6 +114,7 @@ impl Section {
                 BOT_ORIGIN_SLOTS[3],
             ],
             Section::Console => &[ADMIN_TOKEN],
+            Section::Alerts => ALERT_VARIABLES,
             Section::Duitku => &[
                 "duitku_base_url",
                 "duitku_merchant_code",
@@ -199,6 +204,7 @@ pub const ALL_SECTIONS: &[Section] = &[
     Section::Retired,
     Section::Bots,
     Section::Console,
+    Section::Alerts,
 ];
 
 /// Every gateway's credentials section.
@@ -389,6 +395,7 @@ pub struct Config {
     reconcile: Option<Reconcile>,
     bots: Option<Bots>,
     console: Option<Secret>,
+    alerts: Option<Vec<Secret>>,
 }
 
 /// Every variable the service reads, with its default (`None` = required).
@@ -452,6 +459,12 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("bot_origin_3", Some("https://bot-origin-3.invalid")),
     ("bot_origin_4", Some("https://bot-origin-4.invalid")),
     (ADMIN_TOKEN, Some("")),
+    ("alert_url", Some("")),
+    ("alert_origin", Some("https://alert-origin.invalid")),
+    ("alert_secret", Some("")),
+    ("alert_telegram_bot_token", Some("")),
+    ("alert_telegram_chat_id", Some("")),
+    ("alert_telegram_api_url", Some("https://api.telegram.org")),
 ];
 
 fn not_read(section: Section) -> ConfigError {
@@ -593,6 +606,15 @@ impl Config {
             .collect();
         console.distinct_from(&keys)?;
         Ok(console)
+    }
+
+    /// Where the operator is alerted (parsed here: only the alerts' route links it).
+    pub fn alerts(&self) -> Result<Alerts, ConfigError> {
+        let raw = self
+            .alerts
+            .as_ref()
+            .ok_or_else(|| not_read(Section::Alerts))?;
+        Alerts::parse(raw)
     }
 
     /// Where each bot's credits go and what signs them.

@@ -2,6 +2,7 @@
 //! (deliver due credits, recover orphaned payments, expire), retry one credit by hand; and
 //! what they share (taking a delivery over, a deposit's life).
 
+pub mod alerts;
 pub mod create;
 pub mod delivery;
 pub mod expiry;
@@ -10,3 +11,4 @@ pub mod payment;
 pub mod reconcile;
 pub mod retry;
 pub mod sweep;
+pub mod walk;

@@ -10,6 +10,7 @@
 //! its deposit lives at least `nonce_ttl` more), by one `increment`, its key removed with the
 //! deposit; otherwise with an expiry task of its own.
 
+use crate::alert::AlertKind;
 use crate::bot::{deliver_inline, DeliveryOutcome};
 use crate::config::Config;
 use crate::credit::{AttemptKind, Credit, CreditState, PaymentFacts};
@@ -17,6 +18,7 @@ use crate::deposit::note::{Note, NoteKind};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::error::ApiError;
+use crate::flow::alerts::raise;
 use crate::flow::delivery::save_outcome;
 use crate::flow::life::life_of;
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
@@ -192,6 +194,10 @@ fn apply(
                     &notes,
                     None,
                 )?;
+                if written {
+                    let (id, reference) = (id.as_str(), invoice.reference.as_str());
+                    raise(platform.variables, store, AlertKind::Review, id, reference);
+                }
                 return Ok((CallbackOutcome::AmountMismatch, named(written)));
             }
             let facts = PaymentFacts {
@@ -205,6 +211,16 @@ fn apply(
             });
             if let Some(recorded) = head {
                 let (outcome, written) = repeated_payment(store, &invoice, &recorded, &paid_note)?;
+                if outcome == CallbackOutcome::RefundDue && written {
+                    let (id, reference) = (id.as_str(), invoice.reference.as_str());
+                    raise(
+                        platform.variables,
+                        store,
+                        AlertKind::RefundDue,
+                        id,
+                        reference,
+                    );
+                }
                 return Ok((outcome, named(written)));
             }
             if !store.claim_payment(id)? {
@@ -299,6 +315,11 @@ fn record_and_deliver(
         delivery,
     );
     save_outcome(store, &credit)?;
+    if credit.is_exhausted() {
+        // With `credit_max_retries = 0` the quick attempts are all there is.
+        let id = credit.deposit_id.as_str();
+        raise(platform.variables, store, AlertKind::Exhausted, id, "");
+    }
     let outcome = if credit.is_credited() {
         CallbackOutcome::Credited
     } else {

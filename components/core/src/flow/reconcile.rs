@@ -17,10 +17,12 @@
 
 use serde::Serialize;
 
+use crate::alert::AlertKind;
 use crate::config::{Config, Lifetime};
 use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::error::ApiError;
+use crate::flow::alerts::raise;
 use crate::flow::life::{is_alive, is_settled, unsettled_until};
 use crate::flow::payment::{apply_callback, CallbackOutcome};
 use crate::gateway::notification::{CallbackStatus, PaymentCallback};
@@ -408,6 +410,22 @@ fn apply(
         "status-check {} {}: {outcome:?}",
         check.id, invoice.reference
     );
+    let recorded_here = matches!(
+        outcome,
+        CallbackOutcome::Credited | CallbackOutcome::CreditScheduled | CallbackOutcome::Recorded
+    );
+    if recorded_here && !check.once {
+        // Found by the deposit's own checks, not prompted by a notice: its callback is lost.
+        let store = DepositStore::new(platform, config.lifetime()?);
+        let (id, gateway) = (check.id.as_str(), check.gateway.as_str());
+        raise(
+            platform.variables,
+            &store,
+            AlertKind::CallbacksMissing,
+            id,
+            gateway,
+        );
+    }
     Ok(match outcome {
         CallbackOutcome::MarkedFailed | CallbackOutcome::FailedIgnored => {
             heard.failed += 1;

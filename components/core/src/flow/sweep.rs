@@ -6,16 +6,19 @@
 
 use serde::Serialize;
 
+use crate::alert::AlertKind;
 use crate::config::{BotRoutes, Config, Delivery, Lifetime};
 use crate::credit::{AttemptKind, Credit};
 use crate::error::ApiError;
+use crate::flow::alerts::raise;
 use crate::flow::delivery::{deliver, take_over, Orphan};
 use crate::flow::expiry::{expire, Expired};
 use crate::flow::reconcile::{due_check, run_checks, Check, ReconcileReport};
+use crate::flow::walk::{run_schedule, TaskRunner};
 use crate::ids::DepositId;
 use crate::platform::millis;
 use crate::platform::{Platform, StoreError};
-use crate::store::schedule::{Cursor, Schedule, Task, CREDITS, EXPIRY, RECONCILE};
+use crate::store::schedule::{Schedule, Task, CREDITS, EXPIRY, RECONCILE};
 use crate::store::DepositStore;
 
 /// Deliveries sent concurrently.
@@ -24,8 +27,6 @@ const BATCH_SIZE: usize = 16;
 const MAX_DELIVERIES: u32 = 256;
 /// Most tasks one sweep runs.
 const MAX_TASKS: u32 = 5_000;
-/// Most bucket and marker reads per schedule per sweep.
-const MAX_SCAN_READS: u64 = 20_000;
 /// A sweep starts no new task after this long (ms).
 const TIME_BUDGET_MS: u64 = 20_000;
 
@@ -104,154 +105,16 @@ pub fn run_sweep(platform: &Platform, config: &Config) -> Result<SweepReport, Ap
         started,
         tasks: 0,
     };
-    sweep.run_schedule(&CREDITS)?;
+    run_schedule(&mut sweep, &CREDITS)?;
     sweep.flush()?;
-    sweep.run_schedule(&RECONCILE)?;
+    run_schedule(&mut sweep, &RECONCILE)?;
     sweep.flush()?;
-    sweep.run_schedule(&EXPIRY)?;
+    run_schedule(&mut sweep, &EXPIRY)?;
     sweep.report.quarantine = sweep.store.quarantined()?;
     Ok(sweep.report)
 }
 
 impl Sweep<'_, '_> {
-    /// Whether to stop before the next task of `schedule` (the cursor stays on it for the
-    /// next sweep).
-    fn out_of_budget(&self, schedule: &Schedule) -> bool {
-        let checks = self.report.reconciliation.checked + self.checks.len() as u32;
-        (schedule.name == RECONCILE.name && checks >= self.max_checks)
-            || self.tasks >= MAX_TASKS
-            || self.report.attempted + self.batch.len() as u32 >= MAX_DELIVERIES
-            || self.store.now().saturating_sub(self.started) > TIME_BUDGET_MS
-    }
-
-    fn run_schedule(&mut self, schedule: &Schedule) -> Result<(), StoreError> {
-        let store = &self.store;
-        let now = store.now();
-        let until = schedule.open_from(now);
-        let mut stored = true;
-        let mut cursor = match schedule.cursor(store.records, now) {
-            Err(StoreError::Corrupt(reason)) => {
-                stored = false;
-                self.quarantine(&format!("cursor:{}", schedule.name), &reason)?;
-                Cursor {
-                    bucket: until.saturating_sub(schedule.lookback_ms / schedule.width_ms),
-                    slot: 1,
-                }
-            }
-            other => other?,
-        };
-        let started_at = cursor;
-        let mut reads = 0;
-        loop {
-            if self.out_of_budget(schedule) {
-                self.report.more = true;
-                break;
-            }
-            let mut from = cursor.bucket;
-            let found = schedule.next_bucket(
-                self.store.claims,
-                &mut from,
-                until,
-                &mut reads,
-                MAX_SCAN_READS,
-            )?;
-            let Some(bucket) = found else {
-                if from < until {
-                    self.report.more = true;
-                }
-                cursor = Cursor {
-                    bucket: from.max(cursor.bucket),
-                    slot: if from > cursor.bucket { 1 } else { cursor.slot },
-                };
-                break;
-            };
-            if bucket.bucket != cursor.bucket {
-                cursor = Cursor {
-                    bucket: bucket.bucket,
-                    slot: 1,
-                };
-            }
-            let mut n = cursor.slot;
-            while n <= bucket.count && !self.out_of_budget(schedule) {
-                match schedule.task(self.store.records, bucket.bucket, n) {
-                    Ok(None) => {}
-                    Ok(Some(task)) => {
-                        self.tasks += 1;
-                        self.run(task)?;
-                    }
-                    Err(StoreError::Corrupt(reason)) => {
-                        self.quarantine(
-                            &format!("task {}:{}:{n}", schedule.name, bucket.bucket),
-                            &reason,
-                        )?;
-                    }
-                    Err(error) => return Err(error),
-                }
-                n += 1;
-            }
-            self.flush()?;
-            if n > cursor.slot {
-                schedule.drop_slots(self.store.records, bucket.bucket, cursor.slot, n - 1)?;
-            }
-            if n <= bucket.count {
-                cursor = Cursor {
-                    bucket: bucket.bucket,
-                    slot: n,
-                };
-                self.report.more = true;
-                break;
-            }
-            schedule.drop_bucket(self.store.claims, bucket.bucket)?;
-            cursor = Cursor {
-                bucket: bucket.bucket + 1,
-                slot: 1,
-            };
-        }
-        // A sweep that passed nothing writes nothing (frequent sweeps stay read-only); a corrupt
-        // cursor is always replaced.
-        if stored && cursor == started_at {
-            return Ok(());
-        }
-        schedule.save_cursor(self.store.records, cursor)
-    }
-
-    fn run(&mut self, task: Task) -> Result<(), StoreError> {
-        let outcome = match &task {
-            Task::Credit { id, waited } => self.check_credit(id, *waited),
-            Task::Expire { id } => expire(&self.store, id).map(|expired| {
-                if expired == Expired::Removed {
-                    self.report.cleaned += 1;
-                }
-            }),
-            Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
-                self.report.cleaned += 1;
-            }),
-            Task::Reconcile {
-                id,
-                epoch,
-                round,
-                once,
-            } => self.check_at_gateway(id, *epoch, (*round, *once)),
-        };
-        match outcome {
-            Err(StoreError::Corrupt(reason)) => {
-                let what = match &task {
-                    Task::Credit { id, .. } | Task::Expire { id } | Task::Reconcile { id, .. } => {
-                        format!("deposit {id}")
-                    }
-                    Task::Nonce { nonce } => format!("nonce {nonce}"),
-                };
-                self.quarantine(&what, &reason)
-            }
-            other => other,
-        }
-    }
-
-    fn quarantine(&mut self, what: &str, reason: &str) -> Result<(), StoreError> {
-        self.report.quarantined += 1;
-        self.store.quarantine(what, reason)
-    }
-
     fn check_credit(&mut self, id: &DepositId, waited: Option<u32>) -> Result<(), StoreError> {
         let store = &self.store;
         let now = store.now();
@@ -323,6 +186,64 @@ impl Sweep<'_, '_> {
         }
         Ok(())
     }
+}
+
+impl<'a> TaskRunner<'a> for Sweep<'a, '_> {
+    fn store(&self) -> &DepositStore<'a> {
+        &self.store
+    }
+
+    /// Whether to stop before the next task of `schedule` (the cursor stays on it for the
+    /// next sweep).
+    fn out_of_budget(&self, schedule: &Schedule) -> bool {
+        let checks = self.report.reconciliation.checked + self.checks.len() as u32;
+        (schedule.name == RECONCILE.name && checks >= self.max_checks)
+            || self.tasks >= MAX_TASKS
+            || self.report.attempted + self.batch.len() as u32 >= MAX_DELIVERIES
+            || self.store.now().saturating_sub(self.started) > TIME_BUDGET_MS
+    }
+
+    fn run(&mut self, task: Task) -> Result<(), StoreError> {
+        self.tasks += 1;
+        let outcome = match &task {
+            Task::Credit { id, waited } => self.check_credit(id, *waited),
+            Task::Expire { id } => expire(&self.store, id).map(|expired| {
+                if expired == Expired::Removed {
+                    self.report.cleaned += 1;
+                }
+            }),
+            Task::Nonce { nonce } => self.store.forget_nonce(nonce).map(|()| {
+                self.report.cleaned += 1;
+            }),
+            // The alerts' schedule is walked by `POST /internal/alerts` alone.
+            Task::Alert(_) => Ok(()),
+            Task::Reconcile {
+                id,
+                epoch,
+                round,
+                once,
+            } => self.check_at_gateway(id, *epoch, (*round, *once)),
+        };
+        match outcome {
+            Err(StoreError::Corrupt(reason)) => {
+                let what = match &task {
+                    Task::Credit { id, .. } | Task::Expire { id } | Task::Reconcile { id, .. } => {
+                        format!("deposit {id}")
+                    }
+                    Task::Nonce { nonce } => format!("nonce {nonce}"),
+                    Task::Alert(_) => "an alert task".to_string(),
+                };
+                self.quarantine(&what, &reason)
+            }
+            other => other,
+        }
+    }
+
+    fn quarantine(&mut self, what: &str, reason: &str) -> Result<(), StoreError> {
+        self.report.quarantined += 1;
+        // Alerted by the alerts' run, which reads the quarantine.
+        self.store.quarantine(what, reason)
+    }
 
     fn flush(&mut self) -> Result<(), StoreError> {
         if !self.checks.is_empty() {
@@ -368,10 +289,24 @@ impl Sweep<'_, '_> {
                 self.report.failed += 1;
                 self.report.remaining += 1;
                 if credit.is_exhausted() {
+                    // Only a sweep's attempts count toward giving up, and it never sends an
+                    // exhausted credit: this attempt was the last.
                     self.report.exhausted += 1;
+                    let id = credit.deposit_id.as_str();
+                    raise(
+                        self.platform.variables,
+                        &self.store,
+                        AlertKind::Exhausted,
+                        id,
+                        "",
+                    );
                 }
             }
         }
         Ok(())
+    }
+
+    fn more(&mut self) {
+        self.report.more = true;
     }
 }

@@ -20,6 +20,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: Some(Peer::Admin),
     json_body: false,
+    raises_alerts: false,
     sections: Sections::of(&[
         Section::Auth,
         Section::Bots,

@@ -34,6 +34,7 @@ pub const RESEND: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Admin),
     json_body: false,
+    raises_alerts: false,
     sections: SECTIONS,
     errors: &[
         ErrorCode::NotFound,
@@ -54,6 +55,7 @@ pub const REFUND_HANDLED: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Admin),
     json_body: true,
+    raises_alerts: false,
     sections: SECTIONS,
     errors: &[
         ErrorCode::NotFound,
@@ -74,6 +76,7 @@ pub const BULK_RESEND: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Admin),
     json_body: false,
+    raises_alerts: false,
     sections: SECTIONS,
     errors: &[
         ErrorCode::NotFound,
@@ -92,6 +95,7 @@ pub const RECONCILE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Admin),
     json_body: false,
+    raises_alerts: false,
     sections: SECTIONS,
     errors: &[
         ErrorCode::NotFound,

@@ -17,6 +17,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::CentralPg),
     json_body: true,
+    raises_alerts: true,
     sections: Sections::of(&[
         Section::Auth,
         Section::CentralPg,

@@ -17,6 +17,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: true,
+    raises_alerts: false,
     sections: Sections::of(&[
         Section::Auth,
         Section::Amounts,

@@ -44,6 +44,7 @@ macro_rules! callback_route {
             auth: None,
             // Duitku posts a form; the adapters check their own content types.
             json_body: false,
+            raises_alerts: true,
             sections: Sections::of(&[
                 Section::Auth,
                 Section::Gateways,

@@ -16,6 +16,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: None,
     json_body: false,
+    raises_alerts: false,
     sections: Sections::of(&[Section::Replay]),
     errors: &[],
 };

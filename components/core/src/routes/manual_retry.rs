@@ -15,6 +15,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
+    raises_alerts: false,
     sections: Sections::of(&[
         Section::Auth,
         Section::Bots,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_action;
+pub mod alerts;
 pub mod callback;
 pub mod console;
 pub mod create;
@@ -17,9 +18,10 @@ pub mod sweep;
 
 pub use route::Route;
 
-/// Every route: its path (as in spin.toml) and its declaration. Not yet here, nor in
-/// openapi.json: the console's CSV, quarantine, bulk resend, review closed and reconcile
-/// (served by the same components).
+/// Every route: its path (as in spin.toml, or under one of the console's wildcards there)
+/// and its declaration; openapi.json documents each. A declaration may serve several paths:
+/// `admin::ROUTE` serves the console's list, its CSV and the quarantine (and one deposit,
+/// `/admin/deposits/{id}`, under the list's path).
 pub const ALL: &[(&str, &Route)] = &[
     ("/health", &health::ROUTE),
     ("/deposit/create", &create::ROUTE),
@@ -27,15 +29,21 @@ pub const ALL: &[(&str, &Route)] = &[
     ("/deposit/status", &status::ROUTE),
     ("/internal/credit-retry", &sweep::ROUTE),
     ("/deposit/retry-credit", &manual_retry::ROUTE),
+    ("/internal/alerts", &alerts::ROUTE),
     ("/callback/duitku", &gateway_callback::DUITKU),
     ("/callback/midtrans", &gateway_callback::MIDTRANS),
     ("/callback/xendit", &gateway_callback::XENDIT),
     ("/callback/tripay", &gateway_callback::TRIPAY),
     ("/admin/deposits", &admin::ROUTE),
+    ("/admin/deposits.csv", &admin::ROUTE),
+    ("/admin/quarantine", &admin::ROUTE),
     ("/admin/action/resend", &admin_action::RESEND),
+    ("/admin/action/bulk-resend", &admin_action::BULK_RESEND),
     (
         "/admin/action/refund-handled",
         &admin_action::REFUND_HANDLED,
     ),
+    ("/admin/action/review-closed", &admin_action::REVIEW_CLOSED),
+    ("/admin/action/reconcile", &admin_action::RECONCILE),
     ("/console", &console::ROUTE),
 ];

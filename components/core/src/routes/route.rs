@@ -41,6 +41,12 @@ impl Route {
                     .iter()
                     .flat_map(|s| s.variables().iter().copied()),
             )
+            .chain(
+                self.raises_alerts
+                    .then_some(crate::config::ALERT_SWITCHES)
+                    .into_iter()
+                    .flatten(),
+            )
             .collect()
     }
 }
@@ -74,6 +80,9 @@ pub struct Route {
     pub auth: Option<Peer>,
     /// Whether the body must be `application/json`.
     pub json_body: bool,
+    /// Whether it may raise an alert (it then reads `alert_url` and `alert_telegram_chat_id`,
+    /// only when it does: see [`crate::alert::raise`]).
+    pub raises_alerts: bool,
     /// The configuration it reads (besides CORS); `Auth` when `auth` is set (and `Bots`
     /// for a bot, `CentralPg` for the Central PG).
     pub sections: Sections,

@@ -16,6 +16,7 @@ pub const ROUTE: Route = Route {
     allow: "GET, HEAD, OPTIONS",
     auth: Some(Peer::Bot),
     json_body: false,
+    raises_alerts: false,
     sections: Sections::of(&[Section::Auth, Section::Bots, Section::Lifetime]),
     errors: &[
         ErrorCode::InvalidDepositId,

@@ -14,6 +14,7 @@ pub const ROUTE: Route = Route {
     allow: "POST, OPTIONS",
     auth: Some(Peer::Operator),
     json_body: false,
+    raises_alerts: true,
     sections: Sections::of(&[
         Section::Auth,
         Section::Lifetime,

@@ -18,6 +18,9 @@
 //! | `slot:{schedule}:{bucket}:{n}` | a task of a schedule (plain JSON) |
 //! | `cursor:{schedule}` | where the sweep resumes a schedule (plain JSON) |
 //! | `quarantine` / `quarantine:{n}` | counter / a record the sweep could not read |
+//! | `alert:{kind}:{subject}` | an alert raised: what happened to what, when |
+//! | `alertlog:{kind}:{subject}` | its delivery: attempts, channels that took it, state |
+//! | `alerted:quarantine` | the last quarantined record alerted (plain number) |
 //!
 //! Label `claims` (raw counters written only by `increment`):
 //!
@@ -30,6 +33,7 @@
 //! | `count:{schedule}:{bucket}` | slot numbers of a schedule bucket |
 //! | `block:{schedule}:{block}` | that a block of buckets holds tasks |
 //! | `day:{schedule}:{day}` | that a day of blocks holds tasks |
+//! | `alerting:{kind}:{subject}:{n}` | which delivery run makes attempt `n` of an alert |
 
 use crate::ids::{DepositId, Reference};
 
@@ -138,4 +142,22 @@ pub const QUARANTINE_COUNT: &str = "quarantine";
 /// `quarantine:{n}`.
 pub fn quarantined(n: u64) -> String {
     format!("quarantine:{n}")
+}
+
+/// `alert:{kind}:{subject}`.
+pub fn alert(kind: &str, subject: &str) -> String {
+    format!("alert:{kind}:{subject}")
+}
+
+/// `alerted:quarantine`.
+pub const ALERTED_QUARANTINE: &str = "alerted:quarantine";
+
+/// `alertlog:{kind}:{subject}`.
+pub fn alert_log(kind: &str, subject: &str) -> String {
+    format!("alertlog:{kind}:{subject}")
+}
+
+/// `alerting:{kind}:{subject}:{n}`.
+pub fn alert_attempt(kind: &str, subject: &str, n: u32) -> String {
+    format!("alerting:{kind}:{subject}:{n}")
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::alert::{Alert, AlertLog};
 use crate::config::Lifetime;
 use crate::credit::{Credit, CreditLog};
 use crate::deposit::note::Note;
@@ -16,7 +17,7 @@ use crate::deposit::{Deposit, Invoice};
 use crate::envelope::Envelope;
 use crate::ids::{DepositId, Reference};
 use crate::platform::{Clock, KeyValue, Platform, StoreError};
-use schedule::{Due, Task, CREDITS, EXPIRY, RECONCILE};
+use schedule::{AlertTask, Due, Task, ALERTS, CREDITS, EXPIRY, RECONCILE};
 
 /// Records whose life the sweep manages (credits, notes) carry no expiry of their own.
 const NO_EXPIRY: u64 = u64::MAX;
@@ -545,6 +546,123 @@ impl<'a> DepositStore<'a> {
             }
         }
         Ok(entries)
+    }
+
+    /// The records set aside after number `after` (of the last [`QUARANTINE_KEPT`]), oldest
+    /// first, and the number of the last one.
+    pub fn quarantined_after(&self, after: u64) -> Result<(u64, Vec<Value>), StoreError> {
+        let n = Self::counter(self.records, keys::QUARANTINE_COUNT)?;
+        let mut entries = Vec::new();
+        for i in after.max(n.saturating_sub(QUARANTINE_KEPT)) + 1..=n {
+            if let Some(bytes) = self.records.get(&keys::quarantined(i))? {
+                entries.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            }
+        }
+        Ok((n, entries))
+    }
+
+    // ----- alerts
+
+    /// The number of the last quarantined record alerted.
+    pub fn alerted_quarantine(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .records
+            .get(keys::ALERTED_QUARANTINE)?
+            .and_then(|bytes| String::from_utf8(bytes).ok()?.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Records that quarantined records up to number `n` were alerted.
+    pub fn save_alerted_quarantine(&self, n: u64) -> Result<(), StoreError> {
+        self.records
+            .set(keys::ALERTED_QUARANTINE, n.to_string().as_bytes())
+    }
+
+    /// Raises `alert` unless its subject was alerted of this kind (and not yet forgotten):
+    /// its record and the task of its first attempt, in one write; `true` if it did.
+    pub fn raise_alert(&self, alert: &Alert) -> Result<bool, StoreError> {
+        let kind = alert.kind.as_str();
+        let key = keys::alert(kind, &alert.subject);
+        if self.records.get(&key)?.is_some() {
+            return Ok(false);
+        }
+        let now = self.now();
+        let task = AlertTask::Attempt {
+            kind: kind.into(),
+            subject: alert.subject.clone(),
+            n: 0,
+        }
+        .task();
+        let entry = (key, encode(alert, self.alert_exp(now)));
+        ALERTS.add(
+            self.claims,
+            self.records,
+            self.clock,
+            now,
+            &task,
+            vec![entry],
+        )?;
+        Ok(true)
+    }
+
+    /// Forgotten a lifetime after its delivery ends; its keys expire two lifetimes after they
+    /// are written in case that task is lost.
+    fn alert_exp(&self, now: u64) -> u64 {
+        now.saturating_add(self.ttl_ms.saturating_mul(2))
+    }
+
+    /// An alert raised and not forgotten, with its delivery so far.
+    pub fn alert(
+        &self,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Option<(Alert, Option<AlertLog>)>, StoreError> {
+        let Some(alert) = self.read::<Alert>(&keys::alert(kind, subject))? else {
+            return Ok(None);
+        };
+        let log = self.read::<AlertLog>(&keys::alert_log(kind, subject))?;
+        Ok(Some((alert.v, log.map(|l| l.v))))
+    }
+
+    /// Claims attempt `n` of an alert; `false` if another run made it.
+    pub fn claim_alert_attempt(&self, alert: &Alert, n: u32) -> Result<bool, StoreError> {
+        let key = keys::alert_attempt(alert.kind.as_str(), &alert.subject, n);
+        Ok(self.claims.increment(&key, 1)? == 1)
+    }
+
+    /// Writes an alert's delivery, with `then` (a task and when it is due) in the same write.
+    pub fn save_alert_log(
+        &self,
+        alert: &Alert,
+        log: &AlertLog,
+        then: Option<(Task, u64)>,
+    ) -> Result<(), StoreError> {
+        let entry = (
+            keys::alert_log(alert.kind.as_str(), &alert.subject),
+            encode(log, self.alert_exp(self.now())),
+        );
+        match then {
+            Some((task, at)) => ALERTS.add(
+                self.claims,
+                self.records,
+                self.clock,
+                at,
+                &task,
+                vec![entry],
+            ),
+            None => self.records.set_many(&[entry]),
+        }
+    }
+
+    /// Deletes an alert, its delivery and the claims of its `attempts` attempts: its subject
+    /// may be alerted again.
+    pub fn forget_alert(&self, kind: &str, subject: &str, attempts: u32) -> Result<(), StoreError> {
+        let claims: Vec<String> = (0..=attempts)
+            .map(|n| keys::alert_attempt(kind, subject, n))
+            .collect();
+        self.claims.delete_many(&claims)?;
+        self.records
+            .delete_many(&[keys::alert(kind, subject), keys::alert_log(kind, subject)])
     }
 
     // ----- removal

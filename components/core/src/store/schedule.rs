@@ -62,6 +62,74 @@ pub enum Task {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         once: bool,
     },
+    /// Deliver or forget an alert ([`AlertTask`], written out): one string, so
+    /// the sweep, which never runs it, decodes no more than that.
+    Alert(String),
+}
+
+/// What the alerts' schedule holds: an attempt to make, or an alert to forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertTask {
+    /// Make attempt `n` (from 0) unless the alert was delivered.
+    Attempt {
+        /// `alert:{kind}:{subject}`.
+        kind: String,
+        /// What it is about.
+        subject: String,
+        /// The attempt.
+        n: u32,
+    },
+    /// Raise an alert about what a route reported (`r:{kind}:{id}:{detail}`, written by
+    /// [`crate::flow::alerts::raise`]): the alerts' run reads the rest from the store.
+    Raise {
+        /// Its kind ([`crate::alert::AlertKind::as_str`]).
+        kind: String,
+        /// The deposit, if any.
+        id: String,
+        /// What else the route knew: an invoice's reference, a gateway, or what was set
+        /// aside and why.
+        detail: String,
+    },
+    /// Forget an alert whose delivery ended a lifetime ago, with its `n` attempts' claims.
+    Forget {
+        /// Its kind.
+        kind: String,
+        /// What it is about.
+        subject: String,
+        /// Attempts made.
+        n: u32,
+    },
+}
+
+impl AlertTask {
+    /// As scheduled: `a:{n}:{kind}:{subject}`, `f:{n}:{kind}:{subject}` or
+    /// `r:{kind}:{id}:{detail}`.
+    pub fn task(&self) -> Task {
+        Task::Alert(match self {
+            Self::Attempt { kind, subject, n } => format!("a:{n}:{kind}:{subject}"),
+            Self::Forget { kind, subject, n } => format!("f:{n}:{kind}:{subject}"),
+            Self::Raise { kind, id, detail } => format!("r:{kind}:{id}:{detail}"),
+        })
+    }
+
+    /// Reads what [`AlertTask::task`] wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(4, ':');
+        let (tag, a, b, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if tag == "r" {
+            return Some(Self::Raise {
+                kind: a.into(),
+                id: b.into(),
+                detail: rest.into(),
+            });
+        }
+        let (n, kind, subject) = (a.parse().ok()?, b.to_string(), rest.to_string());
+        match tag {
+            "a" => Some(Self::Attempt { kind, subject, n }),
+            "f" => Some(Self::Forget { kind, subject, n }),
+            _ => None,
+        }
+    }
 }
 
 /// One work list.
@@ -104,6 +172,15 @@ pub const EXPIRY: Schedule = Schedule {
 /// blocks, a week of look-back on a new store.
 pub const RECONCILE: Schedule = Schedule {
     name: "rec",
+    width_ms: 1_000,
+    block: 600,
+    day: 144,
+    lookback_ms: 7 * 86_400_000,
+};
+
+/// Alerts to deliver (`POST /internal/alerts`), and to forget: like [`CREDITS`].
+pub const ALERTS: Schedule = Schedule {
+    name: "alr",
     width_ms: 1_000,
     block: 600,
     day: 144,
