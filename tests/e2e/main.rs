@@ -11,6 +11,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod alerts;
 mod api;
 mod bots;
 mod console;

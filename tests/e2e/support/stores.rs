@@ -204,7 +204,7 @@ impl Drop for WriteBlock {
 /// components/core/src/store/keys.rs. A key it does not name is a finding (both labels share
 /// one Redis database only because no name is used in both), so it panics.
 pub fn label_of(key: &str) -> &'static str {
-    const DEFAULT: [&str; 13] = [
+    const DEFAULT: [&str; 15] = [
         "deposit:",
         "ref:",
         "inv:",
@@ -218,9 +218,18 @@ pub fn label_of(key: &str) -> &'static str {
         "slot:",
         "cursor:",
         "quarantine:",
+        "alert:",
+        "alertlog:",
     ];
-    const CLAIMS: [&str; 7] = [
-        "paid:", "create:", "life:", "nonce:", "count:", "block:", "day:",
+    const CLAIMS: [&str; 8] = [
+        "paid:",
+        "create:",
+        "life:",
+        "nonce:",
+        "count:",
+        "block:",
+        "day:",
+        "alerting:",
     ];
     if key == "quarantine" || DEFAULT.iter().any(|p| key.starts_with(p)) {
         "default"

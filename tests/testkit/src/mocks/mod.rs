@@ -3,12 +3,17 @@
 //! `X-Signature` (hex HMAC-SHA256 of the raw body) themselves and record every request.
 //! Like Python's `http.server` or PHP's built-in server, they need `Content-Length`: a
 //! request without one (chunked) is answered 411 and never reaches the party. Each serves plain
-//! HTTP/1.1, or HTTPS (`start_tls`: HTTP/2 or HTTP/1.1 as ALPN decides).
+//! HTTP/1.1, or HTTPS (`start_tls`: HTTP/2 or HTTP/1.1 as ALPN decides). The operator's
+//! alert channels (a signed webhook receiver and Telegram's `sendMessage`) are in `alerts`.
 
+mod alerts;
 mod bot;
 pub mod gateways;
 mod pg;
 
+pub use alerts::{
+    timestamped_authentic, MockAlertReceiver, MockTelegram, ALERT_HOOK_PATH, TELEGRAM_MAX_TEXT,
+};
 pub use bot::{BotMode, BotState, MockBot, TRICKLE_PADDING};
 pub use pg::{MockPg, PgMode, PgState};
 
