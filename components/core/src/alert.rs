@@ -1,10 +1,11 @@
 //! Alerts: the operator is told, once per event, when money needs a hand — a credit gave up,
 //! a payment is to be refunded, a payment of the wrong amount waits for review, a record was
 //! quarantined, or a gateway's callbacks went missing while its payments were found by asking
-//! it. The routes where that happens raise the alert (`alert:{kind}:{subject}` and a task of
-//! the `alr` schedule, in one write; nothing while alerts are off); `POST /internal/alerts`
-//! delivers it to the webhook and Telegram with the credits' retry schedule, and forgets it
-//! a lifetime later.
+//! it. The routes where that happens write a task of a few ids in the `alr` schedule
+//! (nothing while alerts are off: [`crate::flow::alerts::raise`]); the quarantine is read
+//! where it is kept. `POST /internal/alerts` makes the alert from the store (once:
+//! `alert:{kind}:{subject}`), delivers it to the webhook and Telegram with the credits' retry
+//! schedule, and forgets it a lifetime later.
 //!
 //! Once per event: a subject is alerted once per kind until it is forgotten (a deposit's
 //! subject carries its epoch, so a reused id is a new subject). Each attempt is claimed by

@@ -214,14 +214,8 @@ impl Credit {
         self.state = if was_exhausted || (sent && self.retries >= delivery.credit_max_retries) {
             CreditState::Exhausted
         } else {
-            let schedule = &delivery.credit_retry_schedule;
-            let index = (self.retries as usize).min(schedule.len().saturating_sub(1));
-            let delay = schedule
-                .get(index)
-                .copied()
-                .unwrap_or(Duration::from_secs(60));
             CreditState::Scheduled {
-                next_at: now.saturating_add(millis(delay)),
+                next_at: now.saturating_add(millis(delivery.retry_delay(self.retries))),
             }
         };
     }

@@ -375,6 +375,19 @@ pub struct Delivery {
     pub credit_lease: Duration,
 }
 
+impl Delivery {
+    /// How long after the attempt that follows `retries` retries the next one comes: the
+    /// schedule's entry, its last repeating (credits and alerts alike).
+    pub fn retry_delay(&self, retries: u32) -> Duration {
+        let schedule = &self.credit_retry_schedule;
+        let index = (retries as usize).min(schedule.len().saturating_sub(1));
+        schedule
+            .get(index)
+            .copied()
+            .unwrap_or(Duration::from_secs(60))
+    }
+}
+
 /// The configuration a route read: CORS always, the sections it declared.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -40,7 +40,7 @@ pub fn raise(
     if !alerts_on(variables) {
         return;
     }
-    let task = Task::Alert(format!("r:{}:{id}:{detail}", kind.as_str()));
+    let task = AlertTask::raise(kind.as_str(), id, detail);
     let now = store.now();
     if ALERTS
         .add(
@@ -212,23 +212,19 @@ impl Run<'_, '_> {
             return Ok(());
         }
         let now = store.now();
+        // The channels that took it before, and what the last attempt heard.
+        let (webhook, telegram, last_result) = log.map_or((false, false, None), |l| {
+            (l.webhook, l.telegram, l.last_result)
+        });
         let log = AlertLog {
             attempts: n.saturating_add(1),
+            webhook,
+            telegram,
             state: AlertState::Retrying,
+            last_result,
             at: now,
-            ..log.unwrap_or(AlertLog {
-                attempts: 0,
-                webhook: false,
-                telegram: false,
-                state: AlertState::Retrying,
-                last_result: None,
-                at: now,
-            })
         };
-        let schedule = &self.delivery.credit_retry_schedule;
-        let delay = schedule
-            .get((n as usize).min(schedule.len().saturating_sub(1)))
-            .map_or(60_000, |d| millis(*d));
+        let delay = millis(self.delivery.retry_delay(n));
         let next = AlertTask::Attempt {
             kind: kind.into(),
             subject: subject.into(),
@@ -331,27 +327,23 @@ impl<'a> TaskRunner<'a> for Run<'a, '_> {
             // Nothing else is scheduled here.
             return Ok(());
         };
-        match AlertTask::parse(&text) {
-            Some(AlertTask::Attempt { kind, subject, n }) => {
-                match self.attempt(&kind, &subject, n) {
-                    Err(StoreError::Corrupt(reason)) => {
-                        self.quarantine(&format!("alert {kind}:{subject}"), &reason)
-                    }
-                    other => other,
-                }
+        let Some(task) = AlertTask::parse(&text) else {
+            return self.quarantine(&format!("alert task {text}"), "not an alert task");
+        };
+        let outcome = match &task {
+            AlertTask::Attempt { kind, subject, n } => self.attempt(kind, subject, *n),
+            AlertTask::Raise { kind, id, detail } => self.raised(kind, id, detail),
+            AlertTask::Forget { kind, subject, n } => self
+                .store
+                .forget_alert(kind, subject, *n)
+                .map(|()| self.report.forgotten += 1),
+        };
+        match outcome {
+            // A record it could not read is set aside, and the run goes on.
+            Err(StoreError::Corrupt(reason)) => {
+                self.quarantine(&format!("alert task {text}"), &reason)
             }
-            Some(AlertTask::Raise { kind, id, detail }) => match self.raised(&kind, &id, &detail) {
-                Err(StoreError::Corrupt(reason)) => {
-                    self.quarantine(&format!("alert {kind} of {id}"), &reason)
-                }
-                other => other,
-            },
-            Some(AlertTask::Forget { kind, subject, n }) => {
-                self.store.forget_alert(&kind, &subject, n)?;
-                self.report.forgotten += 1;
-                Ok(())
-            }
-            None => self.quarantine(&format!("alert task {text}"), "not an alert task"),
+            other => other,
         }
     }
 

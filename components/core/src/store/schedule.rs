@@ -108,8 +108,13 @@ impl AlertTask {
         Task::Alert(match self {
             Self::Attempt { kind, subject, n } => format!("a:{n}:{kind}:{subject}"),
             Self::Forget { kind, subject, n } => format!("f:{n}:{kind}:{subject}"),
-            Self::Raise { kind, id, detail } => format!("r:{kind}:{id}:{detail}"),
+            Self::Raise { kind, id, detail } => return Self::raise(kind, id, detail),
         })
+    }
+
+    /// The task of [`AlertTask::Raise`] from borrowed parts (what a route writes).
+    pub fn raise(kind: &str, id: &str, detail: &str) -> Task {
+        Task::Alert(format!("r:{kind}:{id}:{detail}"))
     }
 
     /// Reads what [`AlertTask::task`] wrote.
