@@ -75,6 +75,25 @@ pub struct MockAlertReceiver {
     state: Arc<ReceiverState>,
 }
 
+/// Serves `state`'s answers over plain HTTP on `addr` (both mocks here answer at once).
+async fn serve_plain<S: Send + Sync + 'static>(
+    addr: &str,
+    state: &Arc<S>,
+    answer: fn(&S, Received) -> (u16, Reply),
+) -> Result<SocketAddr> {
+    let state = state.clone();
+    serve(
+        addr,
+        move |received: Received| {
+            let state = state.clone();
+            async move { answer(&state, received) }
+        },
+        None,
+        None,
+    )
+    .await
+}
+
 impl MockAlertReceiver {
     /// Listens on `addr` (port 0 for a free one), verifying with `secret`.
     pub async fn start(addr: &str, secret: &str) -> Result<Self> {
@@ -86,17 +105,7 @@ impl MockAlertReceiver {
             keys: Mutex::new(HashSet::new()),
             duplicates: AtomicU64::new(0),
         });
-        let handler = state.clone();
-        let addr = serve(
-            addr,
-            move |received: Received| {
-                let state = handler.clone();
-                async move { state.answer(received) }
-            },
-            None,
-            None,
-        )
-        .await?;
+        let addr = serve_plain(addr, &state, ReceiverState::answer).await?;
         Ok(Self { addr, state })
     }
 
@@ -250,17 +259,7 @@ impl MockTelegram {
             messages: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         });
-        let handler = state.clone();
-        let addr = serve(
-            addr,
-            move |received: Received| {
-                let state = handler.clone();
-                async move { state.answer(received) }
-            },
-            None,
-            None,
-        )
-        .await?;
+        let addr = serve_plain(addr, &state, TelegramState::answer).await?;
         Ok(Self { addr, state })
     }
 
